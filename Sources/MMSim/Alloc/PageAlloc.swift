@@ -1,0 +1,874 @@
+// mm/page_alloc.c: the buddy allocator: free lists per order and migrate type, pcp lists, watermarks, fallback.
+
+/// ALLOC_* flags of mm/internal.h that the model acts on.
+struct AllocFlags: OptionSet {
+    var rawValue: UInt32
+    static let wmarkMin = AllocFlags([])
+    static let wmarkLow = AllocFlags(rawValue: 1 << 0)
+    static let wmarkHigh = AllocFlags(rawValue: 1 << 1)
+    static let minReserve = AllocFlags(rawValue: 1 << 3)
+    static let nonBlock = AllocFlags(rawValue: 1 << 4)
+    static let highAtomic = AllocFlags(rawValue: 1 << 5)
+    static let noFragment = AllocFlags(rawValue: 1 << 8)
+    static let kswapd = AllocFlags(rawValue: 1 << 9)
+    static let reserves: AllocFlags = [.minReserve, .highAtomic]
+
+    var watermark: Watermark {
+        if contains(.wmarkHigh) { return .high }
+        if contains(.wmarkLow) { return .low }
+        return .min
+    }
+}
+
+/// enum rmqueue_mode: remembers, across one rmqueue_bulk(), which fallback level found pages.
+enum RmqueueMode { case normal, claim, steal }
+
+/// The page allocator of one node: zones, free lists, per-CPU lists, pageblock types.
+public final class PageAllocator {
+    public let frames: FrameTable
+    public let counters: VMCounters
+    /// All zones of the node, indexed by ZoneType (empty ones included, as the kernel has them).
+    public let zones: [Zone]
+    public let cpuCount: Int
+    /// The CPU on whose behalf allocations run (this_cpu for pcp lists).
+    public var currentCPU = 0
+    /// Pageblock migrate types (the usemap), one byte per pageblock.
+    private let pageblockTypes: UnsafeMutablePointer<UInt8>
+    private let pageblockCount: Int
+    /// Messages for the kernel log (page allocation failures, bad pages).
+    public internal(set) var log: [String] = []
+    /// Frames the allocator refused to free because their state was wrong (bad_page()).
+    public internal(set) var badPages = 0
+    /// Called on every successful allocation and free (tracing hook: mm_page_alloc / mm_page_free).
+    public var trace: ((_ event: String, _ pfn: PFN, _ order: Int) -> Void)?
+
+    init(frames: FrameTable, counters: VMCounters, cpus: Int) {
+        self.frames = frames
+        self.counters = counters
+        self.cpuCount = cpus
+        self.zones = ZoneType.allCases.map { Zone(type: $0, cpus: cpus) }
+        pageblockCount = Int((frames.endPFN + PageOrder.pageblock.pages - 1) >> UInt64(PageOrder.pageblock.raw))
+        pageblockTypes = .allocate(capacity: max(1, pageblockCount))
+        // memmap_init_zone(): every pageblock starts MIGRATE_MOVABLE.
+        pageblockTypes.initialize(repeating: UInt8(MigrateType.movable.rawValue), count: max(1, pageblockCount))
+    }
+
+    deinit { pageblockTypes.deallocate() }
+
+    // MARK: Pageblocks
+
+    /// get_pfnblock_migratetype()
+    @inline(__always) public func pageblockMigratetype(_ pfn: PFN) -> MigrateType {
+        MigrateType(rawValue: Int(pageblockTypes[Int(pfn.raw >> UInt64(PageOrder.pageblock.raw))]))!
+    }
+
+    /// set_pageblock_migratetype()
+    @inline(__always) func setPageblockMigratetype(_ pfn: PFN, _ mt: MigrateType) {
+        pageblockTypes[Int(pfn.raw >> UInt64(PageOrder.pageblock.raw))] = UInt8(mt.rawValue)
+    }
+
+    /// page_zone()
+    @inline(__always) public func zone(of pfn: PFN) -> Zone {
+        for z in zones.reversed() where z.isPopulated && z.contains(pfn) { return z }
+        return zones[0]
+    }
+
+    // MARK: Free lists
+
+    /// __add_to_free_list(): to the head or, with `tail`, to the tail of free_list[mt].
+    @inline(__always) func addToFreeList(_ zone: Zone, _ pfn: PFN, order: Int, _ mt: MigrateType, tail: Bool) {
+        let p = frames[pfn]
+        p.pointee.state = .buddy
+        p.pointee.order = UInt8(order)
+        p.pointee.pcpMigratetype = UInt8(mt.rawValue)
+        let li = Zone.listIndex(order, mt, back: tail)
+        p.pointee.spare = UInt32(li)
+        let v = UInt32(truncatingIfNeeded: pfn.raw)
+        if tail {
+            p.pointee.next = FrameTable.nil
+            p.pointee.prev = zone.lists[li].tail
+            if zone.lists[li].tail != FrameTable.nil { frames[PFN(UInt64(zone.lists[li].tail))].pointee.next = v } else { zone.lists[li].head = v }
+            zone.lists[li].tail = v
+        } else {
+            p.pointee.prev = FrameTable.nil
+            p.pointee.next = zone.lists[li].head
+            if zone.lists[li].head != FrameTable.nil { frames[PFN(UInt64(zone.lists[li].head))].pointee.prev = v } else { zone.lists[li].tail = v }
+            zone.lists[li].head = v
+        }
+        zone.lists[li].count += 1
+        zone.nrFree[order] += 1
+        if order >= PageOrder.pageblock.raw && mt != .isolate {
+            zone.stats[VMStat.nrFreePagesBlocks.rawValue] += Int64(1 << order)
+        }
+        // Tail frames of a free block are marked for the invariant checker (order 0 has none).
+        if order > 0 {
+            for i in 1..<(UInt64(1) << UInt64(order)) { frames[pfn + i].pointee.state = .buddyTail }
+        }
+    }
+
+    /// __del_page_from_free_list()
+    @inline(__always) func delFromFreeList(_ zone: Zone, _ pfn: PFN, order: Int, _ mt: MigrateType) {
+        let p = frames[pfn]
+        let li = Int(p.pointee.spare)
+        let next = p.pointee.next, prev = p.pointee.prev
+        if prev != FrameTable.nil { frames[PFN(UInt64(prev))].pointee.next = next } else { zone.lists[li].head = next }
+        if next != FrameTable.nil { frames[PFN(UInt64(next))].pointee.prev = prev } else { zone.lists[li].tail = prev }
+        p.pointee.next = FrameTable.nil
+        p.pointee.prev = FrameTable.nil
+        p.pointee.state = .allocated
+        zone.lists[li].count -= 1
+        zone.nrFree[order] -= 1
+        if order >= PageOrder.pageblock.raw && mt != .isolate {
+            zone.stats[VMStat.nrFreePagesBlocks.rawValue] -= Int64(1 << order)
+        }
+    }
+
+    /// get_page_from_free_area(): the first block of the logical list front ++ virgin ++ back.
+    @inline(__always) func firstFree(_ zone: Zone, order: Int, _ mt: MigrateType) -> PFN? {
+        let front = zone.lists[Zone.listIndex(order, mt, back: false)]
+        if front.head != FrameTable.nil { return PFN(UInt64(front.head)) }
+        if order == PageOrder.max.raw && mt == .movable, zone.virgin.count > 0 {
+            // Materialize the lowest virgin block as an ordinary free-list entry at the
+            // front, so that deletion below is uniform.
+            let pfn = zone.virgin.popFirst()!
+            zone.nrFree[order] -= 1
+            zone.stats[VMStat.nrFreePagesBlocks.rawValue] -= Int64(1 << order)
+            addToFreeList(zone, PFN(pfn), order: order, mt, tail: false)
+            return PFN(pfn)
+        }
+        let back = zone.lists[Zone.listIndex(order, mt, back: true)]
+        if back.head != FrameTable.nil { return PFN(UInt64(back.head)) }
+        return nil
+    }
+
+    /// account_freepages(): NR_FREE_PAGES of the zone and the machine (isolated pages excluded).
+    @inline(__always) func accountFreepages(_ zone: Zone, _ nr: Int64, _ mt: MigrateType) {
+        if mt == .isolate { return }
+        zone.stats[VMStat.nrFreePages.rawValue] += nr
+        counters.add(.nrFreePages, nr)
+    }
+
+    /// Keeps the machine-wide NR_FREE_PAGES_BLOCKS equal to the sum of the zones'.
+    func syncFreeBlocksCounter() {
+        counters[.nrFreePagesBlocks] = zones.reduce(0) { $0 + $1.stats[VMStat.nrFreePagesBlocks.rawValue] }
+    }
+
+    /// find_buddy_page_pfn(): the buddy of the block at `pfn` if it is a free block of exactly `order` in the same zone.
+    @inline(__always) func freeBuddy(_ zone: Zone, _ pfn: PFN, order: Int) -> PFN? {
+        let b = pfn.buddy(PageOrder(order))
+        guard b.raw >= zone.startPFN, b.raw < zone.endPFN else { return nil }
+        guard let p = frames.peek(b) else { return nil }
+        guard p.pointee.state == .buddy, Int(p.pointee.order) == order else { return nil }
+        return b
+    }
+
+    /// __free_one_page(): merge with free buddies up to MAX_PAGE_ORDER and insert.
+    func freeOneBlock(_ zone: Zone, _ start: PFN, order startOrder: Int, _ startMT: MigrateType, toTail: Bool) {
+        var pfn = start, order = startOrder
+        let mt = startMT
+        accountFreepages(zone, Int64(1 << order), mt)
+        var lastBuddy: PFN? = nil
+        while order < PageOrder.max.raw {
+            guard let buddy = freeBuddy(zone, pfn, order: order) else {
+                lastBuddy = pfn.buddy(PageOrder(order))
+                break
+            }
+            var buddyMT = MigrateType(rawValue: Int(frames[buddy].pointee.pcpMigratetype))!
+            if order >= PageOrder.pageblock.raw {
+                // Never merge an isolated/highatomic block with a normal one.
+                buddyMT = pageblockMigratetype(buddy)
+                if buddyMT != mt && (!isMergeable(mt) || !isMergeable(buddyMT)) { break }
+            }
+            delFromFreeList(zone, buddy, order: order, MigrateType(rawValue: Int(frames[buddy].pointee.pcpMigratetype))!)
+            // The merged block's tail frames keep buddyTail state (set below on insert).
+            if buddyMT != mt {
+                // Match buddy type so expand() later puts sub-blocks on the right lists.
+                setPageblockMigratetype(buddy, mt)
+            }
+            pfn = PFN(pfn.raw & buddy.raw)
+            order += 1
+            lastBuddy = nil
+        }
+        var tail = toTail
+        if !toTail, let b = lastBuddy {
+            tail = buddyMergeLikely(zone, pfn, buddy: b, order: order)
+        }
+        addToFreeList(zone, pfn, order: order, mt, tail: tail)
+    }
+
+    /// migratetype_is_mergeable()
+    @inline(__always) func isMergeable(_ mt: MigrateType) -> Bool { mt.rawValue < MigrateType.pcpTypes }
+
+    /// buddy_merge_likely(): put a block at the tail when its parent's buddy is free, so it has time to merge.
+    @inline(__always) func buddyMergeLikely(_ zone: Zone, _ pfn: PFN, buddy: PFN, order: Int) -> Bool {
+        if order >= PageOrder.max.raw - 1 { return false }
+        let higher = PFN(buddy.raw & pfn.raw)
+        return freeBuddy(zone, higher, order: order + 1) != nil
+    }
+
+    /// expand(): split a block of order `high` down to `low`, upper halves to the heads of the lower lists.
+    @inline(__always) func expand(_ zone: Zone, _ pfn: PFN, low: Int, high: Int, _ mt: MigrateType) -> Int64 {
+        var h = high
+        var added: Int64 = 0
+        while h > low {
+            h -= 1
+            let half = pfn + (UInt64(1) << UInt64(h))
+            addToFreeList(zone, half, order: h, mt, tail: false)
+            added += Int64(1 << h)
+        }
+        return added
+    }
+
+    /// page_del_and_expand()
+    @inline(__always) func delAndExpand(_ zone: Zone, _ pfn: PFN, low: Int, high: Int, _ mt: MigrateType) {
+        delFromFreeList(zone, pfn, order: high, mt)
+        let added = expand(zone, pfn, low: low, high: high, mt)
+        accountFreepages(zone, added - Int64(1 << high), mt)
+    }
+
+    /// __rmqueue_smallest()
+    func rmqueueSmallest(_ zone: Zone, order: Int, _ mt: MigrateType) -> PFN? {
+        var o = order
+        while o <= PageOrder.max.raw {
+            if let pfn = firstFree(zone, order: o, mt) {
+                delAndExpand(zone, pfn, low: order, high: o, mt)
+                return pfn
+            }
+            o += 1
+        }
+        return nil
+    }
+
+    /// should_try_claim_block()
+    func shouldTryClaimBlock(order: Int, _ startMT: MigrateType) -> Bool {
+        if order >= PageOrder.pageblock.raw / 2 { return true }
+        return startMT == .reclaimable || startMT == .unmovable
+    }
+
+    /// find_suitable_fallback(): -1 none at this order, -2 too small to claim.
+    func findSuitableFallback(_ zone: Zone, order: Int, _ mt: MigrateType, claimable: Bool) -> Int {
+        if claimable && !shouldTryClaimBlock(order: order, mt) { return -2 }
+        guard let (a, b) = mt.fallbacks else { return -1 }
+        if !zone.isFreeListEmpty(order: order, a) { return a.rawValue }
+        if !zone.isFreeListEmpty(order: order, b) { return b.rawValue }
+        return -1
+    }
+
+    /// Frames of pageblock `start` that are free in the buddy allocator, and those that are movable (on an LRU).
+    func pageblockCensus(_ start: PFN) -> (free: UInt64, movable: UInt64) {
+        var free: UInt64 = 0, movable: UInt64 = 0
+        var pfn = start
+        let end = start + PageOrder.pageblock.pages
+        while pfn < end {
+            let p = frames[pfn]
+            if p.pointee.state == .buddy {
+                let n = UInt64(1) << UInt64(p.pointee.order)
+                free += n
+                pfn = pfn + n
+                continue
+            }
+            if p.pointee.flags.contains(.lru) { movable += 1 }
+            pfn = pfn + 1
+        }
+        return (free, movable)
+    }
+
+    /// __move_freepages_block(): every free block of the pageblock to the lists of `to`.
+    func moveFreepagesBlock(_ zone: Zone, _ start: PFN, from: MigrateType, to: MigrateType) {
+        var pfn = start
+        let end = start + PageOrder.pageblock.pages
+        while pfn < end {
+            let p = frames[pfn]
+            if p.pointee.state == .buddy {
+                let order = Int(p.pointee.order)
+                let mt = MigrateType(rawValue: Int(p.pointee.pcpMigratetype))!
+                delFromFreeList(zone, pfn, order: order, mt)
+                accountFreepages(zone, -Int64(1 << order), mt)
+                addToFreeList(zone, pfn, order: order, to, tail: false)
+                accountFreepages(zone, Int64(1 << order), to)
+                pfn = pfn + (UInt64(1) << UInt64(order))
+            } else {
+                pfn = pfn + 1
+            }
+        }
+    }
+
+    /// try_to_claim_block(): take over a whole pageblock (or several) of another type.
+    func tryToClaimBlock(_ zone: Zone, _ pfn: PFN, currentOrder: Int, order: Int, start startMT: MigrateType, block blockMT: MigrateType) -> PFN? {
+        if currentOrder >= PageOrder.pageblock.raw {
+            delFromFreeList(zone, pfn, order: currentOrder, blockMT)
+            accountFreepages(zone, -Int64(1 << currentOrder), blockMT)
+            // change_pageblock_range()
+            var b = pfn
+            while b < pfn + (UInt64(1) << UInt64(currentOrder)) {
+                setPageblockMigratetype(b, startMT)
+                b = b + PageOrder.pageblock.pages
+            }
+            let added = expand(zone, pfn, low: order, high: currentOrder, startMT)
+            accountFreepages(zone, added, startMT)
+            return pfn
+        }
+        // The block straddles no zone boundary in this model (zones are pageblock aligned).
+        let blockStart = PFN(pfn.raw & ~(PageOrder.pageblock.pages - 1))
+        let (free, movable) = pageblockCensus(blockStart)
+        let alike: UInt64
+        if startMT == .movable {
+            alike = movable
+        } else {
+            alike = blockMT == .movable ? PageOrder.pageblock.pages - (free + movable) : 0
+        }
+        if free + alike >= PageOrder.pageblock.pages / 2 {
+            moveFreepagesBlock(zone, blockStart, from: blockMT, to: startMT)
+            setPageblockMigratetype(blockStart, startMT)
+            return rmqueueSmallest(zone, order: order, startMT)
+        }
+        return nil
+    }
+
+    /// __rmqueue_claim(): the largest block of a fallback type, claiming its pageblock.
+    func rmqueueClaim(_ zone: Zone, order: Int, _ mt: MigrateType, _ flags: AllocFlags) -> PFN? {
+        let minOrder = (order < PageOrder.pageblock.raw && flags.contains(.noFragment)) ? PageOrder.pageblock.raw : order
+        var current = PageOrder.max.raw
+        while current >= minOrder {
+            let f = findSuitableFallback(zone, order: current, mt, claimable: true)
+            if f == -2 { break }
+            if f >= 0 {
+                let fmt = MigrateType(rawValue: f)!
+                let pfn = firstFree(zone, order: current, fmt)!
+                if let got = tryToClaimBlock(zone, pfn, currentOrder: current, order: order, start: mt, block: fmt) {
+                    return got
+                }
+            }
+            current -= 1
+        }
+        return nil
+    }
+
+    /// __rmqueue_steal(): the smallest block of a fallback type, without claiming its pageblock.
+    func rmqueueSteal(_ zone: Zone, order: Int, _ mt: MigrateType) -> PFN? {
+        var current = order
+        while current <= PageOrder.max.raw {
+            let f = findSuitableFallback(zone, order: current, mt, claimable: false)
+            if f >= 0 {
+                let fmt = MigrateType(rawValue: f)!
+                let pfn = firstFree(zone, order: current, fmt)!
+                delAndExpand(zone, pfn, low: order, high: current, fmt)
+                return pfn
+            }
+            current += 1
+        }
+        return nil
+    }
+
+    /// __rmqueue()
+    func rmqueue(_ zone: Zone, order: Int, _ mt: MigrateType, _ flags: AllocFlags, mode: inout RmqueueMode) -> PFN? {
+        if mode == .normal, let p = rmqueueSmallest(zone, order: order, mt) { return p }
+        if mode != .steal, let p = rmqueueClaim(zone, order: order, mt, flags) {
+            mode = .normal
+            return p
+        }
+        if !flags.contains(.noFragment), let p = rmqueueSteal(zone, order: order, mt) {
+            mode = .steal
+            return p
+        }
+        return nil
+    }
+
+    // MARK: Per-CPU lists
+
+    /// nr_pcp_alloc(): how many pages one refill of an empty pcp list takes from the buddy lists.
+    func nrPcpAlloc(_ pcp: inout PerCPUPages, order: Int) -> Int {
+        let baseBatch = pcp.batch
+        pcp.high = min(max(pcp.high, pcp.highMin), pcp.highMax)
+        var high = pcp.high
+        if high < baseBatch { return 1 }
+        var batch = order > 0 ? baseBatch : baseBatch << pcp.allocFactor
+        if pcp.highMin != pcp.highMax {
+            high = min(high + batch, pcp.highMax)
+            pcp.high = high
+        }
+        if order == 0 {
+            let maxNrAlloc = max(high - pcp.count - baseBatch, baseBatch)
+            if batch <= maxNrAlloc && pcp.allocFactor < PerCPUPages.batchScaleMax { pcp.allocFactor += 1 }
+            batch = min(batch, maxNrAlloc)
+        }
+        if batch > 1 { batch = max(batch >> order, 2) }
+        return batch
+    }
+
+    /// rmqueue_pcplist()
+    @inline(__always) func rmqueuePcplist(_ zone: Zone, order: Int, _ mt: MigrateType, _ flags: AllocFlags) -> PFN? {
+        let cpu = currentCPU
+        let pindex = PerCPUPages.index(mt, order)
+        zone.pcp[cpu].freeCount >>= 1
+        if zone.pcp[cpu].lists[pindex].isEmpty {
+            let batch = nrPcpAlloc(&zone.pcp[cpu], order: order)
+            // rmqueue_bulk(): pages go to the list tail in the order the buddy lists give them.
+            var mode = RmqueueMode.normal
+            var got = 0
+            while got < batch {
+                guard let pfn = rmqueue(zone, order: order, mt, flags, mode: &mode) else { break }
+                let p = frames[pfn]
+                p.pointee.state = .pcp
+                p.pointee.order = UInt8(order)
+                zone.pcp[cpu].lists[pindex].pushBack(UInt32(truncatingIfNeeded: pfn.raw))
+                got += 1
+            }
+            zone.pcp[cpu].count += got << order
+            if got == 0 { return nil }
+        }
+        let v = zone.pcp[cpu].lists[pindex].popFront()!
+        zone.pcp[cpu].count -= 1 << order
+        return PFN(UInt64(v))
+    }
+
+    /// nr_pcp_high()
+    func nrPcpHigh(_ pcp: inout PerCPUPages, batch: Int, freeHigh: Bool) -> Int {
+        let high = min(max(pcp.high, pcp.highMin), pcp.highMax)
+        pcp.high = high
+        if high == 0 { return 0 }
+        if freeHigh {
+            pcp.high = max(high - (batch << PerCPUPages.batchScaleMax), pcp.highMin)
+            return 0
+        }
+        if pcp.highMin == pcp.highMax { return high }
+        if pcp.count >= high {
+            let need = pcp.freeCount + batch
+            if pcp.high < need { pcp.high = min(max(need, pcp.highMin), pcp.highMax) }
+        }
+        return high
+    }
+
+    /// nr_pcp_free()
+    func nrPcpFree(_ pcp: PerCPUPages, batch: Int, high: Int, freeHigh: Bool) -> Int {
+        if freeHigh { return min(pcp.count, batch << PerCPUPages.batchScaleMax) }
+        if high < batch { return 1 }
+        return min(max(pcp.freeCount, batch), max(high - batch, batch))
+    }
+
+    /// free_unref_page_commit(): put a page on this CPU's list, drain a batch past high.
+    @inline(__always) func freeToPcp(_ zone: Zone, _ pfn: PFN, order: Int, _ mt: MigrateType) {
+        let cpu = currentCPU
+        let pindex = PerCPUPages.index(mt, order)
+        zone.pcp[cpu].allocFactor >>= 1
+        let p = frames[pfn]
+        p.pointee.state = .pcp
+        p.pointee.order = UInt8(order)
+        zone.pcp[cpu].lists[pindex].pushFront(UInt32(truncatingIfNeeded: pfn.raw))
+        zone.pcp[cpu].count += 1 << order
+        let batch = zone.pcp[cpu].batch
+        var freeHigh = false
+        if order > 0 && order <= PageOrder.costly.raw {
+            let pc = zone.pcp[cpu]
+            freeHigh = pc.freeCount >= batch + pc.highMin / 2 && pc.prevFreeHighOrder && pc.count >= batch
+            zone.pcp[cpu].prevFreeHighOrder = true
+        } else if zone.pcp[cpu].prevFreeHighOrder {
+            zone.pcp[cpu].prevFreeHighOrder = false
+        }
+        if zone.pcp[cpu].freeCount < batch << PerCPUPages.batchScaleMax { zone.pcp[cpu].freeCount += 1 << order }
+        let high = nrPcpHigh(&zone.pcp[cpu], batch: batch, freeHigh: freeHigh)
+        if zone.pcp[cpu].count >= high {
+            let n = nrPcpFree(zone.pcp[cpu], batch: batch, high: high, freeHigh: freeHigh)
+            freePcppagesBulk(zone, cpu: cpu, count: n, pindex: pindex)
+        }
+    }
+
+    /// free_pcppages_bulk(): give `count` pages back to the buddy lists, round-robin over the lists, oldest first.
+    func freePcppagesBulk(_ zone: Zone, cpu: Int, count requested: Int, pindex start: Int) {
+        var count = min(zone.pcp[cpu].count, requested)
+        var pindex = start - 1
+        while count > 0 {
+            repeat {
+                pindex += 1
+                if pindex > PerCPUPages.listCount - 1 { pindex = 0 }
+            } while zone.pcp[cpu].lists[pindex].isEmpty
+            let order = PerCPUPages.order(ofList: pindex)
+            let nr = 1 << order
+            repeat {
+                let pfn = PFN(UInt64(zone.pcp[cpu].lists[pindex].popBack()!))
+                count -= nr
+                zone.pcp[cpu].count -= nr
+                freeOneBlock(zone, pfn, order: order, pageblockMigratetype(pfn), toTail: false)
+            } while count > 0 && !zone.pcp[cpu].lists[pindex].isEmpty
+        }
+        syncFreeBlocksCounter()
+    }
+
+    /// drain_pages_zone() for one CPU, or every CPU (drain_all_pages()).
+    public func drainPages(cpu: Int? = nil) {
+        for z in zones where z.isPopulated {
+            for c in 0..<cpuCount where cpu == nil || cpu == c {
+                let n = z.pcp[c].count
+                if n > 0 { freePcppagesBulk(z, cpu: c, count: n, pindex: 0) }
+            }
+        }
+    }
+
+    // MARK: Allocation
+
+    /// zone_watermark_ok() / __zone_watermark_ok()
+    func watermarkOK(_ zone: Zone, order: Int, mark: UInt64, highest: ZoneType, _ flags: AllocFlags) -> Bool {
+        var minMark = Int64(mark)
+        var free = zone.freePages - Int64((1 << order) - 1)
+        if !flags.contains(.minReserve) && !flags.contains(.highAtomic) { free -= Int64(zone.reservedHighAtomic) }
+        if flags.contains(.minReserve) {
+            minMark -= minMark / 2
+            if flags.contains(.nonBlock) { minMark -= minMark / 4 }
+        }
+        if free <= minMark + Int64(zone.lowmemReserve[highest.rawValue]) { return false }
+        if order == 0 { return true }
+        for o in order...PageOrder.max.raw where zone.nrFree[o] > 0 {
+            for mt in 0..<MigrateType.pcpTypes where !zone.isFreeListEmpty(order: o, MigrateType(rawValue: mt)!) {
+                return true
+            }
+            if flags.contains(.highAtomic) && !zone.isFreeListEmpty(order: o, .highAtomic) { return true }
+        }
+        return false
+    }
+
+    /// get_page_from_freelist(): walk the zonelist from the highest allowed zone down.
+    func getPageFromFreelist(order: Int, gfp: GFP, _ flagsIn: AllocFlags, highest: ZoneType) -> (PFN, Zone)? {
+        var flags = flagsIn
+        let mt = gfp.migratetype
+        while true {
+            var zi = highest.rawValue
+            while zi >= 0 {
+                let zone = zones[zi]
+                zi -= 1
+                if !zone.isPopulated || zone.managedPages == 0 { continue }
+                let mark = zone.watermark(flags.watermark)
+                if !watermarkOK(zone, order: order, mark: mark, highest: highest, flags) { continue }
+                let got: PFN?
+                if PerCPUPages.allowed(order) && zone.pcp[currentCPU].highMax > 0 {
+                    got = rmqueuePcplist(zone, order: order, mt, flags)
+                } else {
+                    var mode = RmqueueMode.normal
+                    if order > 0 && flags.contains(.highAtomic) {
+                        got = rmqueueSmallest(zone, order: order, .highAtomic) ?? rmqueue(zone, order: order, mt, flags, mode: &mode)
+                    } else {
+                        got = rmqueue(zone, order: order, mt, flags, mode: &mode)
+                    }
+                    syncFreeBlocksCounter()
+                }
+                if let pfn = got { return (pfn, zone) }
+            }
+            // Retry without ALLOC_NOFRAGMENT before giving up, as the kernel does.
+            if flags.contains(.noFragment) {
+                flags.remove(.noFragment)
+                continue
+            }
+            return nil
+        }
+    }
+
+    /// alloc_flags_nofragment(): Normal-zone allocations avoid fragmenting pageblocks while DMA32 exists.
+    func noFragmentFlags(highest: ZoneType) -> AllocFlags {
+        if highest.rawValue >= ZoneType.normal.rawValue && zones[ZoneType.dma32.rawValue].managedPages > 0 {
+            return .noFragment
+        }
+        return []
+    }
+
+    /// __alloc_pages(): the fast path at the low watermark, then the slow path at the min
+    /// watermark with the reserves the GFP flags allow. Reclaim, compaction and the OOM
+    /// killer are not modelled yet: when the slow path finds nothing the allocation fails,
+    /// with the kernel's warning unless __GFP_NOWARN.
+    public func allocPages(_ gfp: GFP, order: Int = 0) -> PFN? {
+        guard order >= 0, order <= PageOrder.max.raw else {
+            log.append("WARNING: page allocation of order \(order) > MAX_PAGE_ORDER")
+            return nil
+        }
+        let highest = gfp.highestZone
+        var flags: AllocFlags = [.wmarkLow]
+        if gfp.contains(.kswapdReclaim) { flags.insert(.kswapd) }
+        flags.formUnion(noFragmentFlags(highest: highest))
+        var result = getPageFromFreelist(order: order, gfp: gfp, flags, highest: highest)
+        if result == nil {
+            // gfp_to_alloc_flags()
+            var slow: AllocFlags = [.wmarkMin]
+            if gfp.contains(.high) { slow.insert(.minReserve) }
+            if !gfp.contains(.directReclaim) && !gfp.contains(.noMemalloc) {
+                slow.insert(.nonBlock)
+                if order > 0 { slow.insert(.highAtomic) }
+            }
+            result = getPageFromFreelist(order: order, gfp: gfp, slow, highest: highest)
+        }
+        guard let (pfn, zone) = result else {
+            if !gfp.contains(.noWarn) {
+                log.append("page allocation failure: order:\(order), mode:(\(gfp)), nodemask=(null)")
+            }
+            return nil
+        }
+        // rmqueue(): PGALLOC per zone in pages; zone_statistics() one event per allocation.
+        counters.add(zone.type.pgalloc, Int64(1 << order))
+        counters.add(.numaHit, 1)
+        counters.add(.numaLocal, 1)
+        prepNewPage(pfn, order: order, gfp: gfp)
+        trace?("mm_page_alloc", pfn, order)
+        return pfn
+    }
+
+    /// prep_new_page() / post_alloc_hook(): refcount 1, clean flags, zeroed when asked, compound when asked.
+    @inline(__always) func prepNewPage(_ pfn: PFN, order: Int, gfp: GFP) {
+        let p = frames[pfn]
+        p.pointee.state = .allocated
+        p.pointee.order = UInt8(order)
+        p.pointee.refcount = 1
+        p.pointee.mapcount = 0
+        p.pointee.flags = gfp.contains(.comp) && order > 0 ? .head : []
+        p.pointee.mapping = 0
+        p.pointee.index = 0
+        p.pointee.priv = 0
+        p.pointee.next = FrameTable.nil
+        p.pointee.prev = FrameTable.nil
+        if gfp.contains(.zero) { p.pointee.content = 0 }
+        if order > 0 {
+            for i in 1..<(UInt64(1) << UInt64(order)) {
+                let t = frames[pfn + i]
+                t.pointee.state = .allocatedTail
+                t.pointee.flags = gfp.contains(.comp) ? .tail : []
+                t.pointee.refcount = 0
+                if gfp.contains(.zero) { t.pointee.content = 0 }
+            }
+        }
+    }
+
+    // MARK: Freeing
+
+    /// __free_pages(): drop the reference; the last one frees to the pcp list or the buddy lists.
+    public func freePages(_ pfn: PFN, order: Int = 0) {
+        guard pfn.raw < frames.endPFN else { return badPage(pfn, "freeing a PFN beyond the end of memory") }
+        let p = frames[pfn]
+        guard p.pointee.state == .allocated, Int(p.pointee.order) == order else {
+            return badPage(pfn, "freeing a page in state \(p.pointee.state) order \(p.pointee.order) as order \(order)")
+        }
+        p.pointee.refcount -= 1
+        if p.pointee.refcount > 0 { return }
+        guard p.pointee.mapcount == 0, p.pointee.table == nil else {
+            return badPage(pfn, p.pointee.table != nil ? "page-table page freed as data" : "nonzero mapcount")
+        }
+        freeFrozenPages(pfn, order: order)
+    }
+
+    /// free_frozen_pages(): the page has no references left.
+    func freeFrozenPages(_ pfn: PFN, order: Int) {
+        let p = frames[pfn]
+        p.pointee.flags = []
+        p.pointee.mapping = 0
+        if order > 0 {
+            for i in 1..<(UInt64(1) << UInt64(order)) { frames[pfn + i].pointee.flags = [] }
+        }
+        counters.add(.pgfree, Int64(1 << order))
+        trace?("mm_page_free", pfn, order)
+        let zone = zone(of: pfn)
+        var mt = pageblockMigratetype(pfn)
+        if PerCPUPages.allowed(order) && zone.pcp[currentCPU].highMax > 0 {
+            if mt.rawValue > MigrateType.reclaimable.rawValue {
+                if mt == .isolate {
+                    freeOneBlock(zone, pfn, order: order, mt, toTail: false)
+                    syncFreeBlocksCounter()
+                    return
+                }
+                mt = .movable
+            }
+            freeToPcp(zone, pfn, order: order, mt)
+        } else {
+            freeOneBlock(zone, pfn, order: order, mt, toTail: false)
+            syncFreeBlocksCounter()
+        }
+    }
+
+    /// bad_page(): report and leak the page, as the kernel does.
+    func badPage(_ pfn: PFN, _ reason: String) {
+        badPages += 1
+        log.append("BUG: Bad page state: pfn:\(String(pfn.raw, radix: 16)) \(reason)")
+    }
+
+    /// __free_pages_core() with FPI_TO_TAIL: boot-time release of a free memblock range,
+    /// split into the largest aligned blocks (__free_pages_memory()). Whole MAX_PAGE_ORDER
+    /// blocks become virgin blocks without touching their struct pages.
+    func freeBootRange(_ start: UInt64, _ end: UInt64) {
+        var pfn = start
+        while pfn < end {
+            var order = min(PageOrder.max.raw, pfn == 0 ? PageOrder.max.raw : pfn.trailingZeroBitCount)
+            while pfn + (UInt64(1) << UInt64(order)) > end { order -= 1 }
+            let zone = zone(of: PFN(pfn))
+            let n = UInt64(1) << UInt64(order)
+            if order == PageOrder.max.raw && pageblockMigratetype(PFN(pfn)) == .movable {
+                zone.virgin.append(start: pfn, end: pfn + n)
+                zone.nrFree[order] += 1
+                zone.stats[VMStat.nrFreePagesBlocks.rawValue] += Int64(n)
+                accountFreepages(zone, Int64(n), .movable)
+            } else {
+                for i in 0..<n {
+                    let f = frames[PFN(pfn + i)]
+                    f.pointee.flags = []
+                    f.pointee.refcount = 0
+                    f.pointee.state = .allocated
+                }
+                freeOneBlock(zone, PFN(pfn), order: order, pageblockMigratetype(PFN(pfn)), toTail: true)
+            }
+            counters.add(.pgfree, Int64(n))
+            pfn += n
+        }
+        syncFreeBlocksCounter()
+    }
+
+    /// free_reserved_page(): a reserved frame (e.g. freed init memory) joins the managed pages.
+    func freeReservedPage(_ pfn: PFN) {
+        let p = frames[pfn]
+        precondition(p.pointee.state == .reserved, "free_reserved_page on a non-reserved frame")
+        p.pointee.flags.remove(.reserved)
+        p.pointee.state = .allocated
+        p.pointee.order = 0
+        p.pointee.refcount = 1
+        zone(of: pfn).managedPages += 1
+        freePages(pfn)
+    }
+
+    // MARK: Contiguous ranges (alloc_contig_range)
+
+    /// True when every frame of [start, start+n) is free in the buddy lists, on a pcp list, or virgin.
+    func rangeIsFree(_ zone: Zone, _ start: UInt64, _ n: UInt64) -> Bool {
+        var pfn = start
+        let end = start + n
+        while pfn < end {
+            if zone.virgin.contains(pfn) {
+                pfn = (pfn | (VirginBlocks.blockPages - 1)) + 1
+                continue
+            }
+            guard let p = frames.peek(PFN(pfn)) else { return false }
+            switch p.pointee.state {
+            case .buddy, .buddyTail, .pcp: pfn += 1
+            default: return false
+            }
+        }
+        return true
+    }
+
+    /// Takes every free block inside [start, end) out of the free lists (splitting blocks that straddle it).
+    func isolateFreeRange(_ zone: Zone, _ start: UInt64, _ end: UInt64) {
+        var pfn = start
+        while pfn < end {
+            if zone.virgin.contains(pfn) {
+                let block = pfn & ~(VirginBlocks.blockPages - 1)
+                zone.virgin.remove(block: block)
+                zone.nrFree[PageOrder.max.raw] -= 1
+                zone.stats[VMStat.nrFreePagesBlocks.rawValue] -= Int64(VirginBlocks.blockPages)
+                addToFreeList(zone, PFN(block), order: PageOrder.max.raw, .movable, tail: false)
+                continue
+            }
+            // Find the head of the free block containing pfn.
+            var head = pfn
+            var order = 0
+            var found = false
+            while order <= PageOrder.max.raw {
+                let h = pfn & ~((UInt64(1) << UInt64(order)) - 1)
+                if let p = frames.peek(PFN(h)), p.pointee.state == .buddy, Int(p.pointee.order) >= order,
+                   h + (UInt64(1) << UInt64(p.pointee.order)) > pfn {
+                    head = h
+                    order = Int(p.pointee.order)
+                    found = true
+                    break
+                }
+                order += 1
+            }
+            precondition(found, "frame \(pfn) in a free range is not in a free block")
+            let mt = MigrateType(rawValue: Int(frames[PFN(head)].pointee.pcpMigratetype))!
+            delFromFreeList(zone, PFN(head), order: order, mt)
+            accountFreepages(zone, -Int64(1 << order), mt)
+            // Give back the parts outside [start, end) (split_free_page()).
+            let blockEnd = head + (UInt64(1) << UInt64(order))
+            var q = head
+            while q < blockEnd {
+                var o = min(order, q == 0 ? order : q.trailingZeroBitCount)
+                while q + (UInt64(1) << UInt64(o)) > blockEnd { o -= 1 }
+                let inside = q >= start && q < end
+                if inside && q + (UInt64(1) << UInt64(o)) <= end {
+                    for i in 0..<(UInt64(1) << UInt64(o)) { frames[PFN(q + i)].pointee.state = .allocated }
+                    q += UInt64(1) << UInt64(o)
+                } else if !inside && (q + (UInt64(1) << UInt64(o)) <= start || q >= end) {
+                    freeOneBlock(zone, PFN(q), order: o, mt, toTail: false)
+                    q += UInt64(1) << UInt64(o)
+                } else {
+                    // straddles a boundary: split further
+                    var oo = o
+                    while oo > 0 && !(q + (UInt64(1) << UInt64(oo)) <= start || q >= end || (q >= start && q + (UInt64(1) << UInt64(oo)) <= end)) { oo -= 1 }
+                    if q >= start && q < end {
+                        for i in 0..<(UInt64(1) << UInt64(oo)) { frames[PFN(q + i)].pointee.state = .allocated }
+                    } else {
+                        freeOneBlock(zone, PFN(q), order: oo, mt, toTail: false)
+                    }
+                    q += UInt64(1) << UInt64(oo)
+                }
+            }
+            pfn = max(pfn + 1, min(blockEnd, end))
+        }
+    }
+
+    /// alloc_contig_pages(): `nrPages` contiguous frames, naturally aligned to the power of
+    /// two at or above `nrPages`, from the highest zone the GFP mask allows. Only free
+    /// memory is used: migrating movable pages out of the way arrives with rmap.
+    public func allocContigPages(nrPages: UInt64, gfp: GFP) -> PFN? {
+        guard nrPages > 0 else { return nil }
+        let align = UInt64(1) << UInt64(64 - (nrPages - 1).leadingZeroBitCount)
+        drainPages()
+        var zi = gfp.highestZone.rawValue
+        while zi >= 0 {
+            let zone = zones[zi]
+            zi -= 1
+            guard zone.isPopulated, zone.freePages >= Int64(nrPages) + Int64(zone.watermark(.min)) else { continue }
+            var start = (zone.startPFN + align - 1) & ~(align - 1)
+            while start + nrPages <= zone.endPFN {
+                if rangeIsFree(zone, start, nrPages) {
+                    isolateFreeRange(zone, start, start + nrPages)
+                    syncFreeBlocksCounter()
+                    for i in 0..<nrPages {
+                        let p = frames[PFN(start + i)]
+                        p.pointee.state = .allocated
+                        p.pointee.order = 0
+                        p.pointee.refcount = 1
+                        p.pointee.flags = []
+                        p.pointee.mapcount = 0
+                    }
+                    return PFN(start)
+                }
+                start += align
+            }
+        }
+        return nil
+    }
+
+    /// free_contig_range(): every page freed on its own.
+    public func freeContigRange(_ pfn: PFN, nrPages: UInt64) {
+        for i in 0..<nrPages { freePages(pfn + i) }
+    }
+
+    // MARK: Page-table pages
+
+    /// pagetable_alloc() + pagetable_*_ctor(): a zeroed unmovable page accounted in NR_PAGETABLE.
+    public func allocPageTable(level: PageTableLevel) -> PFN? {
+        guard let pfn = allocPages(.pgtableUser) else { return nil }
+        frames[pfn].pointee.state = .pageTable
+        frames.attachTable(pfn)
+        counters.add(.nrPageTablePages, 1)
+        return pfn
+    }
+
+    /// pagetable_dtor() + pagetable_free()
+    public func freePageTable(_ pfn: PFN, level: PageTableLevel) {
+        let p = frames[pfn]
+        guard p.pointee.state == .pageTable else { return badPage(pfn, "freeing a non-table frame as a page table") }
+        frames.detachTable(pfn)
+        p.pointee.state = .allocated
+        counters.add(.nrPageTablePages, -1)
+        freePages(pfn)
+    }
+
+    /// Free pages of the node (MemFree): NR_FREE_PAGES, pcp pages excluded.
+    public var freePagesTotal: Int64 { counters[.nrFreePages] }
+    /// totalram_pages(): managed pages of every zone.
+    public var totalRAMPages: UInt64 { zones.reduce(0) { $0 + $1.managedPages } }
+}
+
+extension PageAllocator: PageTableFrameSource {}

@@ -1,0 +1,21 @@
+// mm/vmstat.c: the global counters behind /proc/vmstat, one flat array indexed by VMStat.
+
+/// The machine-wide values of every `VMStat` item (vm_zone_stat, vm_node_stat,
+/// vm_numa_event, vm_events folded together, as /proc/vmstat shows them after
+/// /proc/sys/vm/stat_refresh). Zone items are also kept per zone in `Zone.stats`.
+public final class VMCounters {
+    public private(set) var values: [Int64]
+
+    public init() { values = [Int64](repeating: 0, count: VMStat.allCases.count) }
+
+    @inline(__always) public subscript(item: VMStat) -> Int64 {
+        get { values[item.rawValue] }
+        set { values[item.rawValue] = newValue }
+    }
+
+    /// count_vm_events() / mod_node_page_state()
+    @inline(__always) public func add(_ item: VMStat, _ delta: Int64) { values[item.rawValue] &+= delta }
+
+    /// A copy of every value, for marks and deltas.
+    public func snapshot() -> [Int64] { values }
+}

@@ -1,0 +1,382 @@
+// mm/mm_init.c, mm/page_alloc.c, arch/x86/kernel/e820.c, arch/arm64/mm/init.c: boot, zones, watermarks.
+
+import Foundation
+
+extension Machine {
+    /// x86-64 RAM below 4 GiB ends here; the rest of RAM starts at 4 GiB (the PCI hole between).
+    static let x86LowRAMTop: UInt64 = 3 * Size.GiB
+    /// arm64 (QEMU virt) RAM starts at 1 GiB.
+    static let arm64RAMBase: UInt64 = Size.GiB
+    /// CONFIG_PHYSICAL_START on x86-64; arm64 images sit 2 MiB into RAM.
+    static let x86KernelBase: UInt64 = 16 * Size.MiB
+    /// Bytes of memmap per section with PMD-mapped vmemmap (section_map_size()).
+    static let sectionMapSize: UInt64 = UInt64(FrameTable.framesPerSection) * Page.structPageBytes
+
+    /// start_kernel() for memory: firmware map, memblock reservations, sparse memmap,
+    /// zones, the buddy allocator, watermarks, per-CPU lists, then freeing init memory.
+    func boot() throws {
+        let cfg = config
+        log.append("Linux version 6.18.0-mmsim (mmsim@model) #1 SMP PREEMPT_DYNAMIC")
+        log.append("Command line: mem=\(cfg.memory >> 20)M nr_cpus=\(cfg.cpus)" + (cfg.pcid || !arch.isX86 ? "" : " nopcid"))
+
+        // 1. Firmware memory map (e820 on x86-64, the DT /memory node on arm64).
+        var ramTop: UInt64
+        if arch.isX86 {
+            let low = min(cfg.memory, Self.x86LowRAMTop)
+            log.append("BIOS-provided physical RAM map:")
+            log.append(e820Line(0, 0x9fc00, "usable"))
+            log.append(e820Line(0x9fc00, 0x100000, "reserved"))
+            log.append(e820Line(0x100000, low, "usable"))
+            if cfg.memory > Self.x86LowRAMTop {
+                log.append(e820Line(Self.x86LowRAMTop, 4 * Size.GiB, "reserved"))
+                log.append(e820Line(4 * Size.GiB, 4 * Size.GiB + cfg.memory - Self.x86LowRAMTop, "usable"))
+            }
+            // e820__memblock_setup(); page 0 is kept from the kernel (trim_bios_range()).
+            log.append("e820: update [mem 0x00000000-0x00000fff] usable ==> reserved")
+            memblock.add(Page.size, 0x9fc00)
+            memblock.add(0x100000, low)
+            ramTop = low
+            if cfg.memory > Self.x86LowRAMTop {
+                ramTop = 4 * Size.GiB + cfg.memory - Self.x86LowRAMTop
+                memblock.add(4 * Size.GiB, ramTop)
+            }
+        } else {
+            ramTop = Self.arm64RAMBase + cfg.memory
+            memblock.add(Self.arm64RAMBase, ramTop)
+            log.append("Machine model: linux,dummy-virt")
+        }
+        maxPFN = ramTop >> Page.shift
+        physPages = memblock.memoryPages
+
+        // 2. Early reservations: low memory, the kernel image (with the zero page in its bss).
+        if arch.isX86 {
+            // "x86/setup: Always reserve the first 1M of RAM".
+            memblock.reserve(0, Size.MiB, "first 1M (BIOS, real-mode trampoline)")
+        }
+        let img = cfg.kernelImage
+        let imageBase = arch.isX86 ? Self.x86KernelBase : Self.arm64RAMBase + 2 * Size.MiB
+        let imagePages = img.totalPages
+        memblock.reserve(imageBase, imageBase + imagePages * Page.size, "kernel image (_text.._end)")
+        kernelImage = (imageBase >> Page.shift, (imageBase >> Page.shift) + imagePages)
+        // Layout: text, rodata, data, init, bss (the order of vmlinux.lds).
+        let initStartKB = img.codeKB + img.rodataKB + img.rwdataKB
+        let initStart = (imageBase + initStartKB * 1024 + Page.size - 1) >> Page.shift
+        kernelInit = (initStart, initStart + img.initPages)
+        let bssStart = (imageBase + (initStartKB + img.initKB) * 1024 + Page.size - 1) >> Page.shift
+        zeroPage = PFN(bssStart)
+
+        // 3. The direct map's page tables (init_mem_mapping(), with 1 GiB and 2 MiB pages).
+        let dm = directMapPlan()
+        directMapKB = (dm.k4 * 4, dm.m2 * 2048, dm.g1 * Size.GiB / 1024)
+        memblock.currentLimit = ramTop
+        for _ in 0..<dm.tables {
+            guard memblock.alloc(Page.size, align: Page.size, name: "direct map page table") != nil else {
+                throw ConfigError(field: "memory", message: "too small to map itself")
+            }
+        }
+
+        // 4. sparse_init(): usemaps, then the memmap (64 bytes per frame) in one buffer of
+        // PMD-sized blocks, and the vmemmap page tables that map it.
+        let sections = presentSections()
+        let usemapBytes = UInt64(sections.count) * 32
+        _ = memblock.alloc(usemapBytes, align: 64, name: "usemap (pageblock flags)")
+        let memmapBytes = UInt64(sections.count) * Self.sectionMapSize
+        guard memblock.alloc(memmapBytes, align: Self.sectionMapSize, name: "memmap (struct page array)") != nil else {
+            throw ConfigError(field: "memory", message: "\(formatBytes(cfg.memory)) cannot hold its own memmap")
+        }
+        counters.add(.nrMemmapBootPages, Int64(memmapBytes >> Page.shift))
+        let vmemmapTables = vmemmapTableCount(sections: sections)
+        for _ in 0..<vmemmapTables {
+            _ = memblock.alloc(Page.size, align: Page.size, name: "vmemmap page table")
+        }
+
+        // 5. setup_per_cpu_areas() and the SWIOTLB bounce buffer (below 4 GiB).
+        let percpu = UInt64(cfg.cpus) * cfg.percpuKBPerCPU * 1024
+        if percpu > 0 {
+            _ = memblock.alloc(percpu, align: Page.size, name: "percpu first chunk")
+            log.append("percpu: Embedded \(cfg.percpuKBPerCPU / 4) pages/cpu")
+        }
+        let dmaLimit = 4 * Size.GiB
+        if cfg.swiotlbMB > 0 && ramTop > dmaLimit {
+            let sz = cfg.swiotlbMB * Size.MiB
+            if let base = memblock.alloc(sz, align: Page.size, name: "swiotlb", limit: dmaLimit) {
+                log.append("software IO TLB: mapped [mem \(String(format0x: base, width: 16))-\(String(format0x: base + sz - 1, width: 16))] (\(cfg.swiotlbMB)MB)")
+            }
+        }
+
+        // 6. Zones (free_area_init()).
+        let ranges = zoneRanges(ramTop: ramTop)
+        log.append("Zone ranges:")
+        for z in ZoneType.allCases where z != .movable {
+            if let r = ranges.first(where: { $0.0 == z }), r.2 > r.1 {
+                log.append("  \(z.description.padding(toLength: 8, withPad: " ", startingAt: 0)) [mem \(String(format0x: r.1 << Page.shift, width: 16))-\(String(format0x: (r.2 << Page.shift) - 1, width: 16))]")
+            } else {
+                log.append("  \(z.description.padding(toLength: 8, withPad: " ", startingAt: 0)) empty")
+            }
+        }
+        log.append("Movable zone start for each node")
+        log.append("Early memory node ranges")
+        for m in memblock.memory {
+            log.append("  node   0: [mem \(String(format0x: m.start, width: 16))-\(String(format0x: m.end - 1, width: 16))]")
+        }
+        zoneBoundaries = ranges.map { ($0.0, $0.1, $0.2) }
+        installAllocator(endPFN: max(maxPFN, 1))
+        for (z, s, e) in ranges where e > s {
+            let zone = zones[z.rawValue]
+            zone.startPFN = s
+            zone.spannedPages = e - s
+            zone.presentPages = presentPages(s, e)
+            let holes = zone.spannedPages - zone.presentPages
+            if holes > 0 { log.append("On node 0, zone \(z): \(holes) pages in unavailable ranges") }
+        }
+
+        // 7. memblock_free_all(): every fully free page to the buddy allocator, in address order.
+        for r in memblock.freeRanges() {
+            let s = (r.start + Page.size - 1) >> Page.shift, e = r.end >> Page.shift
+            guard e > s else { continue }
+            // A free range never crosses a zone boundary in the buddy lists.
+            var cur = s
+            while cur < e {
+                let zoneEnd = ranges.first(where: { cur >= $0.1 && cur < $0.2 })?.2 ?? e
+                let stop = min(e, zoneEnd)
+                allocator.freeBootRange(cur, stop)
+                allocator.zone(of: PFN(cur)).managedPages += stop - cur
+                cur = stop
+            }
+        }
+        // Boot pagesets until setup_per_cpu_pageset(): batch 1, high 0.
+        updatePageSets()
+        let totalram = totalRAMPages
+        let reservedKB = (physPages - totalram) * 4
+        log.append("Memory: \(allocator.freePagesTotal * 4)K/\(physPages * 4)K available (\(img.codeKB)K kernel code, \(img.rwdataKB)K rwdata, \(img.rodataKB)K rodata, \(img.initKB)K init, \(img.bssKB)K bss, \(reservedKB)K reserved, 0K cma-reserved)")
+
+        // 8. init_per_zone_wmark_min() (postcore_initcall), then hugepage_init()'s
+        // set_recommended_min_free_kbytes() when THP is enabled.
+        minFreeKbytes = calculateMinFreeKbytes()
+        setupPerZoneWatermarks()
+        setupPerZoneLowmemReserve()
+        if cfg.transparentHugepage != .never {
+            let recommended = recommendedMinFreeKbytes()
+            if recommended > minFreeKbytes {
+                log.append("raising min_free_kbytes from \(minFreeKbytes) to \(recommended) to help transparent hugepage allocations")
+                minFreeKbytes = recommended
+            }
+            setupPerZoneWatermarks()
+        }
+
+        // 9. HugeTLB sizes (hugetlb_init()): the vmemmap HVO could free per huge page.
+        for (size, name) in [(PageOrder.pud, "1.00 GiB"), (PageOrder.pmd, "2.00 MiB")] {
+            log.append("HugeTLB: registered \(name) page size, pre-allocated 0 pages")
+            let vmemmapKB = size.pages * Page.structPageBytes / 1024
+            log.append("HugeTLB: \(vmemmapKB - Page.size / 1024) KiB vmemmap can be freed for a \(name) page")
+        }
+
+        // 10. free_initmem(): the init sections go back as free_reserved_page()s.
+        var freed: UInt64 = 0
+        for pfn in kernelInit.start..<kernelInit.end {
+            allocator.freeReservedPage(PFN(pfn))
+            freed += 1
+        }
+        if freed > 0 { log.append("Freeing unused kernel image (initmem) memory: \(freed * 4)K") }
+
+        // 11. A configured vm.min_free_kbytes is a sysctl write after boot.
+        if let m = cfg.minFreeKbytes {
+            minFreeKbytes = m
+            setupPerZoneWatermarks()
+        }
+        log.append("Run /sbin/init as init process")
+    }
+
+    private func e820Line(_ s: UInt64, _ e: UInt64, _ kind: String) -> String {
+        "BIOS-e820: [mem \(String(format0x: s, width: 16))-\(String(format0x: e - 1, width: 16))] \(kind)"
+    }
+
+    /// Zone spans as (zone, start PFN, end PFN), limited to RAM (zone_spanned_pages_in_node()).
+    func zoneRanges(ramTop: UInt64) -> [(ZoneType, UInt64, UInt64)] {
+        let first = memblock.memory.first!.start >> Page.shift
+        let last = ramTop >> Page.shift
+        func clip(_ a: UInt64, _ b: UInt64) -> (UInt64, UInt64) {
+            let s = max(a, first), e = min(b, last)
+            return s < e ? (s, e) : (0, 0)
+        }
+        let mb16: UInt64 = (16 * Size.MiB) >> Page.shift
+        let gb4: UInt64 = (4 * Size.GiB) >> Page.shift
+        var out: [(ZoneType, UInt64, UInt64)] = []
+        if arch.isX86 {
+            let d = clip(0, mb16), d32 = clip(mb16, gb4), n = clip(gb4, .max)
+            out = [(.dma, d.0, d.1), (.dma32, d32.0, d32.1), (.normal, n.0, n.1)]
+        } else {
+            // arm64: ZONE_DMA up to the 32-bit limit, ZONE_DMA32 then empty.
+            let d = clip(0, gb4), n = clip(gb4, .max)
+            out = [(.dma, d.0, d.1), (.dma32, 0, 0), (.normal, n.0, n.1)]
+        }
+        return out
+    }
+
+    func presentPages(_ s: UInt64, _ e: UInt64) -> UInt64 {
+        memblock.memory.reduce(0) { acc, m in
+            let a = max(m.start >> Page.shift, s), b = min(m.end >> Page.shift, e)
+            return acc + (b > a ? b - a : 0)
+        }
+    }
+
+    /// Sections with any RAM (present_section_nr()).
+    func presentSections() -> [UInt64] {
+        var out: [UInt64] = []
+        for m in memblock.memory {
+            let s = (m.start >> Page.shift) >> FrameTable.sectionShift
+            let e = ((m.end >> Page.shift) - 1) >> FrameTable.sectionShift
+            for sec in s...e where out.last != sec { out.append(sec) }
+        }
+        return out
+    }
+
+    /// Page-table pages of the vmemmap mapping (PMD leaves): one PMD table per 1 GiB of
+    /// vmemmap, one PUD table per 512 GiB of it (the PGD entry lives in the image).
+    func vmemmapTableCount(sections: [UInt64]) -> Int {
+        var pmdTables = Set<UInt64>(), pudTables = Set<UInt64>()
+        for s in sections {
+            let vmemmapOffset = s * Self.sectionMapSize
+            pmdTables.insert(vmemmapOffset >> 30)
+            pudTables.insert(vmemmapOffset >> 39)
+        }
+        return pmdTables.count + pudTables.count
+    }
+
+    /// How init_mem_mapping() covers RAM: 1 GiB pages where a whole aligned GiB is RAM,
+    /// 2 MiB pages where a whole aligned 2 MiB is, 4 KiB pages elsewhere; and the tables that takes.
+    func directMapPlan() -> (k4: UInt64, m2: UInt64, g1: UInt64, tables: Int) {
+        var k4: UInt64 = 0, m2: UInt64 = 0, g1: UInt64 = 0
+        var pteTables = Set<UInt64>(), pmdTables = Set<UInt64>(), pudTables = Set<UInt64>()
+        for m in memblock.memory {
+            let start = m.start == Page.size ? 0 : m.start   // page 0 is mapped with its range
+            var a = start
+            while a < m.end {
+                pudTables.insert(a >> 39)
+                if a & (Size.GiB - 1) == 0 && a + Size.GiB <= m.end && arch.isX86 {
+                    g1 += 1; a += Size.GiB
+                } else if a & (2 * Size.MiB - 1) == 0 && a + 2 * Size.MiB <= m.end {
+                    pmdTables.insert(a >> 30); m2 += 1; a += 2 * Size.MiB
+                } else {
+                    pmdTables.insert(a >> 30); pteTables.insert(a >> 21); k4 += 1; a += Page.size
+                }
+            }
+        }
+        return (k4, m2, g1, pteTables.count + pmdTables.count + pudTables.count)
+    }
+
+    // MARK: Watermarks (mm/page_alloc.c)
+
+    /// nr_free_buffer_pages(): managed pages above the high watermark in zones GFP_USER may use.
+    func nrFreeBufferPages() -> UInt64 {
+        zones.filter { $0.type.rawValue <= ZoneType.normal.rawValue }.reduce(0) { acc, z in
+            let high = z.watermark(.high)
+            return acc + (z.managedPages > high ? z.managedPages - high : 0)
+        }
+    }
+
+    /// calculate_min_free_kbytes(): int_sqrt(lowmem_kbytes * 16), clamped to [128, 262144].
+    func calculateMinFreeKbytes() -> UInt64 {
+        let lowmemKB = nrFreeBufferPages() * (Page.size >> 10)
+        return min(max(intSqrt(lowmemKB * 16), 128), 262144)
+    }
+
+    /// set_recommended_min_free_kbytes() (mm/khugepaged.c): room for two free pageblocks per
+    /// zone plus fallbacks between the three pcp migrate types, at most 5% of lowmem.
+    func recommendedMinFreeKbytes() -> UInt64 {
+        let nrZones = UInt64(zones.filter { $0.isPopulated && $0.type.rawValue <= ZoneType.normal.rawValue }.count)
+        let pb = PageOrder.pageblock.pages
+        var rec = pb * nrZones * 2 + pb * nrZones * UInt64(MigrateType.pcpTypes * MigrateType.pcpTypes)
+        rec = min(rec, nrFreeBufferPages() / 20)
+        return rec << (Page.shift - 10)
+    }
+
+    /// __setup_per_zone_wmarks(), then zone_pcp_update() for every zone.
+    public func setupPerZoneWatermarks() {
+        let pagesMin = minFreeKbytes >> (Page.shift - 10)
+        let lowmemPages = zones.filter { $0.type != .movable }.reduce(0) { $0 + $1.managedPages }
+        for z in zones {
+            let managed = z.managedPages
+            var tmp = lowmemPages == 0 ? 0 : pagesMin * managed / lowmemPages
+            if z.type == .movable {
+                z.watermarks[Watermark.min.rawValue] = min(max(managed / 1024, 32), 128)
+            } else {
+                z.watermarks[Watermark.min.rawValue] = tmp
+            }
+            tmp = max(tmp >> 2, multFrac(managed, config.watermarkScaleFactor, 10000))
+            z.watermarks[Watermark.low.rawValue] = z.watermarks[0] + tmp
+            z.watermarks[Watermark.high.rawValue] = z.watermarks[1] + tmp
+            z.watermarks[Watermark.promo.rawValue] = z.watermarks[2] + tmp
+        }
+        calculateTotalReservePages()
+        updatePageSets()
+    }
+
+    /// setup_per_zone_lowmem_reserve(): what a lower zone keeps back from allocations that could go higher.
+    func setupPerZoneLowmemReserve() {
+        let n = zones.count
+        for i in 0..<(n - 1) {
+            let z = zones[i]
+            let ratio = config.lowmemReserveRatio[i]
+            let clear = ratio == 0 || z.managedPages == 0
+            var managed: UInt64 = 0
+            for j in (i + 1)..<n {
+                managed += zones[j].managedPages
+                z.lowmemReserve[j] = clear ? 0 : managed / ratio
+            }
+        }
+        calculateTotalReservePages()
+    }
+
+    /// calculate_totalreserve_pages()
+    func calculateTotalReservePages() {
+        var total: UInt64 = 0
+        for (i, z) in zones.enumerated() {
+            var mx: UInt64 = 0
+            for j in i..<zones.count { mx = max(mx, z.lowmemReserve[j]) }
+            mx += z.watermark(.high)
+            total += min(mx, z.managedPages)
+        }
+        totalReservePages = total
+    }
+
+    /// zone_set_pageset_high_and_batch() for every populated zone: batch from
+    /// zone_batchsize(), high_min from the low watermark and high_max from 1/8 of the zone,
+    /// both split across the node's CPUs.
+    func updatePageSets() {
+        let cpus = UInt64(config.cpus)
+        for z in zones where z.isPopulated {
+            let batch = max(1, zoneBatchSize(z.managedPages))
+            let highMin = max(z.watermark(.low) / cpus, UInt64(batch) << 2)
+            let highMax = max(z.managedPages / 8 / cpus, UInt64(batch) << 2)
+            for c in 0..<config.cpus {
+                z.pcp[c].batch = batch
+                z.pcp[c].highMin = Int(highMin)
+                z.pcp[c].highMax = Int(highMax)
+            }
+        }
+    }
+}
+
+/// zone_batchsize(): about 0.1% of the zone or 1 MiB, whichever is smaller, /4, as 2^n - 1.
+public func zoneBatchSize(_ managedPages: UInt64) -> Int {
+    var batch = min(managedPages >> 10, Size.MiB / Page.size)
+    batch /= 4
+    if batch < 1 { batch = 1 }
+    let v = batch + batch / 2
+    return Int((UInt64(1) << UInt64(63 - v.leadingZeroBitCount)) - 1)
+}
+
+/// int_sqrt(): floor of the square root.
+public func intSqrt(_ x: UInt64) -> UInt64 {
+    if x < 2 { return x }
+    var r = UInt64(Double(x).squareRoot())
+    while r * r > x { r -= 1 }
+    while (r + 1) * (r + 1) <= x { r += 1 }
+    return r
+}
+
+/// mult_frac(x, n, d) without overflow.
+public func multFrac(_ x: UInt64, _ n: UInt64, _ d: UInt64) -> UInt64 {
+    (x / d) * n + ((x % d) * n) / d
+}

@@ -1,0 +1,94 @@
+// The simulated machine: physical memory, its memmap, the page allocator, CPUs, counters and the boot log.
+
+/// A booted machine. Construct one with `Machine(config)`; boot happens in the initializer
+/// (see MMInit.swift) and its messages are in `bootLog`.
+public final class Machine {
+    public let config: MachineConfig
+    public var arch: Architecture { config.arch }
+    /// The boot-time allocator's record: RAM regions and reservations.
+    public internal(set) var memblock = Memblock()
+    /// struct page for every frame (lazily materialized per section).
+    public private(set) var frames: FrameTable!
+    /// Machine-wide vmstat counters.
+    public let counters = VMCounters()
+    /// The buddy allocator.
+    public private(set) var allocator: PageAllocator!
+    /// dmesg: the boot log and later kernel messages, without timestamps.
+    public internal(set) var log: [String] = []
+    /// The shared zero page (empty_zero_page) inside the kernel image.
+    public internal(set) var zeroPage = PFN(0)
+    /// First and last PFN of the kernel image (_text, _end) and of its init section.
+    public internal(set) var kernelImage: (start: UInt64, end: UInt64) = (0, 0)
+    public internal(set) var kernelInit: (start: UInt64, end: UInt64) = (0, 0)
+    /// vm.min_free_kbytes in force.
+    public internal(set) var minFreeKbytes: UInt64 = 0
+    /// totalreserve_pages
+    public internal(set) var totalReservePages: UInt64 = 0
+    /// Present pages at boot (get_num_physpages()).
+    public internal(set) var physPages: UInt64 = 0
+    /// One past the highest RAM PFN (max_pfn).
+    public internal(set) var maxPFN: UInt64 = 0
+    /// DirectMap4k/2M/1G in KiB (how the kernel's direct map covers RAM).
+    public internal(set) var directMapKB: (k4: UInt64, m2: UInt64, g1: UInt64) = (0, 0, 0)
+
+    /// Boots a machine. Throws `ConfigError` for an impossible configuration.
+    public init(_ config: MachineConfig) throws {
+        try config.validate()
+        self.config = config
+        try boot()
+    }
+
+    /// Installs the frame table and allocator once memblock is final (called by boot).
+    func installAllocator(endPFN: UInt64) {
+        let mb = memblock
+        let zoneBounds = zoneBoundaries
+        frames = FrameTable(endPFN: endPFN) { first, records in
+            Machine.initSection(first: first.raw, records: records, memblock: mb, zoneBounds: zoneBounds)
+        }
+        allocator = PageAllocator(frames: frames, counters: counters, cpus: config.cpus)
+    }
+
+    /// Zone index boundaries as (type, start PFN, end PFN).
+    var zoneBoundaries: [(ZoneType, UInt64, UInt64)] = []
+
+    /// memmap_init_range() for one section: holes, reservations (PG_reserved, refcount 1),
+    /// zone links. Free frames stay zero: they are either virgin MAX_ORDER blocks or are
+    /// given their buddy state when boot frees them.
+    static func initSection(first: UInt64, records: UnsafeMutablePointer<PageMeta>, memblock: Memblock,
+                            zoneBounds: [(ZoneType, UInt64, UInt64)]) {
+        let n = UInt64(FrameTable.framesPerSection)
+        let last = first + n
+        for i in 0..<Int(n) {
+            records[i].state = .hole
+            records[i].next = FrameTable.nil
+            records[i].prev = FrameTable.nil
+        }
+        for m in memblock.memory {
+            let s = max(m.start >> Page.shift, first), e = min(m.end >> Page.shift, last)
+            if s < e { for p in s..<e { records[Int(p - first)].state = .pristine } }
+        }
+        for r in memblock.reserved {
+            let s = max(r.start >> Page.shift, first)
+            let e = min((r.end + Page.size - 1) >> Page.shift, last)
+            if s < e {
+                for p in s..<e where records[Int(p - first)].state != .hole {
+                    records[Int(p - first)].state = .reserved
+                    records[Int(p - first)].flags = .reserved
+                    records[Int(p - first)].refcount = 1
+                }
+            }
+        }
+        for (z, s0, e0) in zoneBounds {
+            let s = max(s0, first), e = min(e0, last)
+            if s < e { for p in s..<e { records[Int(p - first)].zone = UInt8(z.rawValue) } }
+        }
+    }
+
+    // MARK: Convenience
+
+    public var zones: [Zone] { allocator.zones }
+    /// totalram_pages()
+    public var totalRAMPages: UInt64 { allocator.totalRAMPages }
+    /// Host bytes used by the model's per-frame records.
+    public var hostMemoryBytes: Int { frames.hostBytes }
+}

@@ -1,0 +1,3 @@
+import Testing
+import MMSim
+@Test func boots() throws { _ = try Machine(.small) }
