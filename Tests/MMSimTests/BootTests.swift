@@ -1,3 +1,8 @@
 import Testing
 import MMSim
-@Test func boots() throws { _ = try Machine(.small) }
+@Test func bootsCheckable() throws {
+    for c in [MachineConfig.small, .reference, .arm64] {
+        let m = try Machine(c)
+        try m.checkInvariants()
+    }
+}

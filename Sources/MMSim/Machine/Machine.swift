@@ -31,6 +31,11 @@ public final class Machine {
     /// DirectMap4k/2M/1G in KiB (how the kernel's direct map covers RAM).
     public internal(set) var directMapKB: (k4: UInt64, m2: UInt64, g1: UInt64) = (0, 0, 0)
 
+    /// vm_committed_as in pages (Committed_AS).
+    public internal(set) var committedAS: Int64 = 0
+    /// Pages isolated by memory failure (HardwareCorrupted).
+    public internal(set) var hardwareCorruptedPages: Int64 = 0
+
     /// Boots a machine. Throws `ConfigError` for an impossible configuration.
     public init(_ config: MachineConfig) throws {
         try config.validate()
