@@ -133,7 +133,6 @@ public struct PerCPUPages {
     var freeCount = 0
     /// PCPF_PREV_FREE_HIGH_ORDER
     var prevFreeHighOrder = false
-    var lists: [PFNDeque] = (0..<PerCPUPages.listCount).map { _ in PFNDeque() }
 
     /// order_to_pindex()
     @inline(__always) static func index(_ mt: MigrateType, _ order: Int) -> Int {
@@ -152,9 +151,11 @@ public struct PerCPUPages {
     }
 }
 
-/// A growable ring buffer of PFNs (UInt32), allocation-free once warm.
+/// A growable ring buffer of PFNs (UInt32) in manually managed memory, allocation-free
+/// once warm. Owned by its zone, which frees it (`release()`).
 public struct PFNDeque {
-    private var buf: [UInt32] = []
+    private var buf: UnsafeMutablePointer<UInt32>? = nil
+    private var capacity = 0
     private var start = 0
     public private(set) var count = 0
 
@@ -162,45 +163,54 @@ public struct PFNDeque {
 
     public var isEmpty: Bool { count == 0 }
 
-    @inline(__always) private func slot(_ i: Int) -> Int { (start + i) & (buf.count - 1) }
+    @inline(__always) private func slot(_ i: Int) -> Int { (start &+ i) & (capacity &- 1) }
 
-    private mutating func grow() {
-        let newCap = Swift.max(16, buf.count * 2)
-        var nb = [UInt32](repeating: 0, count: newCap)
-        for i in 0..<count { nb[i] = buf[slot(i)] }
+    @inline(never) private mutating func grow() {
+        let newCap = Swift.max(16, capacity * 2)
+        let nb = UnsafeMutablePointer<UInt32>.allocate(capacity: newCap)
+        for i in 0..<count { nb[i] = buf![slot(i)] }
+        buf?.deallocate()
         buf = nb
+        capacity = newCap
         start = 0
     }
 
+    mutating func release() {
+        buf?.deallocate()
+        buf = nil
+        capacity = 0
+        count = 0
+    }
+
     @inline(__always) public mutating func pushFront(_ v: UInt32) {
-        if count == buf.count { grow() }
-        start = (start - 1) & (buf.count - 1)
-        buf[start] = v
-        count += 1
+        if count == capacity { grow() }
+        start = (start &- 1) & (capacity &- 1)
+        buf.unsafelyUnwrapped[start] = v
+        count &+= 1
     }
 
     @inline(__always) public mutating func pushBack(_ v: UInt32) {
-        if count == buf.count { grow() }
-        buf[slot(count)] = v
-        count += 1
+        if count == capacity { grow() }
+        buf.unsafelyUnwrapped[slot(count)] = v
+        count &+= 1
     }
 
     @inline(__always) public mutating func popFront() -> UInt32? {
         guard count > 0 else { return nil }
-        let v = buf[start]
-        start = (start + 1) & (buf.count - 1)
-        count -= 1
+        let v = buf.unsafelyUnwrapped[start]
+        start = (start &+ 1) & (capacity &- 1)
+        count &-= 1
         return v
     }
 
     @inline(__always) public mutating func popBack() -> UInt32? {
         guard count > 0 else { return nil }
-        count -= 1
-        return buf[slot(count)]
+        count &-= 1
+        return buf.unsafelyUnwrapped[slot(count)]
     }
 
     /// Elements front to back.
-    public var elements: [UInt32] { (0..<count).map { buf[slot($0)] } }
+    public var elements: [UInt32] { (0..<count).map { buf![slot($0)] } }
 }
 
 /// struct zone: one physical memory zone of the (single) node.
@@ -215,26 +225,44 @@ public final class Zone {
     /// Pages the buddy allocator manages (present minus reserved), zone_managed_pages().
     public internal(set) var managedPages: UInt64 = 0
     /// _watermark[min, low, high, promo]
-    public internal(set) var watermarks: [UInt64] = [0, 0, 0, 0]
+    public let watermarks = FixedArray<UInt64>(repeating: 0, count: 4)
     /// lowmem_reserve[]: pages kept back from allocations that could use a higher zone.
-    public internal(set) var lowmemReserve: [UInt64] = [0, 0, 0, 0]
+    public let lowmemReserve = FixedArray<UInt64>(repeating: 0, count: ZoneType.allCases.count)
     /// nr_reserved_highatomic
     public internal(set) var reservedHighAtomic: UInt64 = 0
 
     /// free_area[order].nr_free
-    public internal(set) var nrFree = [Int](repeating: 0, count: PageOrder.max.raw + 1)
+    public let nrFree = FixedArray<Int>(repeating: 0, count: PageOrder.max.raw + 1)
     /// Free lists: [order][migratetype][half].
-    var lists = [FreeListHalf](repeating: FreeListHalf(), count: (PageOrder.max.raw + 1) * MigrateType.count * 2)
+    let lists = FixedArray<FreeListHalf>(repeating: FreeListHalf(), count: (PageOrder.max.raw + 1) * MigrateType.count * 2)
     var virgin = VirginBlocks()
     /// Zone counters (enum zone_stat_item): NR_FREE_PAGES, NR_FREE_PAGES_BLOCKS, ...
-    public internal(set) var stats = [Int64](repeating: 0, count: VMStat.firstNuma.rawValue)
-    /// Per-CPU page lists of this zone, indexed by CPU.
-    public internal(set) var pcp: [PerCPUPages]
+    public let stats = FixedArray<Int64>(repeating: 0, count: VMStat.firstNuma.rawValue)
+    /// Per-CPU page list state of this zone, indexed by CPU.
+    public let pcp: FixedArray<PerCPUPages>
+    /// The pcp lists themselves: [cpu][pindex].
+    let pcpLists: FixedArray<PFNDeque>
 
     init(type: ZoneType, cpus: Int) {
         self.type = type
-        self.pcp = [PerCPUPages](repeating: PerCPUPages(), count: cpus)
+        self.pcp = FixedArray(repeating: PerCPUPages(), count: cpus)
+        self.pcpLists = FixedArray(repeating: PFNDeque(), count: cpus * PerCPUPages.listCount)
     }
+
+    deinit {
+        for i in 0..<pcpLists.count { pcpLists[i].release() }
+        for a in [watermarks, lowmemReserve] { a.deallocate() }
+        nrFree.deallocate()
+        lists.deallocate()
+        stats.deallocate()
+        pcp.deallocate()
+        pcpLists.deallocate()
+    }
+
+    /// The pcp list `pindex` of `cpu`, front (most recently freed) to back.
+    public func pcpList(cpu: Int, _ pindex: Int) -> [UInt32] { pcpLists[cpu * PerCPUPages.listCount + pindex].elements }
+
+    @inline(__always) func pcpListIndex(cpu: Int, _ pindex: Int) -> Int { cpu &* PerCPUPages.listCount &+ pindex }
 
     public var endPFN: UInt64 { startPFN + spannedPages }
     /// populated_zone()

@@ -30,6 +30,8 @@ public final class PageAllocator {
     /// All zones of the node, indexed by ZoneType (empty ones included, as the kernel has them).
     public let zones: [Zone]
     public let cpuCount: Int
+    /// The zones again, unretained, for the hot paths (kept alive by `zones`).
+    let zoneRefs: FixedArray<Unmanaged<Zone>>
     /// The CPU on whose behalf allocations run (this_cpu for pcp lists).
     public var currentCPU = 0
     /// Pageblock migrate types (the usemap), one byte per pageblock.
@@ -47,13 +49,17 @@ public final class PageAllocator {
         self.counters = counters
         self.cpuCount = cpus
         self.zones = ZoneType.allCases.map { Zone(type: $0, cpus: cpus) }
+        self.zoneRefs = FixedArray(zones.map { Unmanaged.passUnretained($0) })
         pageblockCount = Int((frames.endPFN + PageOrder.pageblock.pages - 1) >> UInt64(PageOrder.pageblock.raw))
         pageblockTypes = .allocate(capacity: max(1, pageblockCount))
         // memmap_init_zone(): every pageblock starts MIGRATE_MOVABLE.
         pageblockTypes.initialize(repeating: UInt8(MigrateType.movable.rawValue), count: max(1, pageblockCount))
     }
 
-    deinit { pageblockTypes.deallocate() }
+    deinit {
+        pageblockTypes.deallocate()
+        zoneRefs.deallocate()
+    }
 
     // MARK: Pageblocks
 
@@ -69,8 +75,7 @@ public final class PageAllocator {
 
     /// page_zone()
     @inline(__always) public func zone(of pfn: PFN) -> Zone {
-        for z in zones.reversed() where z.isPopulated && z.contains(pfn) { return z }
-        return zones[0]
+        zones[Int(frames[pfn].pointee.zone)]
     }
 
     // MARK: Free lists
@@ -401,7 +406,7 @@ public final class PageAllocator {
         let cpu = currentCPU
         let pindex = PerCPUPages.index(mt, order)
         zone.pcp[cpu].freeCount >>= 1
-        if zone.pcp[cpu].lists[pindex].isEmpty {
+        if zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].isEmpty {
             let batch = nrPcpAlloc(&zone.pcp[cpu], order: order)
             // rmqueue_bulk(): pages go to the list tail in the order the buddy lists give them.
             var mode = RmqueueMode.normal
@@ -411,13 +416,13 @@ public final class PageAllocator {
                 let p = frames[pfn]
                 p.pointee.state = .pcp
                 p.pointee.order = UInt8(order)
-                zone.pcp[cpu].lists[pindex].pushBack(UInt32(truncatingIfNeeded: pfn.raw))
+                zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].pushBack(UInt32(truncatingIfNeeded: pfn.raw))
                 got += 1
             }
             zone.pcp[cpu].count += got << order
             if got == 0 { return nil }
         }
-        let v = zone.pcp[cpu].lists[pindex].popFront()!
+        let v = zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].popFront()!
         zone.pcp[cpu].count -= 1 << order
         return PFN(UInt64(v))
     }
@@ -447,14 +452,13 @@ public final class PageAllocator {
     }
 
     /// free_unref_page_commit(): put a page on this CPU's list, drain a batch past high.
-    @inline(__always) func freeToPcp(_ zone: Zone, _ pfn: PFN, order: Int, _ mt: MigrateType) {
+    @inline(__always) func freeToPcp(_ zone: Zone, _ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>, order: Int, _ mt: MigrateType) {
         let cpu = currentCPU
         let pindex = PerCPUPages.index(mt, order)
         zone.pcp[cpu].allocFactor >>= 1
-        let p = frames[pfn]
         p.pointee.state = .pcp
         p.pointee.order = UInt8(order)
-        zone.pcp[cpu].lists[pindex].pushFront(UInt32(truncatingIfNeeded: pfn.raw))
+        zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].pushFront(UInt32(truncatingIfNeeded: pfn.raw))
         zone.pcp[cpu].count += 1 << order
         let batch = zone.pcp[cpu].batch
         var freeHigh = false
@@ -481,15 +485,15 @@ public final class PageAllocator {
             repeat {
                 pindex += 1
                 if pindex > PerCPUPages.listCount - 1 { pindex = 0 }
-            } while zone.pcp[cpu].lists[pindex].isEmpty
+            } while zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].isEmpty
             let order = PerCPUPages.order(ofList: pindex)
             let nr = 1 << order
             repeat {
-                let pfn = PFN(UInt64(zone.pcp[cpu].lists[pindex].popBack()!))
+                let pfn = PFN(UInt64(zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].popBack()!))
                 count -= nr
                 zone.pcp[cpu].count -= nr
                 freeOneBlock(zone, pfn, order: order, pageblockMigratetype(pfn), toTail: false)
-            } while count > 0 && !zone.pcp[cpu].lists[pindex].isEmpty
+            } while count > 0 && !zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].isEmpty
         }
         syncFreeBlocksCounter()
     }
@@ -527,30 +531,17 @@ public final class PageAllocator {
     }
 
     /// get_page_from_freelist(): walk the zonelist from the highest allowed zone down.
-    func getPageFromFreelist(order: Int, gfp: GFP, _ flagsIn: AllocFlags, highest: ZoneType) -> (PFN, Zone)? {
+    func getPageFromFreelist(order: Int, gfp: GFP, _ flagsIn: AllocFlags, highest: ZoneType) -> (PFN, ZoneType)? {
         var flags = flagsIn
         let mt = gfp.migratetype
         while true {
             var zi = highest.rawValue
             while zi >= 0 {
-                let zone = zones[zi]
-                zi -= 1
-                if !zone.isPopulated || zone.managedPages == 0 { continue }
-                let mark = zone.watermark(flags.watermark)
-                if !watermarkOK(zone, order: order, mark: mark, highest: highest, flags) { continue }
-                let got: PFN?
-                if PerCPUPages.allowed(order) && zone.pcp[currentCPU].highMax > 0 {
-                    got = rmqueuePcplist(zone, order: order, mt, flags)
-                } else {
-                    var mode = RmqueueMode.normal
-                    if order > 0 && flags.contains(.highAtomic) {
-                        got = rmqueueSmallest(zone, order: order, .highAtomic) ?? rmqueue(zone, order: order, mt, flags, mode: &mode)
-                    } else {
-                        got = rmqueue(zone, order: order, mt, flags, mode: &mode)
-                    }
-                    syncFreeBlocksCounter()
+                let got: PFN? = zoneRefs[zi]._withUnsafeGuaranteedRef { zone in
+                    tryZone(zone, order: order, mt: mt, flags, highest: highest)
                 }
-                if let pfn = got { return (pfn, zone) }
+                if let pfn = got { return (pfn, ZoneType(rawValue: zi)!) }
+                zi -= 1
             }
             // Retry without ALLOC_NOFRAGMENT before giving up, as the kernel does.
             if flags.contains(.noFragment) {
@@ -561,9 +552,28 @@ public final class PageAllocator {
         }
     }
 
+    /// One zone of the zonelist walk: watermark check, then rmqueue().
+    @inline(__always) func tryZone(_ zone: Zone, order: Int, mt: MigrateType, _ flags: AllocFlags, highest: ZoneType) -> PFN? {
+        if !zone.isPopulated || zone.managedPages == 0 { return nil }
+        let mark = zone.watermark(flags.watermark)
+        if !watermarkOK(zone, order: order, mark: mark, highest: highest, flags) { return nil }
+        if PerCPUPages.allowed(order) && zone.pcp[currentCPU].highMax > 0 {
+            return rmqueuePcplist(zone, order: order, mt, flags)
+        }
+        var mode = RmqueueMode.normal
+        let got: PFN?
+        if order > 0 && flags.contains(.highAtomic) {
+            got = rmqueueSmallest(zone, order: order, .highAtomic) ?? rmqueue(zone, order: order, mt, flags, mode: &mode)
+        } else {
+            got = rmqueue(zone, order: order, mt, flags, mode: &mode)
+        }
+        syncFreeBlocksCounter()
+        return got
+    }
+
     /// alloc_flags_nofragment(): Normal-zone allocations avoid fragmenting pageblocks while DMA32 exists.
-    func noFragmentFlags(highest: ZoneType) -> AllocFlags {
-        if highest.rawValue >= ZoneType.normal.rawValue && zones[ZoneType.dma32.rawValue].managedPages > 0 {
+    @inline(__always) func noFragmentFlags(highest: ZoneType) -> AllocFlags {
+        if highest.rawValue >= ZoneType.normal.rawValue && zoneRefs[ZoneType.dma32.rawValue]._withUnsafeGuaranteedRef({ $0.managedPages > 0 }) {
             return .noFragment
         }
         return []
@@ -593,14 +603,14 @@ public final class PageAllocator {
             }
             result = getPageFromFreelist(order: order, gfp: gfp, slow, highest: highest)
         }
-        guard let (pfn, zone) = result else {
+        guard let (pfn, zoneType) = result else {
             if !gfp.contains(.noWarn) {
                 log.append("page allocation failure: order:\(order), mode:(\(gfp)), nodemask=(null)")
             }
             return nil
         }
         // rmqueue(): PGALLOC per zone in pages; zone_statistics() one event per allocation.
-        counters.add(zone.type.pgalloc, Int64(1 << order))
+        counters.add(zoneType.pgalloc, Int64(1 << order))
         counters.add(.numaHit, 1)
         counters.add(.numaLocal, 1)
         prepNewPage(pfn, order: order, gfp: gfp)
@@ -647,12 +657,11 @@ public final class PageAllocator {
         guard p.pointee.mapcount == 0, p.pointee.table == nil else {
             return badPage(pfn, p.pointee.table != nil ? "page-table page freed as data" : "nonzero mapcount")
         }
-        freeFrozenPages(pfn, order: order)
+        freeFrozenPages(pfn, p, order: order)
     }
 
     /// free_frozen_pages(): the page has no references left.
-    func freeFrozenPages(_ pfn: PFN, order: Int) {
-        let p = frames[pfn]
+    @inline(__always) func freeFrozenPages(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>, order: Int) {
         p.pointee.flags = []
         p.pointee.mapping = 0
         if order > 0 {
@@ -660,7 +669,13 @@ public final class PageAllocator {
         }
         counters.add(.pgfree, Int64(1 << order))
         trace?("mm_page_free", pfn, order)
-        let zone = zone(of: pfn)
+        zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { zone in
+            freeFrozenToZone(zone, pfn, p, order: order)
+        }
+    }
+
+    /// The zone part of free_frozen_pages(): pcp list or buddy lists.
+    @inline(__always) func freeFrozenToZone(_ zone: Zone, _ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>, order: Int) {
         var mt = pageblockMigratetype(pfn)
         if PerCPUPages.allowed(order) && zone.pcp[currentCPU].highMax > 0 {
             if mt.rawValue > MigrateType.reclaimable.rawValue {
@@ -671,7 +686,7 @@ public final class PageAllocator {
                 }
                 mt = .movable
             }
-            freeToPcp(zone, pfn, order: order, mt)
+            freeToPcp(zone, pfn, p, order: order, mt)
         } else {
             freeOneBlock(zone, pfn, order: order, mt, toTail: false)
             syncFreeBlocksCounter()

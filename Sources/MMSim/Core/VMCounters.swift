@@ -4,9 +4,10 @@
 /// vm_numa_event, vm_events folded together, as /proc/vmstat shows them after
 /// /proc/sys/vm/stat_refresh). Zone items are also kept per zone in `Zone.stats`.
 public final class VMCounters {
-    public private(set) var values: [Int64]
+    private let values = FixedArray<Int64>(repeating: 0, count: VMStat.allCases.count)
 
-    public init() { values = [Int64](repeating: 0, count: VMStat.allCases.count) }
+    public init() {}
+    deinit { values.deallocate() }
 
     @inline(__always) public subscript(item: VMStat) -> Int64 {
         get { values[item.rawValue] }
@@ -17,5 +18,5 @@ public final class VMCounters {
     @inline(__always) public func add(_ item: VMStat, _ delta: Int64) { values[item.rawValue] &+= delta }
 
     /// A copy of every value, for marks and deltas.
-    public func snapshot() -> [Int64] { values }
+    public func snapshot() -> [Int64] { Array(values) }
 }

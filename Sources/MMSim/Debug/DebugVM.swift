@@ -108,9 +108,9 @@ extension Machine {
             // pcp lists.
             for (cpu, pcp) in z.pcp.enumerated() {
                 var n = 0
-                for (li, list) in pcp.lists.enumerated() {
+                for li in 0..<PerCPUPages.listCount {
                     let order = PerCPUPages.order(ofList: li)
-                    for v in list.elements {
+                    for v in z.pcpList(cpu: cpu, li) {
                         let p = frames[PFN(UInt64(v))].pointee
                         guard p.state == .pcp, Int(p.order) == order, z.contains(PFN(UInt64(v))) else {
                             throw VMBug(rule: "pcp-membership", detail: "pfn \(v) on cpu \(cpu) \(z.name) pcp list \(li) has state \(p.state) order \(p.order)")

@@ -44,7 +44,7 @@ extension Machine {
                 "name": z.name, "start_pfn": z.startPFN, "spanned": z.spannedPages, "present": z.presentPages,
                 "managed": z.managedPages, "free": z.freePages,
                 "min": z.watermark(.min), "low": z.watermark(.low), "high": z.watermark(.high), "promo": z.watermark(.promo),
-                "protection": z.lowmemReserve, "nr_free": z.nrFree,
+                "protection": Array(z.lowmemReserve), "nr_free": Array(z.nrFree),
                 "pagesets": z.pcp.map { ["count": $0.count, "high": $0.high, "batch": $0.batch, "high_min": $0.highMin, "high_max": $0.highMax] },
             ])
         }
