@@ -3,16 +3,15 @@ import MMSimTestSupport
 import Foundation
 
 @Test func zzScratch() throws {
-    for mem in [64 * Size.MiB, 256 * Size.MiB, 4 * Size.GiB] {
+    for c in [MachineConfig.reference, .large5Level, .arm64] {
         let t0 = Date()
-        let m = try TestMachines.small(memory: mem)
+        let m = try Machine(c)
         let t1 = Date()
         try m.checkInvariants()
         let t2 = Date()
-        print("boot \(t1.timeIntervalSince(t0)) check \(t2.timeIntervalSince(t1))")
+        print("boot \(t1.timeIntervalSince(t0)) check \(t2.timeIntervalSince(t1)) host \(m.hostMemoryBytes)")
         print(m.zoneSummaryText())
-        print(m.buddyinfoText())
-        print("init", m.kernelInit, "pcp", m.zones.map { $0.pcp.map(\.count) })
-        print(m.log.filter { $0.contains("Memory") || $0.contains("raising") })
+        print("init", m.kernelInit, "pcp", m.zones.map { $0.pcp.map(\.count).reduce(0,+) })
+        print(m.log.filter { $0.contains("Memory") || $0.contains("raising") || $0.contains("HugeTLB") })
     }
 }

@@ -166,7 +166,10 @@ extension Machine {
             throw VMBug(rule: "nr-page-table-pages", detail: "\(tableFrames) page-table frames but nr_page_table_pages = \(counters[.nrPageTablePages])")
         }
 
-        // 3. Per zone: managed = free + pcp + in use (+ isolated by memory failure).
+        // 3. TLBs against the page tables.
+        try checkTLBs()
+
+        // 4. Per zone: managed = free + pcp + in use (+ isolated by memory failure).
         for z in zones where z.isPopulated {
             let i = z.type.rawValue
             let sum = freeFrames[i] + pcpFrames[i] + inUse[i]

@@ -11,6 +11,10 @@ public final class Machine {
     public private(set) var frames: FrameTable!
     /// Machine-wide vmstat counters.
     public let counters = VMCounters()
+    /// The CPUs: TLBs, loaded page tables, walk counters.
+    public private(set) var cpus: [CPU] = []
+    /// The CPUs again, unretained, for the MMU hot path (kept alive by `cpus`).
+    private(set) var cpuRefs = FixedArray<Unmanaged<CPU>>([])
     /// The buddy allocator.
     public private(set) var allocator: PageAllocator!
     /// dmesg: the boot log and later kernel messages, without timestamps.
@@ -31,6 +35,8 @@ public final class Machine {
     /// DirectMap4k/2M/1G in KiB (how the kernel's direct map covers RAM).
     public internal(set) var directMapKB: (k4: UInt64, m2: UInt64, g1: UInt64) = (0, 0, 0)
 
+    /// TLB flushes decided but not yet done; the checker tolerates entries they cover.
+    public internal(set) var pendingTLBFlushes: [PendingTLBFlush] = []
     /// vm_committed_as in pages (Committed_AS).
     public internal(set) var committedAS: Int64 = 0
     /// Pages isolated by memory failure (HardwareCorrupted).
@@ -51,7 +57,12 @@ public final class Machine {
             Machine.initSection(first: first.raw, records: records, memblock: mb, zoneBounds: zoneBounds)
         }
         allocator = PageAllocator(frames: frames, counters: counters, cpus: config.cpus)
+        cpus = (0..<config.cpus).map { CPU(id: $0, config: config, frames: frames) }
+        cpuRefs.deallocate()
+        cpuRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0) })
     }
+
+    deinit { cpuRefs.deallocate() }
 
     /// Zone index boundaries as (type, start PFN, end PFN).
     var zoneBoundaries: [(ZoneType, UInt64, UInt64)] = []

@@ -28,6 +28,20 @@ public struct TLBGeometry: Sendable, Hashable, Codable {
     public var l2_1G = TLBArrayGeometry(entries: 16, ways: 4)
     public init() {}
 
+    private enum CodingKeys: String, CodingKey { case l1d4K, l1d2M, l1d1G, l1i4K, l1i2M, l2, l2_1G }
+
+    /// Every array is optional in JSON; missing ones keep their defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        l1d4K = try c.decodeIfPresent(TLBArrayGeometry.self, forKey: .l1d4K) ?? l1d4K
+        l1d2M = try c.decodeIfPresent(TLBArrayGeometry.self, forKey: .l1d2M) ?? l1d2M
+        l1d1G = try c.decodeIfPresent(TLBArrayGeometry.self, forKey: .l1d1G) ?? l1d1G
+        l1i4K = try c.decodeIfPresent(TLBArrayGeometry.self, forKey: .l1i4K) ?? l1i4K
+        l1i2M = try c.decodeIfPresent(TLBArrayGeometry.self, forKey: .l1i2M) ?? l1i2M
+        l2 = try c.decodeIfPresent(TLBArrayGeometry.self, forKey: .l2) ?? l2
+        l2_1G = try c.decodeIfPresent(TLBArrayGeometry.self, forKey: .l2_1G) ?? l2_1G
+    }
+
     /// Named arrays, for validation and printing.
     public var arrays: [(name: String, geometry: TLBArrayGeometry)] {
         [("tlb.l1d4K", l1d4K), ("tlb.l1d2M", l1d2M), ("tlb.l1d1G", l1d1G),
@@ -44,6 +58,18 @@ public struct KernelImage: Sendable, Hashable, Codable {
     public var initKB: UInt64 = 4264
     public var bssKB: UInt64 = 4444
     public init() {}
+
+    private enum CodingKeys: String, CodingKey { case codeKB, rwdataKB, rodataKB, initKB, bssKB }
+
+    /// Every section is optional in JSON; missing ones keep their defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        codeKB = try c.decodeIfPresent(UInt64.self, forKey: .codeKB) ?? codeKB
+        rwdataKB = try c.decodeIfPresent(UInt64.self, forKey: .rwdataKB) ?? rwdataKB
+        rodataKB = try c.decodeIfPresent(UInt64.self, forKey: .rodataKB) ?? rodataKB
+        initKB = try c.decodeIfPresent(UInt64.self, forKey: .initKB) ?? initKB
+        bssKB = try c.decodeIfPresent(UInt64.self, forKey: .bssKB) ?? bssKB
+    }
     /// _end - _text, rounded up to pages.
     public var totalPages: UInt64 { ((codeKB + rwdataKB + rodataKB + initKB + bssKB) * 1024 + Page.size - 1) / Page.size }
     public var initPages: UInt64 { initKB * 1024 / Page.size }

@@ -1,0 +1,108 @@
+// arch/x86/mm/tlb.c, arch/arm64/mm/context.c (the hardware side): a CPU's MMU: TLB lookup, page walk on a miss, refill.
+
+/// One CPU: its TLB hierarchy, the page-table roots loaded in CR3 / TTBR0 (and TTBR1 on
+/// arm64), the address-space tag in use, and the walker's counters.
+public final class CPU {
+    public let id: Int
+    public let tlb: TLB
+    /// Root of the user page table loaded (CR3 / TTBR0_EL1), nil when none is.
+    public internal(set) var root: PFN?
+    /// Tag of the loaded address space (PCID / ASID); 0 when tagging is off.
+    public internal(set) var asid = ASID(0)
+    /// arm64 TTBR1_EL1: the kernel's page table, for upper-half addresses.
+    public internal(set) var kernelRoot: PFN?
+    /// The roots each tag was last loaded with, so cached entries can be checked against them.
+    public internal(set) var rootOfASID: [ASID: PFN] = [:]
+    let walker: PageWalk
+    /// Hardware page walks done and page-table entries they read.
+    public internal(set) var walks: UInt64 = 0
+    public internal(set) var walkReferences: UInt64 = 0
+    /// Accesses that faulted (#PF / #GP, or a data/instruction abort).
+    public internal(set) var faults: UInt64 = 0
+
+    init(id: Int, config: MachineConfig, frames: FrameTable) {
+        self.id = id
+        self.tlb = TLB(geometry: config.tlb)
+        self.walker = PageWalk(arch: config.arch, frames: frames)
+    }
+}
+
+/// What the MMU did with one access.
+public enum AccessResult: Sendable, Hashable {
+    /// The access went through to this physical address.
+    case ok(PhysAddr)
+    /// The access faulted; the kernel's fault handler would run next.
+    case fault(PageFault)
+
+    public var physAddr: PhysAddr? {
+        if case .ok(let p) = self { return p }
+        return nil
+    }
+    public var fault: PageFault? {
+        if case .fault(let f) = self { return f }
+        return nil
+    }
+}
+
+extension Machine {
+    /// Loads a user page table on `cpu`: MOV CR3 (x86) or a TTBR0_EL1 write (arm64).
+    /// With PCID/ASID tagging the entries of other tags stay; `flush` drops this tag's
+    /// entries first (a PCID slot reused for another mm, or a new ASID generation). Without
+    /// tagging every non-global entry is flushed, as a CR3 write without PCIDs does.
+    public func loadPageTable(cpu: Int, root: PFN?, asid requested: ASID, flush: Bool = false) {
+        let c = cpus[cpu]
+        let asid = config.pcid ? requested : ASID(0)
+        if !config.pcid {
+            _ = c.tlb.flushAllNonGlobal()
+        } else if flush {
+            _ = c.tlb.flushASID(asid)
+        }
+        c.root = root
+        c.asid = asid
+        if let r = root { c.rootOfASID[asid] = r } else { c.rootOfASID[asid] = nil }
+    }
+
+    /// Loads the kernel's own page table root (arm64 TTBR1_EL1).
+    public func loadKernelPageTable(cpu: Int, root: PFN?) {
+        cpus[cpu].kernelRoot = root
+    }
+
+    /// The MMU translating one access on `cpu`: a TLB hit returns at once; a miss (or a
+    /// write through a clean cached entry) walks the page tables, which sets accessed and
+    /// dirty bits as the architecture does, and fills the TLB; a failed walk is a fault.
+    @inline(__always)
+    public func translate(cpu: Int, _ va: VirtAddr, _ access: AccessKind, privilege: Privilege = .user) -> AccessResult {
+        cpuRefs[cpu]._withUnsafeGuaranteedRef { c in
+            if let t = c.tlb.lookup(va, asid: c.asid, access: access) {
+                return .ok(t.physAddr(for: va))
+            }
+            return walkAndFill(c, va, access, privilege)
+        }
+    }
+
+    @inline(never)
+    func walkAndFill(_ c: CPU, _ va: VirtAddr, _ access: AccessKind, _ privilege: Privilege) -> AccessResult {
+        guard let root = c.root ?? c.kernelRoot else {
+            c.faults &+= 1
+            // An empty root behaves like a root table of non-present entries.
+            var code: UInt32 = 0
+            if access == .write { code |= 2 }
+            if privilege == .user { code |= 4 }
+            if access == .execute { code |= 0x10 }
+            return .fault(PageFault(arch: arch, reason: .notPresent, level: arch.topLevel, address: va,
+                                    access: access, privilege: privilege, x86ErrorCode: arch.isX86 ? code : 0,
+                                    arm64ESR: 0))
+        }
+        let r = c.walker.walk(root: root, va: va, access: access, privilege: privilege, kernelRoot: c.kernelRoot)
+        c.walks &+= 1
+        c.walkReferences &+= UInt64(r.memoryReferences)
+        switch r.outcome {
+        case .translation(let t):
+            c.tlb.insert(va, asid: c.asid, translation: t, instruction: access == .execute)
+            return .ok(t.physAddr(for: va))
+        case .fault(let f):
+            c.faults &+= 1
+            return .fault(f)
+        }
+    }
+}

@@ -1,0 +1,467 @@
+// The per-CPU TLB hierarchy that arch/x86/mm/tlb.c and arch/arm64/include/asm/tlbflush.h rely on: PCID/ASID-tagged set-associative arrays.
+
+/// The arrays of one CPU's TLB hierarchy, in lookup order. The names are those of
+/// `TLBGeometry.arrays` without the "tlb." prefix.
+public enum TLBLevel: Int, Sendable, CaseIterable, CustomStringConvertible {
+    case l1d4K = 0, l1d2M, l1d1G, l1i4K, l1i2M, l2, l2_1G
+    public var description: String { ["l1d4K", "l1d2M", "l1d1G", "l1i4K", "l1i2M", "l2", "l2_1G"][rawValue] }
+    /// True for the instruction-side arrays.
+    public var isInstruction: Bool { self == .l1i4K || self == .l1i2M }
+    /// True for the second-level (unified) arrays.
+    public var isSecondLevel: Bool { self == .l2 || self == .l2_1G }
+}
+
+/// Calls and invalidated entries of one kind of flush.
+public struct TLBFlushCount: Sendable, Hashable {
+    /// Times the flush operation was called.
+    public var calls: UInt64 = 0
+    /// Valid entries it invalidated, summed over every array.
+    public var entries: UInt64 = 0
+    public init() {}
+}
+
+/// Event counters of one CPU's TLB hierarchy.
+///
+/// Accounting of one `lookup()`: it counts exactly one of
+/// L1 hit, `dirtyMisses` (entry found in L1 but clean on a write), or L1 miss;
+/// an L1 miss then counts exactly one of L2 hit, `dirtyMisses` (found clean in L2),
+/// or L2 miss. So `lookups == l1dHits + l1iHits + l1dMisses + l1iMisses + dirtyMissesL1`
+/// and `l1dMisses + l1iMisses == l2Hits + l2Misses + dirtyMissesL2`.
+/// A lookup that returns nil (walk needed) is an L2 miss or a dirty miss.
+public struct TLBCounters: Sendable, Hashable {
+    /// Every `lookup()` call (derived: each counts in exactly one of these).
+    public var lookups: UInt64 { l1dHits &+ l1iHits &+ l1dMisses &+ l1iMisses &+ dirtyMissesL1 }
+    public var l1dHits: UInt64 = 0
+    public var l1dMisses: UInt64 = 0
+    public var l1iHits: UInt64 = 0
+    public var l1iMisses: UInt64 = 0
+    public var l2Hits: UInt64 = 0
+    public var l2Misses: UInt64 = 0
+    /// Writes that found a matching entry whose cached dirty attribute is clear,
+    /// in L1 (`dirtyMissesL1`) or, after an L1 miss, in L2 (`dirtyMissesL2`).
+    /// The caller must walk (x86 sets D with a locked walk; arm64 DBM likewise).
+    public var dirtyMissesL1: UInt64 = 0
+    public var dirtyMissesL2: UInt64 = 0
+    public var dirtyMisses: UInt64 { dirtyMissesL1 &+ dirtyMissesL2 }
+    /// `insert()` calls (fills after a page walk).
+    public var inserts: UInt64 = 0
+    /// L1 fills from an L2 hit.
+    public var refills: UInt64 = 0
+    /// Valid entries displaced by a fill (LRU victims), per side.
+    public var l1dEvictions: UInt64 = 0
+    public var l1iEvictions: UInt64 = 0
+    public var l2Evictions: UInt64 = 0
+    public var evictions: UInt64 { l1dEvictions &+ l1iEvictions &+ l2Evictions }
+    /// INVLPG / TLBI VAE1
+    public var flushPage = TLBFlushCount()
+    /// A range of INVLPGs / TLBI RVAE1 (or VAE1 per page)
+    public var flushRange = TLBFlushCount()
+    /// INVPCID single-context / TLBI ASIDE1
+    public var flushASID = TLBFlushCount()
+    /// MOV CR3 without the no-flush bit / all non-global entries
+    public var flushAllNonGlobal = TLBFlushCount()
+    /// CR4.PGE toggle, INVPCID all-context / TLBI VMALLE1
+    public var flushAll = TLBFlushCount()
+    /// flush_tlb_kernel_range(): INVLPG of global kernel pages / TLBI VAALE1
+    public var flushKernelRange = TLBFlushCount()
+    public init() {}
+}
+
+/// One valid cached translation, as `TLB.forEachEntry` reports it.
+public struct TLBEntryInfo: Sendable, Hashable {
+    public var level: TLBLevel
+    /// First virtual address the entry covers (aligned to `translation.size`).
+    public var vpnBase: VirtAddr
+    /// The tag the entry was filled with (meaningless for matching when global).
+    public var asid: ASID
+    /// The translation as cached: for a fractured 1 GiB page this is the 2 MiB piece.
+    public var translation: Translation
+    /// Size of the page-table leaf the entry was made from (1G for a fractured piece).
+    public var leafSize: PageSize
+    public var isGlobal: Bool { translation.attrs.contains(.global) }
+}
+
+/// One set-associative array: `sets * ways` entries, set-major, stored as parallel
+/// columns so that a probe reads only the tags (8 bytes) and the ASID/attribute words
+/// (4 bytes) of its set: a 12-way L2 set is 144 bytes, not 12 whole entries.
+@usableFromInline
+struct TLBArray {
+    /// (VPN at the entry size) << 3 | size << 1 | 1; 0 = invalid.
+    @usableFromInline let keys: UnsafeMutablePointer<UInt64>
+    /// ASID | ASID mask << 16 | TranslationAttrs << 32 | leaf PageSize << 40. The ASID
+    /// mask is 0xFFFF, or 0 for a global entry, so that one compare tests tag and ASID;
+    /// the leaf size differs from the key's size for a fractured piece.
+    @usableFromInline let meta: UnsafeMutablePointer<UInt64>
+    /// First frame of the cached translation (aligned to the entry size).
+    @usableFromInline let pfns: UnsafeMutablePointer<UInt64>
+    /// LRU use stamps: larger = more recently used.
+    @usableFromInline let stamps: UnsafeMutablePointer<UInt64>
+    @usableFromInline let setMask: UInt64
+    @usableFromInline let ways: Int
+    @usableFromInline let count: Int
+    @usableFromInline let level: TLBLevel
+
+    init(_ g: TLBArrayGeometry, level: TLBLevel) {
+        precondition(g.ways > 0 && g.entries > 0 && g.entries % g.ways == 0, "TLB \(level): \(g.entries) entries / \(g.ways) ways")
+        let sets = g.entries / g.ways
+        precondition(sets & (sets - 1) == 0, "TLB \(level): set count \(sets) is not a power of two")
+        keys = .allocate(capacity: g.entries)
+        keys.initialize(repeating: 0, count: g.entries)
+        meta = .allocate(capacity: g.entries)
+        meta.initialize(repeating: 0, count: g.entries)
+        pfns = .allocate(capacity: g.entries)
+        pfns.initialize(repeating: 0, count: g.entries)
+        stamps = .allocate(capacity: g.entries)
+        stamps.initialize(repeating: 0, count: g.entries)
+        setMask = UInt64(sets - 1)
+        ways = g.ways
+        count = g.entries
+        self.level = level
+    }
+
+    func deallocate() {
+        keys.deallocate()
+        meta.deallocate()
+        pfns.deallocate()
+        stamps.deallocate()
+    }
+
+    /// Index of the first way of the set `vpn` maps to.
+    @inline(__always)
+    func setBase(_ vpn: UInt64) -> Int { Int(truncatingIfNeeded: vpn & setMask) &* ways }
+
+    /// The matching entry for `key` under `asid` (or a global one), if any.
+    /// Branch-free over the ways (a data-dependent early exit mispredicts on random
+    /// access patterns); the last matching way wins, and there is at most one unless
+    /// two ASIDs' copies meet a global entry of the same VA.
+    @inline(__always)
+    func find(vpn: UInt64, key: UInt64, asid: UInt16) -> TLBSlot? {
+        let base = setBase(vpn)
+        var hit = -1
+        var w = 0
+        while w < ways {
+            let i = base &+ w
+            let m = meta[i]
+            // Tag and ASID (ignored when global) in one compare, without branches.
+            let diff = (keys[i] ^ key) | ((m ^ UInt64(asid)) & (m &>> 16) & 0xFFFF)
+            hit = diff == 0 ? i : hit
+            w &+= 1
+        }
+        return hit < 0 ? nil : TLBSlot(self, hit)
+    }
+}
+
+/// A reference to one entry of a `TLBArray`.
+@usableFromInline
+struct TLBSlot {
+    @usableFromInline static let globalMeta = UInt64(TranslationAttrs.global.rawValue) << 32
+    @usableFromInline let array: TLBArray
+    @usableFromInline let index: Int
+    @inline(__always) init(_ array: TLBArray, _ index: Int) {
+        self.array = array
+        self.index = index
+    }
+    @inline(__always) var key: UInt64 {
+        get { array.keys[index] }
+        nonmutating set { array.keys[index] = newValue }
+    }
+    @inline(__always) var pfn: UInt64 { array.pfns[index] }
+    @inline(__always) var stamp: UInt64 {
+        get { array.stamps[index] }
+        nonmutating set { array.stamps[index] = newValue }
+    }
+    @inline(__always) var asid: UInt16 { UInt16(truncatingIfNeeded: array.meta[index]) }
+    @inline(__always) var attrs: UInt8 { UInt8(truncatingIfNeeded: array.meta[index] &>> 32) }
+    @inline(__always) var leafSize: UInt8 { UInt8(truncatingIfNeeded: array.meta[index] &>> 40) }
+    @inline(__always) var isGlobal: Bool { array.meta[index] & Self.globalMeta != 0 }
+    /// Overwrites the entry.
+    @inline(__always)
+    func store(key: UInt64, pfn: UInt64, stamp: UInt64, asid: UInt16, attrs: UInt8, leafSize: UInt8) {
+        array.keys[index] = key
+        array.pfns[index] = pfn
+        array.stamps[index] = stamp
+        let asidMask: UInt64 = attrs & TLB.globalBit != 0 ? 0 : 0xFFFF
+        array.meta[index] = UInt64(asid) | asidMask &<< 16 | UInt64(attrs) &<< 32 | UInt64(leafSize) &<< 40
+    }
+}
+
+/// Mutable scalar state, kept behind a pointer so that the hot path has no
+/// exclusivity checks on class properties.
+@usableFromInline
+struct TLBState {
+    @usableFromInline var clock: UInt64 = 0
+    /// Fractured 1 GiB pieces currently valid in the iTLB 2 MiB array.
+    @usableFromInline var fractured: Int = 0
+    @usableFromInline var counters = TLBCounters()
+}
+
+/// One CPU's TLB hierarchy.
+///
+/// - Tags: an entry matches a lookup when its VPN (at the entry's page size) equals the
+///   address's and its ASID equals the lookup's, or the entry is global
+///   (`TranslationAttrs.global`: x86 G, arm64 nG clear), which matches any ASID.
+/// - Arrays: L1 dTLB 4K/2M/1G, L1 iTLB 4K/2M, unified L2 for 4K and 2M (each size
+///   indexed by the low bits of its own VPN, and tagged with its size), L2 1G.
+///   The set index is the low bits of the VPN at the array's page size; replacement
+///   is true LRU by use stamp; an invalid way is always used before a victim.
+/// - 1 GiB pages in the iTLB: the iTLB has no 1 GiB array, so, as real cores do, an
+///   instruction fill of a 1 GiB translation is *fractured*: the iTLB caches the 2 MiB
+///   piece containing the address (size 2M, base frame of that piece, leaf size 1G).
+///   Invalidating any address of the 1 GiB page removes every fractured piece
+///   (INVLPG/TLBI invalidate all entries "for the page", as the SDM requires).
+/// - Dirty rule: a `.write` lookup whose matching entry (first found: L1, else L2)
+///   lacks `.dirty` returns nil and counts a dirty miss, leaving the entry in place;
+///   the caller walks (setting D / the arm64 DBM dirty state) and `insert()`s, which
+///   overwrites the clean entry in place. No other permission is checked here: the
+///   caller checks `.writable`, `.user`, `.noExec` on the returned translation.
+/// - Hierarchy: non-inclusive. `insert()` fills L1 (d or i) and L2; an L2 hit refills L1.
+public final class TLB {
+    @usableFromInline static let globalBit: UInt8 = TranslationAttrs.global.rawValue
+    @usableFromInline static let dirtyBit: UInt8 = TranslationAttrs.dirty.rawValue
+
+    public let geometry: TLBGeometry
+    @usableFromInline let l1d4K: TLBArray
+    @usableFromInline let l1d2M: TLBArray
+    @usableFromInline let l1d1G: TLBArray
+    @usableFromInline let l1i4K: TLBArray
+    @usableFromInline let l1i2M: TLBArray
+    @usableFromInline let l2: TLBArray
+    @usableFromInline let l2_1G: TLBArray
+    @usableFromInline let state: UnsafeMutablePointer<TLBState>
+    /// Valid entries per (array, size) slot: `TLBLevel.rawValue`, and 7 for the L2's 2M
+    /// entries (slot 5 then counts its 4K ones). Lets lookups skip empty large-page arrays.
+    @usableFromInline let live: UnsafeMutablePointer<Int>
+
+    public init(geometry: TLBGeometry = TLBGeometry()) {
+        self.geometry = geometry
+        l1d4K = TLBArray(geometry.l1d4K, level: .l1d4K)
+        l1d2M = TLBArray(geometry.l1d2M, level: .l1d2M)
+        l1d1G = TLBArray(geometry.l1d1G, level: .l1d1G)
+        l1i4K = TLBArray(geometry.l1i4K, level: .l1i4K)
+        l1i2M = TLBArray(geometry.l1i2M, level: .l1i2M)
+        l2 = TLBArray(geometry.l2, level: .l2)
+        l2_1G = TLBArray(geometry.l2_1G, level: .l2_1G)
+        state = .allocate(capacity: 1)
+        state.initialize(to: TLBState())
+        live = .allocate(capacity: 8)
+        live.initialize(repeating: 0, count: 8)
+    }
+
+    deinit {
+        for a in allArrays { a.deallocate() }
+        state.deinitialize(count: 1)
+        state.deallocate()
+        live.deallocate()
+    }
+
+    /// The `live` slot of entries of `size` in array `level`.
+    @inline(__always) @usableFromInline
+    static func slot(_ level: TLBLevel, size: UInt8) -> Int { level == .l2 && size == 1 ? 7 : level.rawValue }
+
+    @usableFromInline var allArrays: [TLBArray] { [l1d4K, l1d2M, l1d1G, l1i4K, l1i2M, l2, l2_1G] }
+
+    /// The counters so far.
+    public var counters: TLBCounters {
+        get { state.pointee.counters }
+        set { state.pointee.counters = newValue }
+    }
+
+    public func resetCounters() { state.pointee.counters = TLBCounters() }
+
+    // MARK: Tags
+
+    @inline(__always) @usableFromInline
+    static func shift(_ size: UInt8) -> UInt64 { 12 &+ 9 &* UInt64(size) }
+
+    @inline(__always) @usableFromInline
+    static func key(vpn: UInt64, size: UInt8) -> UInt64 { (vpn &<< 3) | (UInt64(size) &<< 1) | 1 }
+
+    /// Page size (raw) of an entry's tag.
+    @inline(__always) @usableFromInline
+    static func entrySize(_ e: TLBSlot) -> UInt8 { entrySize(e.key) }
+
+    @inline(__always) @usableFromInline
+    static func entrySize(_ key: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: (key &>> 1) & 3) }
+
+    /// A valid entry caching a piece of a larger leaf (a 1 GiB page in the iTLB).
+    @inline(__always) @usableFromInline
+    static func isFractured(_ e: TLBSlot) -> Bool { e.key != 0 && e.leafSize != entrySize(e) }
+
+    @inline(__always) @usableFromInline
+    static func translation(_ e: TLBSlot, size: UInt8) -> Translation {
+        Translation(basePFN: PFN(e.pfn), size: PageSize(rawValue: Int(size)).unsafelyUnwrapped,
+                    attrs: TranslationAttrs(rawValue: e.attrs))
+    }
+
+    // MARK: Lookup
+
+    /// The cached translation of `va` for `asid`, or nil when the caller must walk
+    /// the page tables (a miss at every level, or a write to a clean entry).
+    /// Data accesses probe the L1 dTLB, instruction fetches the L1 iTLB, then both the L2.
+    @inline(__always)
+    public func lookup(_ va: VirtAddr, asid: ASID, access: AccessKind) -> Translation? {
+        let vpn = va.raw &>> 12
+        let key = Self.key(vpn: vpn, size: 0)
+        if access == .execute {
+            if let e = l1i4K.find(vpn: vpn, key: key, asid: asid.raw) {
+                let s = state
+                s.pointee.clock &+= 1
+                e.stamp = s.pointee.clock
+                s.pointee.counters.l1iHits &+= 1
+                return Self.translation(e, size: 0)
+            }
+        } else if let e = l1d4K.find(vpn: vpn, key: key, asid: asid.raw) {
+            let s = state
+            if access == .write && e.attrs & Self.dirtyBit == 0 {
+                s.pointee.counters.dirtyMissesL1 &+= 1
+                return nil
+            }
+            s.pointee.clock &+= 1
+            e.stamp = s.pointee.clock
+            s.pointee.counters.l1dHits &+= 1
+            return Self.translation(e, size: 0)
+        }
+        return lookupSlow(va, asid: asid.raw, access: access)
+    }
+
+    /// Everything after an L1 4K miss: L1 2M/1G, then L2.
+    @inline(never) @usableFromInline
+    func lookupSlow(_ va: VirtAddr, asid: UInt16, access: AccessKind) -> Translation? {
+        let s = state
+        let exec = access == .execute
+        let write = access == .write
+        let vpn2M = va.raw &>> 21
+        let vpn1G = va.raw &>> 30
+        let k2M = Self.key(vpn: vpn2M, size: 1)
+        let k1G = Self.key(vpn: vpn1G, size: 2)
+
+        // L1 large-page arrays.
+        var l1hit: TLBSlot? = nil
+        var l1size: UInt8 = 1
+        let live = self.live
+        if exec {
+            if live[TLBLevel.l1i2M.rawValue] != 0 { l1hit = l1i2M.find(vpn: vpn2M, key: k2M, asid: asid) }
+        } else if live[TLBLevel.l1d2M.rawValue] != 0, let e = l1d2M.find(vpn: vpn2M, key: k2M, asid: asid) {
+            l1hit = e
+        } else if live[TLBLevel.l1d1G.rawValue] != 0, let e = l1d1G.find(vpn: vpn1G, key: k1G, asid: asid) {
+            l1hit = e
+            l1size = 2
+        }
+        if let e = l1hit {
+            if write && e.attrs & Self.dirtyBit == 0 {
+                s.pointee.counters.dirtyMissesL1 &+= 1
+                return nil
+            }
+            s.pointee.clock &+= 1
+            e.stamp = s.pointee.clock
+            if exec { s.pointee.counters.l1iHits &+= 1 } else { s.pointee.counters.l1dHits &+= 1 }
+            return Self.translation(e, size: l1size)
+        }
+        if exec { s.pointee.counters.l1iMisses &+= 1 } else { s.pointee.counters.l1dMisses &+= 1 }
+
+        // L2: the unified array under a 4K and a 2M tag, then the 1G array.
+        let vpn4K = va.raw &>> 12
+        var hit: TLBSlot? = nil
+        var size: UInt8 = 0
+        if let e = l2.find(vpn: vpn4K, key: Self.key(vpn: vpn4K, size: 0), asid: asid) {
+            hit = e
+        } else if live[7] != 0, let e = l2.find(vpn: vpn2M, key: k2M, asid: asid) {
+            hit = e
+            size = 1
+        } else if live[TLBLevel.l2_1G.rawValue] != 0, let e = l2_1G.find(vpn: vpn1G, key: k1G, asid: asid) {
+            hit = e
+            size = 2
+        }
+        guard let e = hit else {
+            s.pointee.counters.l2Misses &+= 1
+            return nil
+        }
+        if write && e.attrs & Self.dirtyBit == 0 {
+            s.pointee.counters.dirtyMissesL2 &+= 1
+            return nil
+        }
+        s.pointee.clock &+= 1
+        e.stamp = s.pointee.clock
+        s.pointee.counters.l2Hits &+= 1
+        s.pointee.counters.refills &+= 1
+        let entry = e
+        return fillL1(va, asid: entry.asid, size: size, pfn: entry.pfn, attrs: entry.attrs, instruction: exec)
+    }
+
+    // MARK: Fill
+
+    /// Caches a translation the page walk returned for `va`: fills the L1 dTLB (or the
+    /// iTLB when `instruction`) and the L2. An existing entry with the same tag is
+    /// overwritten in place (e.g. after a dirty-miss walk); otherwise an invalid way,
+    /// else the LRU way of the set, is used.
+    public func insert(_ va: VirtAddr, asid: ASID, translation t: Translation, instruction: Bool) {
+        let size = UInt8(truncatingIfNeeded: t.size.rawValue)
+        assert(t.basePFN.raw & ((1 &<< (Self.shift(size) &- 12)) &- 1) == 0, "TLB insert: base frame \(t.basePFN) not aligned to \(t.size)")
+        state.pointee.counters.inserts &+= 1
+        _ = fillL1(va, asid: asid.raw, size: size, pfn: t.basePFN.raw, attrs: t.attrs.rawValue, instruction: instruction)
+        let vpn = va.raw &>> Self.shift(size)
+        fill(size == 2 ? l2_1G : l2, vpn: vpn, size: size, leafSize: size, asid: asid.raw, pfn: t.basePFN.raw, attrs: t.attrs.rawValue)
+    }
+
+    /// Fills the L1 array for a translation of `size`; returns what a lookup of `va` now sees.
+    @usableFromInline
+    func fillL1(_ va: VirtAddr, asid: UInt16, size: UInt8, pfn: UInt64, attrs: UInt8, instruction: Bool) -> Translation {
+        let vpn = va.raw &>> Self.shift(size)
+        if instruction {
+            switch size {
+            case 0: fill(l1i4K, vpn: vpn, size: 0, leafSize: 0, asid: asid, pfn: pfn, attrs: attrs)
+            case 1: fill(l1i2M, vpn: vpn, size: 1, leafSize: 1, asid: asid, pfn: pfn, attrs: attrs)
+            default:
+                // Fracture: cache the 2 MiB piece of the 1 GiB page that holds va.
+                let vpn2M = va.raw &>> 21
+                let piecePFN = pfn &+ ((vpn2M & 511) &<< 9)
+                fill(l1i2M, vpn: vpn2M, size: 1, leafSize: 2, asid: asid, pfn: piecePFN, attrs: attrs)
+                return Translation(basePFN: PFN(piecePFN), size: .size2M, attrs: TranslationAttrs(rawValue: attrs))
+            }
+        } else {
+            fill(size == 0 ? l1d4K : size == 1 ? l1d2M : l1d1G, vpn: vpn, size: size, leafSize: size, asid: asid, pfn: pfn, attrs: attrs)
+        }
+        return Translation(basePFN: PFN(pfn), size: PageSize(rawValue: Int(size)).unsafelyUnwrapped, attrs: TranslationAttrs(rawValue: attrs))
+    }
+
+    @usableFromInline
+    func fill(_ a: TLBArray, vpn: UInt64, size: UInt8, leafSize: UInt8, asid: UInt16, pfn: UInt64, attrs: UInt8) {
+        let s = state
+        let key = Self.key(vpn: vpn, size: size)
+        let global = attrs & Self.globalBit != 0
+        let base = a.setBase(vpn)
+        // Branch-free way scan: a way with the same tag (overwritten in place), else an
+        // invalid way, else the least recently used one.
+        var match = -1, free = -1, lru = 0
+        var oldest = UInt64.max
+        var w = 0
+        while w < a.ways {
+            let e = TLBSlot(a, base &+ w)
+            let k = e.key
+            let sameTag = k == key && (e.asid == asid || global || e.isGlobal)
+            match = sameTag ? w : match
+            free = k == 0 ? w : free
+            let older = e.stamp < oldest
+            lru = older ? w : lru
+            oldest = older ? e.stamp : oldest
+            w &+= 1
+        }
+        let replacing = match >= 0
+        let victim = TLBSlot(a, base &+ (replacing ? match : free >= 0 ? free : lru))
+        if victim.key != 0 {
+            if !replacing {
+                switch a.level {
+                case .l2, .l2_1G: s.pointee.counters.l2Evictions &+= 1
+                case .l1i4K, .l1i2M: s.pointee.counters.l1iEvictions &+= 1
+                default: s.pointee.counters.l1dEvictions &+= 1
+                }
+            }
+            if Self.isFractured(victim) { s.pointee.fractured &-= 1 }
+            live[Self.slot(a.level, size: Self.entrySize(victim))] &-= 1
+        }
+        if leafSize != size { s.pointee.fractured &+= 1 }
+        live[Self.slot(a.level, size: size)] &+= 1
+        s.pointee.clock &+= 1
+        victim.store(key: key, pfn: pfn, stamp: s.pointee.clock, asid: asid, attrs: attrs, leafSize: leafSize)
+    }
+}
