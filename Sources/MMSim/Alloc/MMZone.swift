@@ -24,7 +24,7 @@ public enum ZoneType: Int, CaseIterable, Sendable, CustomStringConvertible {
     case dma = 0, dma32 = 1, normal = 2, movable = 3
     public var description: String { ["DMA", "DMA32", "Normal", "Movable"][rawValue] }
     /// The vm_event_item PGALLOC_* counter for allocations from this zone.
-    public var pgalloc: VMStat { [.pgallocDma, .pgallocDma32, .pgallocNormal, .pgallocMovable][rawValue] }
+    @inline(__always) public var pgalloc: VMStat { VMStat(rawValue: VMStat.pgallocDma.rawValue &+ rawValue).unsafelyUnwrapped }
 }
 
 /// Watermark indices (enum zone_watermarks).

@@ -120,10 +120,10 @@ public enum PageTableLevel: Int, CaseIterable, Sendable, Comparable, CustomStrin
 /// The translation sizes a leaf entry can map.
 public enum PageSize: Int, Sendable, CaseIterable, CustomStringConvertible {
     case size4K = 0, size2M = 1, size1G = 2
-    public var shift: UInt64 { [12, 21, 30][rawValue] }
-    public var bytes: UInt64 { 1 << shift }
+    @inline(__always) public var shift: UInt64 { 12 &+ 9 &* UInt64(truncatingIfNeeded: rawValue) }
+    @inline(__always) public var bytes: UInt64 { 1 &<< shift }
     /// The page-table level whose leaf maps this size.
-    public var level: PageTableLevel { [.pte, .pmd, .pud][rawValue] }
+    @inline(__always) public var level: PageTableLevel { PageTableLevel(rawValue: rawValue).unsafelyUnwrapped }
     public var description: String { ["4K", "2M", "1G"][rawValue] }
 }
 
