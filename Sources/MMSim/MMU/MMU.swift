@@ -73,10 +73,25 @@ extension Machine {
     @inline(__always)
     public func translate(cpu: Int, _ va: VirtAddr, _ access: AccessKind, privilege: Privilege = .user) -> AccessResult {
         cpuRefs[cpu]._withUnsafeGuaranteedRef { c in
-            if let t = c.tlb.lookup(va, asid: c.asid, access: access) {
+            if let t = c.tlb.lookup(va, asid: c.asid, access: access), Self.permits(t.attrs, access, privilege) {
                 return .ok(t.physAddr(for: va))
             }
+            // A miss, a write through a clean entry, or cached permissions that forbid the
+            // access: the hardware walks (and a fault drops the cached entry).
             return walkAndFill(c, va, access, privilege)
+        }
+    }
+
+    /// The permission check a TLB hit needs (the walk computes the same from the entries).
+    @inline(__always)
+    static func permits(_ a: TranslationAttrs, _ access: AccessKind, _ privilege: Privilege) -> Bool {
+        if privilege == .user && !a.contains(.user) { return false }
+        // Kernel fetches and accesses to user pages: SMEP/SMAP/PAN are decided by the walk.
+        if privilege == .kernel && a.contains(.user) { return false }
+        switch access {
+        case .read: return true
+        case .write: return a.contains(.writable)
+        case .execute: return !a.contains(.noExec)
         }
     }
 
@@ -101,6 +116,8 @@ extension Machine {
             c.tlb.insert(va, asid: c.asid, translation: t, instruction: access == .execute)
             return .ok(t.physAddr(for: va))
         case .fault(let f):
+            // A page fault invalidates the TLB entries for the faulting address (Intel SDM 4.10.4.1).
+            c.tlb.flushPage(va, asid: c.asid)
             c.faults &+= 1
             return .fault(f)
         }

@@ -3,12 +3,12 @@
 extension TLB {
     // MARK: Flushes
 
-    /// INVLPG / INVPCID individual-address / TLBI VAE1 (flush_tlb_one_user(), the per-page
+    /// INVLPG / TLBI VAE1 (flush_tlb_one_user(), the per-page
     /// step of flush_tlb_mm_range()): removes every entry that covers `va` and is tagged
     /// `asid` or global, at every page size and level. For a fractured 1 GiB page every
     /// piece goes, whatever 2 MiB of it `va` falls in.
-    /// Note: real INVPCID type 0 keeps global entries; use `flushRange` semantics or
-    /// `flushKernelRange` when modelling something else.
+    /// (Real INVPCID individual-address keeps global entries; this models INVLPG and
+    /// TLBI VAE1, which remove them.)
     @discardableResult
     public func flushPage(_ va: VirtAddr, asid: ASID) -> Int {
         var n = 0

@@ -137,17 +137,22 @@ struct TLBArray {
     @inline(__always)
     func find(vpn: UInt64, key: UInt64, asid: UInt16) -> TLBSlot? {
         let base = setBase(vpn)
+        // Fixed trip counts for the usual associativities let the compiler unroll.
+        let hit = ways == 4 ? scan(base, 4, key, asid) : ways == 8 ? scan(base, 8, key, asid) : scan(base, ways, key, asid)
+        return hit < 0 ? nil : TLBSlot(self, hit)
+    }
+
+    @inline(__always)
+    func scan(_ base: Int, _ n: Int, _ key: UInt64, _ asid: UInt16) -> Int {
         var hit = -1
-        var w = 0
-        while w < ways {
+        for w in 0..<n {
             let i = base &+ w
             let m = meta[i]
             // Tag and ASID (ignored when global) in one compare, without branches.
             let diff = (keys[i] ^ key) | ((m ^ UInt64(asid)) & (m &>> 16) & 0xFFFF)
             hit = diff == 0 ? i : hit
-            w &+= 1
         }
-        return hit < 0 ? nil : TLBSlot(self, hit)
+        return hit
     }
 }
 
