@@ -49,7 +49,7 @@ import MMSimTestSupport
         }
     }
 
-    static let sizes: [MachineConfig] = {
+    static let sizes: [NamedConfig] = {
         var out: [MachineConfig] = []
         for mem: UInt64 in [64 << 20, 256 << 20, 1 << 30, 4 << 30] {
             var c = MachineConfig.small
@@ -58,14 +58,15 @@ import MMSimTestSupport
         }
         out.append(.reference)
         out.append(.arm64)
-        return out
+        return out.map(NamedConfig.init)
     }()
 
     /// Zone spans (free_area_init(): DMA < 16 MiB, DMA32 < 4 GiB, Normal above on x86-64; arm64 has
     /// DMA up to 4 GiB and no DMA32), present pages per zone, and managed = present - reserved
     /// (memblock_free_all() releases only whole free pages) + the init pages freed by free_initmem().
     @Test(arguments: sizes)
-    func zonesPresentAndManaged(_ c: MachineConfig) throws {
+    func zonesPresentAndManaged(_ named: NamedConfig) throws {
+        let c = named.config
         let m = try Machine(c)
         let initPages = m.kernelInit.end - m.kernelInit.start
         #expect(initPages == c.kernelImage.initKB / 4)
@@ -80,9 +81,12 @@ import MMSimTestSupport
             let present = Self.presentPages(c, s, e)
             #expect(z.presentPages == present, "\(z.name) present")
             guard present > 0 else { continue }
-            let ram = Self.ramPages(c).filter { $0.1 > s && $0.0 < e }
-            #expect(z.startPFN == max(s, ram.first!.0), "\(z.name) start_pfn")
-            #expect(z.endPFN == min(e, ram.last!.1), "\(z.name) end")
+            // zone_spanned_pages_in_node(): the node's span clamped to the zone's limits (holes included).
+            let ram = Self.ramPages(c)
+            let nodeStart = ram.first!.0, nodeEnd = ram.last!.1
+            #expect(z.startPFN == min(max(nodeStart, s), e), "\(z.name) start_pfn")
+            #expect(z.endPFN == min(max(nodeEnd, s), e), "\(z.name) end")
+            #expect(z.spannedPages == z.endPFN - z.startPFN)
             let initHere = z.contains(PFN(m.kernelInit.start)) ? initPages : 0
             #expect(z.managedPages == present - Self.reservedPages(m, s, e) + initHere, "\(z.name) managed")
         }
@@ -91,7 +95,8 @@ import MMSimTestSupport
     /// MemTotal = present pages - every memblock reservation (whole pages) + freed init pages;
     /// and physpages in the `Memory:` line is the present page count.
     @Test(arguments: sizes)
-    func memTotal(_ c: MachineConfig) throws {
+    func memTotal(_ named: NamedConfig) throws {
+        let c = named.config
         let m = try Machine(c)
         let present = Self.presentPages(c)
         #expect(m.physPages == present)
@@ -106,7 +111,8 @@ import MMSimTestSupport
     /// mem_init_print_info(): `Memory: <free>K/<physpages>K available (... <physpages - totalram>K reserved ...)`,
     /// printed after memblock_free_all(), before the init sections are freed.
     @Test(arguments: sizes)
-    func memoryBootLine(_ c: MachineConfig) throws {
+    func memoryBootLine(_ named: NamedConfig) throws {
+        let c = named.config
         let m = try Machine(c)
         let img = c.kernelImage
         let initPages = m.kernelInit.end - m.kernelInit.start
@@ -143,8 +149,9 @@ import MMSimTestSupport
 
     /// After boot every managed page is free (on the buddy lists or a pcp list), and pgfree
     /// counted each of them once (__free_pages_core() and free_reserved_page() both count PGFREE).
-    @Test(arguments: [MachineConfig.small, .arm64])
-    func everyManagedPageIsFreeAfterBoot(_ c: MachineConfig) throws {
+    @Test(arguments: [MachineConfig.small, .arm64].map(NamedConfig.init))
+    func everyManagedPageIsFreeAfterBoot(_ named: NamedConfig) throws {
+        let c = named.config
         let m = try Machine(c)
         let pcp = m.zones.reduce(0) { $0 + $1.pcpPages }
         #expect(m.allocator.freePagesTotal + Int64(pcp) == Int64(m.totalRAMPages))

@@ -155,6 +155,21 @@ enum KernelBootMath {
     }
 }
 
+/// A machine configuration with a short name for test-case labels.
+struct NamedConfig: Sendable, CustomTestStringConvertible {
+    var config: MachineConfig
+    var testDescription: String {
+        let c = config
+        var s = "\(c.arch.rawValue) \(formatBytes(c.memory)) \(c.cpus)cpu"
+        if c.watermarkScaleFactor != 10 { s += " wsf=\(c.watermarkScaleFactor)" }
+        if c.transparentHugepage != .madvise { s += " thp=\(c.transparentHugepage.rawValue)" }
+        if let m = c.minFreeKbytes { s += " min_free_kbytes=\(m)" }
+        if c.lowmemReserveRatio != [256, 256, 32, 0] { s += " ratio=\(c.lowmemReserveRatio)" }
+        return s
+    }
+    init(_ c: MachineConfig) { config = c }
+}
+
 @Suite struct WatermarkTests {
     static func config(_ memory: UInt64, arch: Architecture = .x86_64, cpus: Int = 2, wsf: UInt64 = 10,
                        thp: THPMode = .madvise, minFree: UInt64? = nil) -> MachineConfig {
@@ -168,7 +183,7 @@ enum KernelBootMath {
         return c
     }
 
-    static let machines: [MachineConfig] = [
+    static let machines: [NamedConfig] = [MachineConfig](arrayLiteral:
         config(256 << 20, cpus: 1),
         config(1 << 30, cpus: 4, wsf: 200),
         config(4 << 30),
@@ -178,7 +193,9 @@ enum KernelBootMath {
         config(64 << 30, cpus: 8, wsf: 100),
         config(16 << 30, arch: .arm64, cpus: 8),
         config(8 << 30, cpus: 3, minFree: 100_000),
-    ]
+        // vm.lowmem_reserve_ratio: 0 clears a zone's protection.
+        { var c = config(4 << 30, cpus: 1); c.lowmemReserveRatio = [0, 128, 16, 0]; return c }()
+    ).map(NamedConfig.init)
 
     static func check(_ c: MachineConfig) throws {
         let m = try Machine(c)
@@ -206,8 +223,8 @@ enum KernelBootMath {
 
     /// Every watermark, protection and pageset of a booted machine matches the kernel's arithmetic.
     @Test(arguments: machines)
-    func bootWatermarksMatchKernel(_ c: MachineConfig) throws {
-        try Self.check(c)
+    func bootWatermarksMatchKernel(_ c: NamedConfig) throws {
+        try Self.check(c.config)
     }
 
     /// The 64 MiB machine: below 512 MiB of RAM hugepage_init() disables THP and never calls

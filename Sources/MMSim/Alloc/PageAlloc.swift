@@ -39,6 +39,7 @@ public final class PageAllocator {
     private let pageblockCount: Int
     /// Messages for the kernel log (page allocation failures, bad pages).
     public internal(set) var log: [String] = []
+    var warnedOrderAboveMax = false
     /// Frames the allocator refused to free because their state was wrong (bad_page()).
     public internal(set) var badPages = 0
     /// Called on every successful allocation and free (tracing hook: mm_page_alloc / mm_page_free).
@@ -74,8 +75,10 @@ public final class PageAllocator {
     }
 
     /// page_zone()
-    @inline(__always) public func zone(of pfn: PFN) -> Zone {
-        zones[Int(frames[pfn].pointee.zone)]
+    /// (By zone span, so that asking never materializes a struct page.)
+    public func zone(of pfn: PFN) -> Zone {
+        for z in zones where z.isPopulated && z.contains(pfn) { return z }
+        return zones[Int(frames[pfn].pointee.zone)]
     }
 
     // MARK: Free lists
@@ -458,6 +461,10 @@ public final class PageAllocator {
         zone.pcp[cpu].allocFactor >>= 1
         p.pointee.state = .pcp
         p.pointee.order = UInt8(order)
+        if order > 0 {
+            // The block is free again: its tails are free tails (the checker counts the head).
+            for i in 1..<(UInt64(1) << UInt64(order)) { frames[pfn + i].pointee.state = .buddyTail }
+        }
         zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].pushFront(UInt32(truncatingIfNeeded: pfn.raw))
         zone.pcp[cpu].count += 1 << order
         let batch = zone.pcp[cpu].batch
@@ -540,7 +547,12 @@ public final class PageAllocator {
                 let got: PFN? = zoneRefs[zi]._withUnsafeGuaranteedRef { zone in
                     tryZone(zone, order: order, mt: mt, flags, highest: highest)
                 }
-                if let pfn = got { return (pfn, ZoneType(rawValue: zi)!) }
+                if let pfn = got {
+                    if flags.contains(.highAtomic) {
+                        zoneRefs[zi]._withUnsafeGuaranteedRef { reserveHighAtomicPageblock($0, pfn, order: order) }
+                    }
+                    return (pfn, ZoneType(rawValue: zi)!)
+                }
                 zi -= 1
             }
             // Retry without ALLOC_NOFRAGMENT before giving up, as the kernel does.
@@ -571,12 +583,39 @@ public final class PageAllocator {
         return got
     }
 
-    /// alloc_flags_nofragment(): Normal-zone allocations avoid fragmenting pageblocks while DMA32 exists.
-    @inline(__always) func noFragmentFlags(highest: ZoneType) -> AllocFlags {
-        if highest.rawValue >= ZoneType.normal.rawValue && zoneRefs[ZoneType.dma32.rawValue]._withUnsafeGuaranteedRef({ $0.managedPages > 0 }) {
-            return .noFragment
+    /// reserve_highatomic_pageblock(): a successful high-order atomic allocation keeps its
+    /// pageblock for later ones, up to about 1% of the zone (none if 1% is under a pageblock).
+    func reserveHighAtomicPageblock(_ zone: Zone, _ pfn: PFN, order: Int) {
+        let pb = PageOrder.pageblock.pages
+        guard zone.managedPages / 100 >= pb else { return }
+        let maxManaged = (zone.managedPages / 100 + pb - 1) / pb * pb
+        guard zone.reservedHighAtomic < maxManaged else { return }
+        let mt = pageblockMigratetype(pfn)
+        guard isMergeable(mt) else { return }
+        if order < PageOrder.pageblock.raw {
+            let start = PFN(pfn.raw & ~(pb - 1))
+            guard start.raw >= zone.startPFN, start.raw + pb <= zone.endPFN else { return }
+            moveFreepagesBlock(zone, start, from: mt, to: .highAtomic)
+            setPageblockMigratetype(start, .highAtomic)
+            zone.reservedHighAtomic += pb
+        } else {
+            var b = pfn
+            while b < pfn + (UInt64(1) << UInt64(order)) {
+                setPageblockMigratetype(b, .highAtomic)
+                b = b + pb
+            }
+            zone.reservedHighAtomic += UInt64(1) << UInt64(order)
         }
-        return []
+    }
+
+    /// alloc_flags_nofragment(): Normal-zone allocations avoid fragmenting pageblocks while DMA32 exists.
+    /// The preferred zone is the first populated zone of the zonelist at or below the
+    /// highest allowed one; only a Normal preferred zone avoids fragmenting (on one node
+    /// the kernel assumes DMA32 then exists).
+    @inline(__always) func noFragmentFlags(highest: ZoneType) -> AllocFlags {
+        var zi = highest.rawValue
+        while zi > 0 && !zoneRefs[zi]._withUnsafeGuaranteedRef({ $0.isPopulated }) { zi -= 1 }
+        return zi == ZoneType.normal.rawValue ? .noFragment : []
     }
 
     /// __alloc_pages(): the fast path at the low watermark, then the slow path at the min
@@ -585,7 +624,11 @@ public final class PageAllocator {
     /// with the kernel's warning unless __GFP_NOWARN.
     public func allocPages(_ gfp: GFP, order: Int = 0) -> PFN? {
         guard order >= 0, order <= PageOrder.max.raw else {
-            log.append("WARNING: page allocation of order \(order) > MAX_PAGE_ORDER")
+            // WARN_ON_ONCE_GFP(): once per boot, and never with __GFP_NOWARN.
+            if !gfp.contains(.noWarn) && !warnedOrderAboveMax {
+                warnedOrderAboveMax = true
+                log.append("WARNING: CPU: \(currentCPU) at mm/page_alloc.c: __alloc_pages_noprof: order \(order) > MAX_PAGE_ORDER")
+            }
             return nil
         }
         let highest = gfp.highestZone

@@ -54,7 +54,10 @@ extension Machine {
             memblock.reserve(0, Size.MiB, "first 1M (BIOS, real-mode trampoline)")
         }
         let img = cfg.kernelImage
-        let imageBase = arch.isX86 ? Self.x86KernelBase : Self.arm64RAMBase + 2 * Size.MiB
+        // A relocatable x86 kernel runs at CONFIG_PHYSICAL_START when RAM allows, else lower (2 MiB aligned).
+        let imageBytes = cfg.kernelImage.totalPages * Page.size
+        let x86Base = Self.x86KernelBase + imageBytes + 8 * Size.MiB <= min(cfg.memory, Self.x86LowRAMTop) ? Self.x86KernelBase : 2 * Size.MiB
+        let imageBase = arch.isX86 ? x86Base : Self.arm64RAMBase + 2 * Size.MiB
         let imagePages = img.totalPages
         memblock.reserve(imageBase, imageBase + imagePages * Page.size, "kernel image (_text.._end)")
         kernelImage = (imageBase >> Page.shift, (imageBase >> Page.shift) + imagePages)
@@ -155,11 +158,17 @@ extension Machine {
         minFreeKbytes = calculateMinFreeKbytes()
         setupPerZoneWatermarks()
         setupPerZoneLowmemReserve()
-        if cfg.transparentHugepage != .never {
-            let recommended = recommendedMinFreeKbytes()
-            if recommended > minFreeKbytes {
-                log.append("raising min_free_kbytes from \(minFreeKbytes) to \(recommended) to help transparent hugepage allocations")
-                minFreeKbytes = recommended
+        // hugepage_init() leaves THP off on machines under 512 MiB; otherwise khugepaged
+        // raises min_free_kbytes (silently at boot: user_min_free_kbytes is still -1).
+        // start_stop_khugepaged() always ends in set_recommended_min_free_kbytes(), which
+        // with THP off recomputes the plain value (now net of the high watermarks).
+        if totalRAMPages >= (512 * Size.MiB) >> Page.shift {
+            thpEnabled = cfg.transparentHugepage != .never
+            if thpEnabled {
+                let recommended = recommendedMinFreeKbytes()
+                if recommended > minFreeKbytes { minFreeKbytes = recommended }
+            } else {
+                minFreeKbytes = calculateMinFreeKbytes()
             }
             setupPerZoneWatermarks()
         }

@@ -24,6 +24,8 @@ public final class Machine {
     /// First and last PFN of the kernel image (_text, _end) and of its init section.
     public internal(set) var kernelImage: (start: UInt64, end: UInt64) = (0, 0)
     public internal(set) var kernelInit: (start: UInt64, end: UInt64) = (0, 0)
+    /// Transparent huge pages in effect (the sysfs mode, unless hugepage_init() turned them off).
+    public internal(set) var thpEnabled = false
     /// vm.min_free_kbytes in force.
     public internal(set) var minFreeKbytes: UInt64 = 0
     /// totalreserve_pages

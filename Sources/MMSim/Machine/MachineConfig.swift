@@ -199,8 +199,10 @@ public struct MachineConfig: Sendable, Hashable, Codable {
         let img = kernelImage
         try range("kernelImage.codeKB", img.codeKB, 4, 1 << 20)
         let imageBytes = img.totalPages * Page.size
-        if imageBytes + 16 * Size.MiB + memmapBytesEstimate >= memory {
-            throw ConfigError(field: "memory", message: "\(formatBytes(memory)) cannot hold the kernel image (\(formatBytes(imageBytes)) at 16 MiB) and the memmap; allowed at least \(formatBytes(Self.minMemory)) with a smaller kernelImage")
+        // The image at 2 MiB at the lowest, the memmap, and a few MiB to run in.
+        let needed = imageBytes + 2 * Size.MiB + memmapBytesEstimate + 4 * Size.MiB
+        if needed > memory {
+            throw ConfigError(field: "memory", message: "\(formatBytes(memory)) cannot hold the kernel image (\(imageBytes >> 10) KiB), the memmap and room to run; allowed at least \(needed >> 20 + 1) MiB with this kernelImage (shrink kernelImage for smaller machines)")
         }
     }
 
