@@ -59,6 +59,7 @@ extension Machine {
         }
         c.root = root
         c.asid = asid
+        cpuASIDs[cpu] = asid
         if let r = root { c.rootOfASID[asid] = r } else { c.rootOfASID[asid] = nil }
     }
 
@@ -70,32 +71,30 @@ extension Machine {
     /// The MMU translating one access on `cpu`: a TLB hit returns at once; a miss (or a
     /// write through a clean cached entry) walks the page tables, which sets accessed and
     /// dirty bits as the architecture does, and fills the TLB; a failed walk is a fault.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func translate(cpu: Int, _ va: VirtAddr, _ access: AccessKind, privilege: Privilege = .user) -> AccessResult {
-        cpuRefs[cpu]._withUnsafeGuaranteedRef { c in
-            if let t = c.tlb.lookup(va, asid: c.asid, access: access), Self.permits(t.attrs, access, privilege) {
-                return .ok(t.physAddr(for: va))
-            }
-            // A miss, a write through a clean entry, or cached permissions that forbid the
-            // access: the hardware walks (and a fault drops the cached entry).
-            return walkAndFill(c, va, access, privilege)
+        let hit = tlbRefs[cpu]._withUnsafeGuaranteedRef { $0.lookup(va, asid: cpuASIDs[cpu], access: access) }
+        if let t = hit, Self.permits(t.attrs, access, privilege) {
+            return .ok(t.physAddr(for: va))
         }
+        // A miss, a write through a clean entry, or cached permissions that forbid the
+        // access: the hardware walks (and a fault drops the cached entry).
+        return cpuRefs[cpu]._withUnsafeGuaranteedRef { walkAndFill($0, va, access, privilege) }
     }
 
     /// The permission check a TLB hit needs (the walk computes the same from the entries).
-    @inline(__always)
+    @inlinable @inline(__always)
     static func permits(_ a: TranslationAttrs, _ access: AccessKind, _ privilege: Privilege) -> Bool {
-        if privilege == .user && !a.contains(.user) { return false }
-        // Kernel fetches and accesses to user pages: SMEP/SMAP/PAN are decided by the walk.
-        if privilege == .kernel && a.contains(.user) { return false }
-        switch access {
-        case .read: return true
-        case .write: return a.contains(.writable)
-        case .execute: return !a.contains(.noExec)
-        }
+        // Bits the entry must have, and bits it must not, as two masks.
+        let user = TranslationAttrs.user.rawValue
+        var need: UInt8 = privilege == .user ? user : 0
+        var forbid: UInt8 = privilege == .user ? 0 : user   // kernel on user pages: SMEP/SMAP/PAN by the walk
+        if access == .write { need |= TranslationAttrs.writable.rawValue }
+        if access == .execute { forbid |= TranslationAttrs.noExec.rawValue }
+        return a.rawValue & need == need && a.rawValue & forbid == 0
     }
 
-    @inline(never)
+    @usableFromInline @inline(never)
     func walkAndFill(_ c: CPU, _ va: VirtAddr, _ access: AccessKind, _ privilege: Privilege) -> AccessResult {
         guard let root = c.root ?? c.kernelRoot else {
             c.faults &+= 1

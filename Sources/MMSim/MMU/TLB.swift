@@ -127,14 +127,14 @@ struct TLBArray {
     }
 
     /// Index of the first way of the set `vpn` maps to.
-    @inline(__always)
+    @inlinable @inline(__always)
     func setBase(_ vpn: UInt64) -> Int { Int(truncatingIfNeeded: vpn & setMask) &* ways }
 
     /// The matching entry for `key` under `asid` (or a global one), if any.
     /// Branch-free over the ways (a data-dependent early exit mispredicts on random
     /// access patterns); the last matching way wins, and there is at most one unless
     /// two ASIDs' copies meet a global entry of the same VA.
-    @inline(__always)
+    @inlinable @inline(__always)
     func find(vpn: UInt64, key: UInt64, asid: UInt16) -> TLBSlot? {
         let base = setBase(vpn)
         // Fixed trip counts for the usual associativities let the compiler unroll.
@@ -142,7 +142,7 @@ struct TLBArray {
         return hit < 0 ? nil : TLBSlot(self, hit)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func scan(_ base: Int, _ n: Int, _ key: UInt64, _ asid: UInt16) -> Int {
         var hit = -1
         for w in 0..<n {
@@ -162,23 +162,23 @@ struct TLBSlot {
     @usableFromInline static let globalMeta = UInt64(TranslationAttrs.global.rawValue) << 32
     @usableFromInline let array: TLBArray
     @usableFromInline let index: Int
-    @inline(__always) init(_ array: TLBArray, _ index: Int) {
+    @inlinable @inline(__always) init(_ array: TLBArray, _ index: Int) {
         self.array = array
         self.index = index
     }
-    @inline(__always) var key: UInt64 {
+    @inlinable @inline(__always) var key: UInt64 {
         get { array.keys[index] }
         nonmutating set { array.keys[index] = newValue }
     }
-    @inline(__always) var pfn: UInt64 { array.pfns[index] }
-    @inline(__always) var stamp: UInt64 {
+    @inlinable @inline(__always) var pfn: UInt64 { array.pfns[index] }
+    @inlinable @inline(__always) var stamp: UInt64 {
         get { array.stamps[index] }
         nonmutating set { array.stamps[index] = newValue }
     }
-    @inline(__always) var asid: UInt16 { UInt16(truncatingIfNeeded: array.meta[index]) }
-    @inline(__always) var attrs: UInt8 { UInt8(truncatingIfNeeded: array.meta[index] &>> 32) }
-    @inline(__always) var leafSize: UInt8 { UInt8(truncatingIfNeeded: array.meta[index] &>> 40) }
-    @inline(__always) var isGlobal: Bool { array.meta[index] & Self.globalMeta != 0 }
+    @inlinable @inline(__always) var asid: UInt16 { UInt16(truncatingIfNeeded: array.meta[index]) }
+    @inlinable @inline(__always) var attrs: UInt8 { UInt8(truncatingIfNeeded: array.meta[index] &>> 32) }
+    @inlinable @inline(__always) var leafSize: UInt8 { UInt8(truncatingIfNeeded: array.meta[index] &>> 40) }
+    @inlinable @inline(__always) var isGlobal: Bool { array.meta[index] & Self.globalMeta != 0 }
     /// Overwrites the entry.
     @inline(__always)
     func store(key: UInt64, pfn: UInt64, stamp: UInt64, asid: UInt16, attrs: UInt8, leafSize: UInt8) {
@@ -278,7 +278,7 @@ public final class TLB {
     @inline(__always) @usableFromInline
     static func shift(_ size: UInt8) -> UInt64 { 12 &+ 9 &* UInt64(size) }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func key(vpn: UInt64, size: UInt8) -> UInt64 { (vpn &<< 3) | (UInt64(size) &<< 1) | 1 }
 
     /// Page size (raw) of an entry's tag.
@@ -292,7 +292,7 @@ public final class TLB {
     @inline(__always) @usableFromInline
     static func isFractured(_ e: TLBSlot) -> Bool { e.key != 0 && e.leafSize != entrySize(e) }
 
-    @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func translation(_ e: TLBSlot, size: UInt8) -> Translation {
         Translation(basePFN: PFN(e.pfn), size: PageSize(rawValue: Int(size)).unsafelyUnwrapped,
                     attrs: TranslationAttrs(rawValue: e.attrs))
@@ -303,7 +303,7 @@ public final class TLB {
     /// The cached translation of `va` for `asid`, or nil when the caller must walk
     /// the page tables (a miss at every level, or a write to a clean entry).
     /// Data accesses probe the L1 dTLB, instruction fetches the L1 iTLB, then both the L2.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func lookup(_ va: VirtAddr, asid: ASID, access: AccessKind) -> Translation? {
         let vpn = va.raw &>> 12
         let key = Self.key(vpn: vpn, size: 0)

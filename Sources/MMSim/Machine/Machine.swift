@@ -14,7 +14,10 @@ public final class Machine {
     /// The CPUs: TLBs, loaded page tables, walk counters.
     public private(set) var cpus: [CPU] = []
     /// The CPUs again, unretained, for the MMU hot path (kept alive by `cpus`).
-    private(set) var cpuRefs = FixedArray<Unmanaged<CPU>>([])
+    @usableFromInline private(set) var cpuRefs = FixedArray<Unmanaged<CPU>>([])
+    /// Each CPU's TLB and current tag, flat, for the TLB-hit path.
+    @usableFromInline private(set) var tlbRefs = FixedArray<Unmanaged<TLB>>([])
+    @usableFromInline private(set) var cpuASIDs = FixedArray<ASID>([])
     /// The buddy allocator.
     public private(set) var allocator: PageAllocator!
     /// dmesg: the boot log and later kernel messages, without timestamps.
@@ -62,9 +65,17 @@ public final class Machine {
         cpus = (0..<config.cpus).map { CPU(id: $0, config: config, frames: frames) }
         cpuRefs.deallocate()
         cpuRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0) })
+        tlbRefs.deallocate()
+        tlbRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0.tlb) })
+        cpuASIDs.deallocate()
+        cpuASIDs = FixedArray(cpus.map(\.asid))
     }
 
-    deinit { cpuRefs.deallocate() }
+    deinit {
+        cpuRefs.deallocate()
+        tlbRefs.deallocate()
+        cpuASIDs.deallocate()
+    }
 
     /// Zone index boundaries as (type, start PFN, end PFN).
     var zoneBoundaries: [(ZoneType, UInt64, UInt64)] = []
