@@ -115,6 +115,10 @@ public final class PageTable {
         source.freePageTable(pfn, level: level)
     }
 
+    /// The caller cleared the entry that pointed at a table of `level` and frees the table
+    /// itself (through an mmu_gather): the table no longer counts (mm_dec_nr_ptes()).
+    public func noteTableUnhooked(level: PageTableLevel) { counts[level] -= 1 }
+
     // MARK: Slots
 
     /// The entry slot for `va` at `level` if every table above exists (pgd_offset(),

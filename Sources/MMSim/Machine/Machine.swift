@@ -42,6 +42,17 @@ public final class Machine {
 
     /// TLB flushes decided but not yet done; the checker tolerates entries they cover.
     public internal(set) var pendingTLBFlushes: [PendingTLBFlush] = []
+    /// Every task ever spawned or forked, in pid order (reaped ones stay as `dead`).
+    public internal(set) var tasks: [Task] = []
+    var nextPID = 1
+    var nextMMID = 0
+    var nextAnonVMA = 0
+    var shmemObjects: [ShmemObject] = []
+    /// The CPU the model is acting on (this_cpu): the running task's CPU.
+    public var currentCPU: Int {
+        get { allocator.currentCPU }
+        set { allocator.currentCPU = newValue }
+    }
     /// vm_committed_as in pages (Committed_AS).
     public internal(set) var committedAS: Int64 = 0
     /// Pages isolated by memory failure (HardwareCorrupted).

@@ -1,0 +1,147 @@
+// mm/mmu_gather.c: batch the pages and page tables an unmap removes; flush the TLB, then free.
+
+/// struct mmu_gather: collects what an unmap took out of the page tables so that the TLB
+/// is flushed once before any of it is freed. Batch pages come from the buddy allocator
+/// without waiting (GFP_NOWAIT), which is what makes munmap show up in pgalloc_normal.
+final class MMUGather {
+    /// MMU_GATHER_BUNDLE: slots in the on-stack local batch.
+    static let bundle = 8
+    /// MAX_GATHER_BATCH: slots in a batch page ((PAGE_SIZE - header) / sizeof(void *)).
+    static let batchSlots = 510
+    /// MAX_GATHER_BATCH_COUNT
+    static let maxBatchCount = 19
+    /// MAX_TABLE_BATCH
+    static let tableBatchSlots = 509
+
+    unowned let machine: Machine
+    let mm: MM
+    let fullmm: Bool
+    /// Flush range and what was cleared.
+    var start: UInt64 = .max
+    var end: UInt64 = 0
+    var clearedLevels: Set<PageTableLevel> = []
+    var freedTables = false
+    /// Batch pages allocated so far (reused after a flush; freed at finish).
+    var batchPages: [PFN] = []
+    /// -1 = the local bundle, else the index into `batchPages`.
+    var active = -1
+    var activeCount = 0
+    /// The pages gathered since the last flush, with their sizes.
+    var pending: [(pfn: PFN, nr: UInt64)] = []
+    /// The current table batch (a page) and the tables in it.
+    var tableBatch: PFN?
+    var tableCount = 0
+    /// Tables waiting for the RCU grace period (freed at finish: the model's grace period).
+    var tablesToFree: [(PFN, PageTableLevel)] = []
+    /// Batch pages whose tables were handed to RCU.
+    var retiredTableBatches: [PFN] = []
+
+    /// tlb_gather_mmu() / tlb_gather_mmu_fullmm()
+    init(machine: Machine, mm: MM, fullmm: Bool = false) {
+        self.machine = machine
+        self.mm = mm
+        self.fullmm = fullmm
+        if fullmm {
+            start = 0
+            end = .max
+        }
+    }
+
+    /// tlb_flush_pte_range() and friends: widen the flush range for a cleared entry.
+    func noteCleared(_ addr: UInt64, _ size: UInt64, level: PageTableLevel) {
+        start = min(start, addr)
+        end = max(end, addr &+ size)
+        clearedLevels.insert(level)
+    }
+
+    /// __tlb_remove_folio_pages_size(): one slot (two for a multi-page range). Returns true
+    /// when the caller must flush now (no next batch could be had).
+    func removePage(_ pfn: PFN, nr: UInt64 = 1) -> Bool {
+        pending.append((pfn, nr))
+        activeCount += nr == 1 ? 1 : 2
+        let max = active < 0 ? Self.bundle : Self.batchSlots
+        if activeCount >= max - 1 {
+            return !nextBatch()
+        }
+        return false
+    }
+
+    /// tlb_next_batch()
+    func nextBatch() -> Bool {
+        if active + 1 < batchPages.count {
+            active += 1
+            activeCount = 0
+            return true
+        }
+        if batchPages.count == Self.maxBatchCount { return false }
+        guard let page = machine.allocator.allocPages(.nowait) else { return false }
+        batchPages.append(page)
+        active = batchPages.count - 1
+        activeCount = 0
+        return true
+    }
+
+    /// tlb_remove_table(): a page-table page unhooked from the tree; freed after RCU.
+    func removeTable(_ pfn: PFN, level: PageTableLevel) {
+        freedTables = true
+        if tableBatch == nil {
+            guard let page = machine.allocator.allocPages([.nowait, .noWarn]) else {
+                // tlb_table_invalidate() + tlb_remove_table_one(): flush, sync all CPUs, free now.
+                flushTLB()
+                mm.pageTable.releaseTableFrame(pfn, level: level)
+                return
+            }
+            tableBatch = page
+            tableCount = 0
+        }
+        tablesToFree.append((pfn, level))
+        tableCount += 1
+        if tableCount == Self.tableBatchSlots { tableFlush() }
+    }
+
+    /// tlb_table_flush(): hand the batch to RCU; the next table needs a new batch page.
+    func tableFlush() {
+        guard let b = tableBatch else { return }
+        flushTLB()
+        retiredTableBatches.append(b)
+        tableBatch = nil
+        tableCount = 0
+    }
+
+    /// tlb_flush_mmu_tlbonly(): flush the TLB range if anything was cleared or freed.
+    func flushTLB() {
+        guard !clearedLevels.isEmpty || freedTables || fullmm else { return }
+        let stride: UInt64 = clearedLevels.contains(.pte) ? Page.shift
+            : clearedLevels.contains(.pmd) ? PageTableLevel.pmd.shift : PageTableLevel.pud.shift
+        machine.flushTLBRange(mm, start: fullmm ? 0 : start, end: fullmm ? .max : end, strideShift: stride, freedTables: freedTables)
+        if !fullmm {
+            start = .max
+            end = 0
+        }
+        clearedLevels = []
+        freedTables = false
+    }
+
+    /// tlb_flush_mmu(): TLB first, then the tables to RCU, then the pages.
+    func flush() {
+        flushTLB()
+        tableFlush()
+        for (pfn, nr) in pending {
+            for i in 0..<nr { machine.putPage(pfn + i) }
+        }
+        pending.removeAll(keepingCapacity: true)
+        active = -1
+        activeCount = 0
+    }
+
+    /// tlb_finish_mmu(): the last flush, the RCU grace period, the batch pages back.
+    func finish() {
+        flush()
+        for (pfn, level) in tablesToFree { mm.pageTable.releaseTableFrame(pfn, level: level) }
+        tablesToFree.removeAll()
+        for b in retiredTableBatches { machine.allocator.freePages(b) }
+        retiredTableBatches.removeAll()
+        for b in batchPages { machine.allocator.freePages(b) }
+        batchPages.removeAll()
+    }
+}

@@ -1,0 +1,328 @@
+// mm/memory.c: page faults (anonymous, zero page, copy-on-write), zapping ranges, copying page tables at fork.
+
+extension PageFlags {
+    /// PG_anon_exclusive (it shares the bit of PG_mappedtodisk for anonymous pages).
+    public static let anonExclusive = PageFlags.mappedToDisk
+}
+
+/// Why a fault could not be handled (VM_FAULT_SIGSEGV, VM_FAULT_SIGBUS, VM_FAULT_OOM).
+public enum FaultError: Error, Sendable, Hashable {
+    case sigsegv
+    case sigbus
+    case oom
+}
+
+extension Machine {
+    // MARK: LRU and page references
+
+    /// folio_add_lru() for a new anonymous folio: the inactive anon list, or the unevictable
+    /// list for a VM_LOCKED mapping (mlock_new_folio()).
+    func lruAddAnon(_ pfn: PFN, locked: Bool) {
+        let p = frames[pfn]
+        p.pointee.flags.insert(.lru)
+        if locked {
+            p.pointee.flags.insert([.mlocked, .unevictable])
+            counters.add(.nrMlock, 1)
+            counters.add(.nrUnevictable, 1)
+            counters.add(.unevictablePgsMlocked, 1)
+            counters.add(.unevictablePgsCulled, 1)
+            allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] += 1
+        } else {
+            counters.add(.nrInactiveAnon, 1)
+        }
+    }
+
+    /// Removes a folio from its LRU list on the final put (__folio_put() / lru_del).
+    func lruDel(_ pfn: PFN) {
+        let p = frames[pfn]
+        guard p.pointee.flags.contains(.lru) else { return }
+        if p.pointee.flags.contains(.unevictable) {
+            counters.add(.nrUnevictable, -1)
+            if p.pointee.flags.contains(.mlocked) {
+                counters.add(.nrMlock, -1)
+                allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] -= 1
+                counters.add(.unevictablePgsCleared, 1)
+            }
+        } else if p.pointee.flags.contains(.active) {
+            counters.add(.nrActiveAnon, -1)
+        } else {
+            counters.add(.nrInactiveAnon, -1)
+        }
+        p.pointee.flags.remove([.lru, .unevictable, .mlocked, .active])
+    }
+
+    /// folio_put(): drop one reference; the last one takes the page off the LRU and frees it.
+    func putPage(_ pfn: PFN) {
+        let p = frames[pfn]
+        if p.pointee.refcount == 1 { lruDel(pfn) }
+        allocator.freePages(pfn)
+    }
+
+    /// folio_remove_rmap_pte() for an anonymous page: one mapping fewer.
+    func removeAnonRmap(_ pfn: PFN) {
+        let p = frames[pfn]
+        p.pointee.mapcount -= 1
+        if p.pointee.mapcount == 0 {
+            counters.add(.nrAnonPages, -1)
+            p.pointee.flags.remove(.anonExclusive)
+        }
+    }
+
+    // MARK: TLB
+
+    /// switch_mm_irqs_off(): make `mm` the address space loaded on `cpu`.
+    func switchMM(_ mm: MM, cpu: Int) {
+        if cpus[cpu].root != mm.pageTable.root {
+            loadPageTable(cpu: cpu, root: mm.pageTable.root, asid: mm.asid)
+        }
+        mm.cpumask[cpu] = true
+    }
+
+    /// flush_tlb_mm_range() (x86) / __flush_tlb_range() (arm64): invalidate [start, end) of
+    /// `mm` on every CPU that may cache it. x86 goes to a full flush past 33 strides; the
+    /// CPU running the caller flushes locally, the others by IPI (nr_tlb_remote_flush).
+    func flushTLBRange(_ mm: MM, start: UInt64, end: UInt64, strideShift: UInt64, freedTables: Bool) {
+        let pages = end == .max ? UInt64.max : (end - start) >> strideShift
+        let full = end == .max || pages > 33
+        var remote = false
+        for c in 0..<config.cpus where mm.cpumask[c] {
+            let loaded = cpus[c].root == mm.pageTable.root
+            let isLocal = c == currentCPU
+            if !isLocal && loaded {
+                remote = true
+                counters.add(.nrTlbRemoteFlushReceived, 1)
+            }
+            if full {
+                cpus[c].tlb.flushASID(mm.asid)
+                if loaded { counters.add(.nrTlbLocalFlushAll, 1) }
+            } else {
+                var a = start
+                while a < end {
+                    cpus[c].tlb.flushPage(VirtAddr(a), asid: mm.asid)
+                    a += UInt64(1) << strideShift
+                }
+                if loaded { counters.add(.nrTlbLocalFlushOne, Int64(pages)) }
+            }
+        }
+        if remote { counters.add(.nrTlbRemoteFlush, 1) }
+    }
+
+    // MARK: Faults
+
+    /// The leaf entry for an anonymous page of `vma`.
+    @inline(__always)
+    func anonPTE(_ pfn: PFN, _ vma: VMA, writable: Bool, dirty: Bool, special: Bool = false) -> UInt64 {
+        PTEFormat.encode(LeafEntry(pfn: pfn, writable: writable, user: true, accessed: true, dirty: dirty,
+                                   noExec: !vma.flags.contains(.exec), special: special), arch: arch)
+    }
+
+    /// handle_mm_fault(): resolve a fault at `addr` in `vma` for `access`. Counts pgfault and
+    /// the task's min_flt. Anonymous memory only here; file and shmem faults come with the
+    /// page cache.
+    func handleMMFault(_ task: Task, _ mm: MM, _ vmaIndex: Int, _ addr: UInt64, _ access: AccessKind) throws(FaultError) {
+        counters.add(.pgfault, 1)
+        task.minFlt &+= 1
+        let vma = mm.vmas[vmaIndex]
+        let va = VirtAddr(addr & ~Page.offsetMask)
+        let slot: UnsafeMutablePointer<UInt64>
+        do {
+            slot = try mm.pageTable.allocSlot(va, level: .pte)
+        } catch {
+            throw .oom
+        }
+        let pte = slot.pointee
+        if pte == 0 {
+            if case .shmem(let id) = vma.kind {
+                try shmemFault(mm, vma, id, va, slot, write: access == .write)
+                return
+            }
+            guard vma.isAnonymous else { throw .sigbus }
+            try doAnonymousPage(mm, vmaIndex, va, slot, write: access == .write)
+            return
+        }
+        guard let leaf = PTEFormat.decode(pte, level: .pte, arch: arch), leaf.present else { throw .sigbus }
+        if access == .write && !leaf.writable {
+            try doWPPage(task, mm, vma, va, slot, leaf)
+            return
+        }
+        // A spurious fault (the TLB held an older entry): the walk will see the new one.
+        cpus[currentCPU].tlb.flushPage(va, asid: mm.asid)
+    }
+
+    /// do_anonymous_page(): a read maps the shared zero page; a write gets a new zeroed page.
+    func doAnonymousPage(_ mm: MM, _ vmaIndex: Int, _ va: VirtAddr, _ slot: UnsafeMutablePointer<UInt64>, write: Bool) throws(FaultError) {
+        let vma = mm.vmas[vmaIndex]
+        if !write {
+            slot.pointee = anonPTE(zeroPage, vma, writable: false, dirty: false, special: true)
+            return
+        }
+        prepareAnonVMA(mm, vmaIndex)
+        guard let pfn = allocator.allocPages([.highuserMovable, .zero]) else { throw .oom }
+        newAnonRmap(pfn, mm.vmas[vmaIndex], va)
+        lruAddAnon(pfn, locked: vma.flags.contains(.locked))
+        mm.addRSS(.anonPages, 1)
+        slot.pointee = anonPTE(pfn, vma, writable: vma.flags.contains(.write), dirty: true)
+    }
+
+    /// anon_vma_prepare(): the VMA gets its anon_vma on the first anonymous fault.
+    func prepareAnonVMA(_ mm: MM, _ i: Int) {
+        if mm.vmas[i].anonVMA == 0 {
+            nextAnonVMA += 1
+            mm.vmas[i].anonVMA = nextAnonVMA
+        }
+    }
+
+    /// folio_add_new_anon_rmap(): first mapping of a new anonymous page, exclusive to this mm.
+    func newAnonRmap(_ pfn: PFN, _ vma: VMA, _ va: VirtAddr) {
+        let p = frames[pfn]
+        p.pointee.mapcount = 1
+        p.pointee.mapping = UInt32(truncatingIfNeeded: vma.anonVMA)
+        p.pointee.index = vma.pgoff(of: va.raw)
+        p.pointee.flags.insert([.swapbacked, .anonExclusive, .uptodate])
+        counters.add(.nrAnonPages, 1)
+    }
+
+    /// do_wp_page(): a write to a read-only present page. The zero page and shared pages are
+    /// copied (wp_page_copy()); an anonymous page nobody else holds is reused in place
+    /// (wp_page_reuse(), pgreuse).
+    func doWPPage(_ task: Task, _ mm: MM, _ vma: VMA, _ va: VirtAddr, _ slot: UnsafeMutablePointer<UInt64>, _ leaf: LeafEntry) throws(FaultError) {
+        guard vma.flags.contains(.write) else { throw .sigsegv }
+        let old = leaf.pfn
+        let isZero = leaf.special && old == zeroPage
+        if !isZero {
+            let p = frames[old]
+            if p.pointee.flags.contains(.anonExclusive) || (p.pointee.refcount == 1 && p.pointee.mapcount == 1) {
+                // wp_page_reuse(): make it writable again, exclusive, dirty.
+                p.pointee.flags.insert(.anonExclusive)
+                slot.pointee = anonPTE(old, vma, writable: true, dirty: true)
+                counters.add(.pgreuse, 1)
+                flushTLBRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
+                return
+            }
+        }
+        // wp_page_copy()
+        guard let i = mm.findVMAIndex(va.raw) else { throw .sigsegv }
+        prepareAnonVMA(mm, i)
+        guard let new = allocator.allocPages(isZero ? [.highuserMovable, .zero] : .highuserMovable) else { throw .oom }
+        if !isZero { frames[new].pointee.content = frames[old].pointee.content }
+        newAnonRmap(new, mm.vmas[i], va)
+        lruAddAnon(new, locked: vma.flags.contains(.locked))
+        if isZero { mm.addRSS(.anonPages, 1) }
+        // ptep_clear_flush(): the old translation must leave every TLB before the new one goes in.
+        slot.pointee = 0
+        flushTLBRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
+        slot.pointee = anonPTE(new, vma, writable: true, dirty: true)
+        if !isZero {
+            removeAnonRmap(old)
+            putPage(old)
+        }
+    }
+
+    // MARK: Zap and free page tables
+
+    /// zap_pte_range() over [start, end) of one VMA: clear every entry, account RSS and rmap,
+    /// and hand normal pages to the gather. With `reclaimTables` (CONFIG_PT_RECLAIM, used by
+    /// MADV_DONTNEED) a PTE table whose whole 2 MiB span is zapped is freed too.
+    func zapRange(_ tlb: MMUGather, _ mm: MM, _ vma: VMA, start: UInt64, end: UInt64, reclaimTables: Bool = false) {
+        var a = start
+        let span = PageTableLevel.pmd.entrySpan
+        while a < end {
+            let next = min((a | (span - 1)) &+ 1, end)
+            guard let pmdSlot = mm.pageTable.slot(VirtAddr(a), level: .pmd),
+                  case .table(let ptePFN) = PTEFormat.classify(pmdSlot.pointee, level: .pmd, arch: arch),
+                  let table = frames.table(ptePFN) else {
+                a = next
+                continue
+            }
+            var b = a
+            while b < next {
+                let idx = VirtAddr(b).index(at: .pte)
+                let pte = table[idx]
+                if pte != 0 {
+                    table[idx] = 0
+                    tlb.noteCleared(b, Page.size, level: .pte)
+                    if let leaf = PTEFormat.decode(pte, level: .pte, arch: arch), leaf.present || leaf.protNone,
+                       !(leaf.special && leaf.pfn == zeroPage) {
+                        let pfn = leaf.pfn
+                        if case .shmem = vma.kind {
+                            mm.addRSS(.shmemPages, -1)
+                            removeFileRmap(pfn)
+                        } else {
+                            mm.addRSS(.anonPages, -1)
+                            removeAnonRmap(pfn)
+                        }
+                        if tlb.removePage(pfn) { tlb.flush() }
+                    }
+                }
+                b += Page.size
+            }
+            if reclaimTables && a & (span - 1) == 0 && next - a == span {
+                // try_get_and_clear_pmd(): the emptied PTE table goes, VmPTE drops now.
+                pmdSlot.pointee = 0
+                tlb.noteCleared(a, span, level: .pmd)
+                mm.pageTable.noteTableUnhooked(level: .pte)
+                tlb.removeTable(ptePFN, level: .pte)
+            }
+            a = next
+        }
+    }
+
+    /// unmap_region() core: zap the VMAs in `range` of `mm.vmas`, then free_pgtables()
+    /// between the neighbours (floor = previous VMA's end, ceiling = next VMA's start).
+    func unmapRegion(_ tlb: MMUGather, _ mm: MM, _ removed: [VMA], floor: UInt64, ceiling: UInt64) {
+        for v in removed { zapRange(tlb, mm, v, start: v.start, end: v.end) }
+        guard let first = removed.first, let last = removed.last else { return }
+        mm.pageTable.freeTables(start: VirtAddr(first.start), end: VirtAddr(last.end), floor: VirtAddr(floor),
+                                ceiling: VirtAddr(ceiling)) { pfn, level in
+            tlb.removeTable(pfn, level: level)
+        }
+    }
+
+    // MARK: Fork
+
+    /// copy_page_range(): share every present page of `vma` with the child; a COW mapping
+    /// write-protects both copies, and anonymous pages lose their exclusive flag.
+    func copyPageRange(from src: MM, to dst: MM, _ vma: VMA) throws(FaultError) {
+        var a = vma.start
+        while a < vma.end {
+            let span = PageTableLevel.pmd.entrySpan
+            let next = min((a | (span - 1)) &+ 1, vma.end)
+            guard let srcTable = src.pageTable.slot(VirtAddr(a), level: .pmd).flatMap({ s -> UnsafeMutablePointer<UInt64>? in
+                if case .table(let t) = PTEFormat.classify(s.pointee, level: .pmd, arch: arch) { return frames.table(t) }
+                return nil
+            }) else {
+                a = next
+                continue
+            }
+            var b = a
+            while b < next {
+                let idx = VirtAddr(b).index(at: .pte)
+                var pte = srcTable[idx]
+                if pte != 0, var leaf = PTEFormat.decode(pte, level: .pte, arch: arch) {
+                    let dstSlot: UnsafeMutablePointer<UInt64>
+                    do { dstSlot = try dst.pageTable.allocSlot(VirtAddr(b), level: .pte) } catch { throw .oom }
+                    if leaf.present && !(leaf.special && leaf.pfn == zeroPage) {
+                        let p = frames[leaf.pfn]
+                        p.pointee.refcount += 1
+                        p.pointee.mapcount += 1
+                        p.pointee.flags.remove(.anonExclusive)
+                        if case .shmem = vma.kind {
+                            dst.addRSS(.shmemPages, 1)
+                            counters.add(.nrMapped, 1)
+                        } else {
+                            dst.addRSS(.anonPages, 1)
+                        }
+                        if vma.isCOW && leaf.writable {
+                            leaf.writable = false
+                            pte = PTEFormat.encode(leaf, arch: arch)
+                            srcTable[idx] = pte
+                        }
+                    }
+                    dstSlot.pointee = pte
+                }
+                b += Page.size
+            }
+            a = next
+        }
+    }
+}

@@ -1,0 +1,338 @@
+// mm/mprotect.c, mm/mlock.c, mm/madvise.c: changing what a range of VMAs allows, locks or drops.
+
+extension Machine {
+    /// Checks an (addr, len) pair as these syscalls do: aligned start, no wrap, inside the
+    /// address space. Returns the page-aligned end.
+    func checkRange(_ mm: MM, _ addr: UInt64, _ len: UInt64) -> SyscallResult<UInt64> {
+        guard addr & Page.offsetMask == 0 else { return .failure(.EINVAL) }
+        let (r, o) = len.addingReportingOverflow(Page.offsetMask)
+        guard !o else { return .failure(.ENOMEM) }
+        let (end, o2) = addr.addingReportingOverflow(r & ~Page.offsetMask)
+        guard !o2, end <= mm.taskSize else { return .failure(.ENOMEM) }
+        return .success(end)
+    }
+
+    /// Applies `change` to every VMA in [start, end) after splitting at the edges, then
+    /// merges what can be merged (vma_modify()).
+    func modifyVMAs(_ mm: MM, _ start: UInt64, _ end: UInt64, _ change: (inout VMA) -> Void) {
+        splitVMA(mm, at: start)
+        splitVMA(mm, at: end)
+        let r = vmaRange(mm, start, end)
+        for i in r { change(&mm.vmas[i]) }
+        var i = r.upperBound - 1
+        while i >= r.lowerBound && i >= 0 {
+            let j = mergeVMA(mm, i)
+            i = min(i, j) - 1
+        }
+    }
+
+    // MARK: mprotect
+
+    /// mprotect(): new protections for every VMA of the range, the page tables changed to
+    /// match (change_protection()), the TLB flushed for the entries that lost rights.
+    public func mprotect(_ t: Task, addr: UInt64, length: UInt64, prot: Prot) -> SyscallResult<Void> {
+        let r = doMprotect(t, addr, length, prot)
+        t.lastErrno = r.failureValue
+        return r
+    }
+
+    func doMprotect(_ t: Task, _ addr: UInt64, _ length: UInt64, _ prot: Prot) -> SyscallResult<Void> {
+        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
+        currentCPU = t.cpu
+        let end: UInt64
+        switch checkRange(mm, addr, length) {
+        case .success(let e): end = e
+        case .failure(let e): return .failure(e)
+        }
+        if end == addr { return .success(()) }
+        guard isFullyMapped(mm, addr, end) else { return .failure(.ENOMEM) }
+        let newProt = VMFlags(prot: prot)
+        for i in vmaRange(mm, addr, end) {
+            let v = mm.vmas[i]
+            if newProt.contains(.write) && !v.flags.contains(.mayWrite) { return .failure(.EACCES) }
+        }
+        var changed = false
+        modifyVMAs(mm, addr, end) { v in
+            let old = v.flags
+            var nf = old.subtracting(VMFlags.protMask).union(newProt)
+            // mprotect_fixup(): a private mapping becoming writable is charged now.
+            if nf.contains(.write) && !old.contains(.account) && !old.contains(.shared) && !old.contains(.noreserve) {
+                nf.insert(.account)
+                committedAS += Int64(v.pages)
+            }
+            mm.statAccount(old, -Int64(v.pages))
+            mm.statAccount(nf, Int64(v.pages))
+            v.flags = nf
+            if changeProtection(mm, v) { changed = true }
+        }
+        if changed { flushTLBRange(mm, start: addr, end: end, strideShift: Page.shift, freedTables: false) }
+        return .success(())
+    }
+
+    /// change_pte_range(): rewrite the present entries of `v` for its new flags. Write stays
+    /// off for pages that would need a copy (can_change_pte_writable()). Returns whether an
+    /// entry lost a right (so a flush is needed).
+    func changeProtection(_ mm: MM, _ v: VMA) -> Bool {
+        var lost = false
+        var a = v.start
+        while a < v.end {
+            if let slot = mm.pageTable.slot(VirtAddr(a), level: .pte), slot.pointee != 0,
+               var leaf = PTEFormat.decode(slot.pointee, level: .pte, arch: arch), leaf.present || leaf.protNone {
+                let accessible = v.flags.contains(.read) || v.flags.contains(.write) || v.flags.contains(.exec)
+                let wasWritable = leaf.writable && leaf.present
+                let zero = leaf.special && leaf.pfn == zeroPage
+                let exclusive = !zero && frames[leaf.pfn].pointee.flags.contains(.anonExclusive)
+                let canWrite = v.flags.contains(.write) && (v.flags.contains(.shared) || (exclusive && leaf.dirty))
+                leaf.present = accessible
+                leaf.protNone = !accessible
+                leaf.writable = accessible && (wasWritable ? v.flags.contains(.write) : canWrite)
+                leaf.noExec = !v.flags.contains(.exec)
+                if wasWritable && !leaf.writable { lost = true }
+                if !accessible { lost = true }
+                slot.pointee = PTEFormat.encode(leaf, arch: arch)
+            }
+            a += Page.size
+        }
+        return lost
+    }
+
+    // MARK: mlock
+
+    /// mlock(): VM_LOCKED on the range, every page faulted in and moved to the unevictable list.
+    public func mlock(_ t: Task, addr: UInt64, length: UInt64) -> SyscallResult<Void> {
+        let r = setLocked(t, addr & ~Page.offsetMask, length + (addr & Page.offsetMask), lock: true)
+        t.lastErrno = r.failureValue
+        return r
+    }
+
+    /// munlock(): VM_LOCKED off; pages go back to the evictable LRU.
+    public func munlock(_ t: Task, addr: UInt64, length: UInt64) -> SyscallResult<Void> {
+        let r = setLocked(t, addr & ~Page.offsetMask, length + (addr & Page.offsetMask), lock: false)
+        t.lastErrno = r.failureValue
+        return r
+    }
+
+    func setLocked(_ t: Task, _ addr: UInt64, _ length: UInt64, lock: Bool) -> SyscallResult<Void> {
+        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
+        currentCPU = t.cpu
+        let end: UInt64
+        switch checkRange(mm, addr, length) {
+        case .success(let e): end = e
+        case .failure(let e): return .failure(e)
+        }
+        if end == addr { return .success(()) }
+        guard isFullyMapped(mm, addr, end) else { return .failure(.ENOMEM) }
+        modifyVMAs(mm, addr, end) { v in
+            let was = v.flags.contains(.locked)
+            if lock == was { return }
+            if lock { v.flags.insert(.locked) } else { v.flags.remove(.locked) }
+            mm.lockedVM += lock ? Int64(v.pages) : -Int64(v.pages)
+            // mlock_vma_pages_range(): the pages already present change lists now.
+            var a = v.start
+            while a < v.end {
+                if let slot = mm.pageTable.slot(VirtAddr(a), level: .pte), slot.pointee != 0,
+                   let leaf = PTEFormat.decode(slot.pointee, level: .pte, arch: arch), leaf.present,
+                   !(leaf.special && leaf.pfn == zeroPage) {
+                    lock ? mlockPage(leaf.pfn) : munlockPage(leaf.pfn)
+                }
+                a += Page.size
+            }
+        }
+        if lock { populate(t, mm, addr, end) }
+        return .success(())
+    }
+
+    /// mlock_folio(): to the unevictable list (unevictable_pgs_mlocked, _culled).
+    func mlockPage(_ pfn: PFN) {
+        let p = frames[pfn]
+        guard !p.pointee.flags.contains(.mlocked) else { return }
+        lruDel(pfn)
+        p.pointee.flags.insert([.lru, .mlocked, .unevictable])
+        counters.add(.nrMlock, 1)
+        counters.add(.nrUnevictable, 1)
+        counters.add(.unevictablePgsMlocked, 1)
+        counters.add(.unevictablePgsCulled, 1)
+        allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] += 1
+    }
+
+    /// munlock_folio(): back to the inactive list (unevictable_pgs_munlocked).
+    func munlockPage(_ pfn: PFN) {
+        let p = frames[pfn]
+        guard p.pointee.flags.contains(.mlocked) else { return }
+        p.pointee.flags.remove([.mlocked, .unevictable])
+        counters.add(.nrMlock, -1)
+        counters.add(.nrUnevictable, -1)
+        counters.add(.unevictablePgsMunlocked, 1)
+        counters.add(.nrInactiveAnon, 1)
+        allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] -= 1
+    }
+
+    // MARK: madvise
+
+    /// madvise(): MADV_DONTNEED/FREE drop or mark pages, WILLNEED reads ahead (nothing for
+    /// anonymous memory), HUGEPAGE/NOHUGEPAGE/DONTFORK/DOFORK change flags, POPULATE_* fault in.
+    public func madvise(_ t: Task, addr: UInt64, length: UInt64, advice: Advice) -> SyscallResult<Void> {
+        let r = doMadvise(t, addr, length, advice)
+        t.lastErrno = r.failureValue
+        return r
+    }
+
+    func doMadvise(_ t: Task, _ addr: UInt64, _ length: UInt64, _ advice: Advice) -> SyscallResult<Void> {
+        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
+        currentCPU = t.cpu
+        let end: UInt64
+        switch checkRange(mm, addr, length) {
+        case .success(let e): end = e
+        case .failure(let e): return .failure(advice == .dontneed || advice == .free ? e : (e == .ENOMEM ? .EINVAL : e))
+        }
+        if end == addr { return .success(()) }
+        let mapped = isFullyMapped(mm, addr, end)
+        switch advice {
+        case .dontneed, .free:
+            for i in vmaRange(mm, addr, end) where mm.vmas[i].flags.contains(.locked) { return .failure(.EINVAL) }
+            let tlb = MMUGather(machine: self, mm: mm)
+            for i in vmaRange(mm, addr, end) {
+                let v = mm.vmas[i]
+                let s = max(v.start, addr), e = min(v.end, end)
+                if advice == .dontneed || !v.isAnonymous {
+                    zapRange(tlb, mm, v, start: s, end: e, reclaimTables: true)
+                } else {
+                    markLazyFree(tlb, mm, s, e)
+                }
+            }
+            tlb.finish()
+        case .willneed, .normal, .random, .sequential:
+            break
+        case .hugepage, .nohugepage, .dontfork, .dofork:
+            modifyVMAs(mm, addr, end) { v in
+                switch advice {
+                case .hugepage: v.flags.remove(.nohugepage); v.flags.insert(.hugepage)
+                case .nohugepage: v.flags.remove(.hugepage); v.flags.insert(.nohugepage)
+                case .dontfork: v.flags.insert(.dontcopy)
+                default: v.flags.remove(.dontcopy)
+                }
+            }
+        case .populateRead, .populateWrite:
+            populate(t, mm, addr, end, forceWrite: advice == .populateWrite)
+        }
+        return mapped ? .success(()) : .failure(.ENOMEM)
+    }
+
+    /// madvise_free_pte_range(): exclusive anonymous pages become clean and lazily freeable
+    /// (pglazyfree); reclaim may later drop them without writing them out.
+    func markLazyFree(_ tlb: MMUGather, _ mm: MM, _ start: UInt64, _ end: UInt64) {
+        var a = start
+        while a < end {
+            if let slot = mm.pageTable.slot(VirtAddr(a), level: .pte), slot.pointee != 0,
+               var leaf = PTEFormat.decode(slot.pointee, level: .pte, arch: arch), leaf.present,
+               !(leaf.special && leaf.pfn == zeroPage), frames[leaf.pfn].pointee.mapcount == 1 {
+                if leaf.dirty || leaf.accessed {
+                    leaf.dirty = false
+                    leaf.accessed = false
+                    slot.pointee = PTEFormat.encode(leaf, arch: arch)
+                    tlb.noteCleared(a, Page.size, level: .pte)
+                }
+                counters.add(.pglazyfree, 1)
+            }
+            a += Page.size
+        }
+    }
+
+    // MARK: mremap
+
+    /// mremap(): shrink in place, grow in place when the space after is free, else move
+    /// (with MREMAP_MAYMOVE) by moving the page-table entries (move_page_tables()).
+    public func mremap(_ t: Task, oldAddr: UInt64, oldLength: UInt64, newLength: UInt64,
+                       flags: MremapFlags = [], newAddr: UInt64 = 0) -> SyscallResult<UInt64> {
+        let r = doMremap(t, oldAddr, oldLength, newLength, flags, newAddr)
+        t.lastErrno = r.failureValue
+        return r
+    }
+
+    func doMremap(_ t: Task, _ addr: UInt64, _ oldLength: UInt64, _ newLength: UInt64, _ flags: MremapFlags, _ newAddr: UInt64) -> SyscallResult<UInt64> {
+        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
+        currentCPU = t.cpu
+        guard addr & Page.offsetMask == 0, newLength > 0 else { return .failure(.EINVAL) }
+        if flags.contains(.fixed) && !flags.contains(.maymove) { return .failure(.EINVAL) }
+        let oldLen = (oldLength + Page.offsetMask) & ~Page.offsetMask
+        let newLen = (newLength + Page.offsetMask) & ~Page.offsetMask
+        guard newLen <= mm.taskSize, addr <= mm.taskSize - max(oldLen, 1) else { return .failure(.EINVAL) }
+        guard let i = mm.findVMAIndex(addr), mm.vmas[i].start <= addr, addr + oldLen <= mm.vmas[i].end else {
+            return .failure(.EFAULT)
+        }
+        if newLen <= oldLen && !flags.contains(.fixed) {
+            if newLen < oldLen { _ = doMunmap(t, mm, addr + newLen, oldLen - newLen) }
+            return .success(addr)
+        }
+        let v = mm.vmas[i]
+        let delta = newLen - oldLen
+        let pages = Int64(delta >> Page.shift)
+        // vma_expand() in place: the old range ends the VMA and the space after it is free.
+        if !flags.contains(.fixed) && addr + oldLen == v.end && addr + newLen <= mm.taskSize
+            && vmaRange(mm, v.end, addr + newLen).isEmpty {
+            if v.flags.contains(.account) {
+                guard vmEnoughMemory(UInt64(pages)) else { return .failure(.ENOMEM) }
+                committedAS += pages
+            }
+            mm.vmas[i].end = addr + newLen
+            mm.statAccount(v.flags, pages)
+            if v.flags.contains(.locked) {
+                mm.lockedVM += pages
+                populate(t, mm, v.end, addr + newLen)
+            }
+            mergeVMA(mm, i)
+            return .success(addr)
+        }
+        guard flags.contains(.maymove) else { return .failure(.ENOMEM) }
+        // move_vma(): a new range, the entries moved, the old range unmapped.
+        let dest: UInt64
+        if flags.contains(.fixed) {
+            guard newAddr & Page.offsetMask == 0, newAddr <= mm.taskSize - newLen else { return .failure(.EINVAL) }
+            if newAddr < addr + oldLen && addr < newAddr + newLen { return .failure(.EINVAL) }
+            _ = doMunmap(t, mm, newAddr, newLen)
+            dest = newAddr
+        } else {
+            guard let d = unmappedArea(mm, len: newLen, hint: 0) else { return .failure(.ENOMEM) }
+            dest = d
+        }
+        guard let j = mm.findVMAIndex(addr), mm.vmas[j].start <= addr else { return .failure(.EFAULT) }
+        splitVMA(mm, at: addr)
+        splitVMA(mm, at: addr + oldLen)
+        guard let k = mm.findVMAIndex(addr) else { return .failure(.EFAULT) }
+        var moved = mm.vmas[k]
+        _ = j
+        if moved.flags.contains(.account) { committedAS += pages }
+        let tlb = MMUGather(machine: self, mm: mm)
+        movePageTables(tlb, mm, from: addr, to: dest, length: oldLen)
+        let floor = k > 0 ? mm.vmas[k - 1].end : 0
+        let ceiling = k + 1 < mm.vmas.count ? mm.vmas[k + 1].start : 0
+        mm.vmas.remove(at: k)
+        mm.pageTable.freeTables(start: VirtAddr(addr), end: VirtAddr(addr + oldLen), floor: VirtAddr(floor),
+                                ceiling: VirtAddr(ceiling)) { pfn, level in tlb.removeTable(pfn, level: level) }
+        tlb.finish()
+        moved.start = dest
+        moved.end = dest + newLen
+        mm.statAccount(moved.flags, pages)
+        if moved.flags.contains(.locked) { mm.lockedVM += pages }
+        let at = mm.findVMAIndex(dest) ?? mm.vmas.count
+        mm.vmas.insert(moved, at: at)
+        mergeVMA(mm, at)
+        return .success(dest)
+    }
+
+    /// move_ptes(): every present entry of the old range to the same offset in the new one.
+    func movePageTables(_ tlb: MMUGather, _ mm: MM, from: UInt64, to: UInt64, length: UInt64) {
+        var off: UInt64 = 0
+        while off < length {
+            if let slot = mm.pageTable.slot(VirtAddr(from + off), level: .pte), slot.pointee != 0 {
+                let pte = slot.pointee
+                slot.pointee = 0
+                tlb.noteCleared(from + off, Page.size, level: .pte)
+                if let dst = try? mm.pageTable.allocSlot(VirtAddr(to + off), level: .pte) {
+                    dst.pointee = pte
+                }
+            }
+            off += Page.size
+        }
+    }
+}

@@ -1,0 +1,271 @@
+// include/linux/sched.h, kernel/fork.c, kernel/exit.c: tasks, fork, exit, wait, and user memory accesses.
+
+/// A signal delivered to a task by the memory system.
+public struct Signal: Sendable, Hashable, CustomStringConvertible {
+    public var number: Int32
+    public var address: UInt64
+    public var name: String { number == 11 ? "SIGSEGV" : number == 7 ? "SIGBUS" : number == 9 ? "SIGKILL" : "SIG\(number)" }
+    public static func segv(_ a: UInt64) -> Signal { Signal(number: 11, address: a) }
+    public static func bus(_ a: UInt64) -> Signal { Signal(number: 7, address: a) }
+    public var description: String { "\(name) at \(String(format0x: address, width: 12))" }
+}
+
+/// Life of a task.
+public enum TaskState: String, Sendable {
+    case running, zombie, dead
+}
+
+/// task_struct, as far as memory management sees it.
+public final class Task {
+    public let pid: Int
+    public internal(set) var name: String
+    public internal(set) var mm: MM?
+    public internal(set) var parent: Int?
+    public internal(set) var children: [Int] = []
+    /// The CPU the task runs on.
+    public internal(set) var cpu: Int
+    public internal(set) var state: TaskState = .running
+    public internal(set) var exitCode: Int32 = 0
+    /// min_flt / maj_flt (getrusage(RUSAGE_SELF)).
+    public internal(set) var minFlt: UInt64 = 0
+    public internal(set) var majFlt: UInt64 = 0
+    /// cmin_flt / cmaj_flt: reaped children's faults (getrusage(RUSAGE_CHILDREN)).
+    public internal(set) var cminFlt: UInt64 = 0
+    public internal(set) var cmajFlt: UInt64 = 0
+    /// Signals the memory system delivered, in order.
+    public internal(set) var signals: [Signal] = []
+    /// The errno of the last memory syscall (nil = it succeeded).
+    public internal(set) var lastErrno: Errno?
+
+    init(pid: Int, name: String, cpu: Int) {
+        self.pid = pid
+        self.name = name
+        self.cpu = cpu
+    }
+}
+
+/// What one `access` call did.
+public struct AccessReport: Sendable, Hashable {
+    /// Pages (or stride steps) accessed successfully.
+    public var accesses: Int = 0
+    /// Page faults taken.
+    public var faults: Int = 0
+    /// The signal that stopped the access, if any (the task was killed by it).
+    public var signal: Signal?
+}
+
+extension Machine {
+    /// The task with `pid`, if any.
+    public func task(pid: Int) -> Task? { tasks.first { $0.pid == pid } }
+
+    /// The live task named `name` (the most recent one of that name).
+    public func task(named name: String) -> Task? { tasks.last { $0.name == name && $0.state != .dead } }
+
+    func newMM() -> MM? {
+        guard let pt = PageTable(arch: arch, frames: frames, source: allocator) else { return nil }
+        nextMMID += 1
+        return MM(id: nextMMID, pageTable: pt, arch: arch, cpus: config.cpus)
+    }
+
+    /// Creates a process as execve() leaves a small static binary: its image (ELF header,
+    /// text, rodata, data+bss) resident at 0x555555554000, the program break after it, and a
+    /// 132 KiB stack with its top pages touched. These pages and their page tables are the
+    /// fixed cost every process has; rusage starts at zero afterwards.
+    public func spawn(name: String, cpu: Int = 0) -> Task {
+        let t = Task(pid: nextPID, name: name, cpu: min(max(cpu, 0), config.cpus - 1))
+        nextPID += 1
+        tasks.append(t)
+        t.mm = newMM()
+        if t.mm != nil { setUpImage(t) }
+        return t
+    }
+
+    /// The exec image and stack of a fresh mm (see `spawn`).
+    func setUpImage(_ t: Task) {
+        guard let mm = t.mm else { return }
+        let base: UInt64 = 0x5555_5555_4000
+        let segments: [(UInt64, UInt64, Prot)] = [(0, 1, .read), (1, 2, [.read, .exec]), (3, 1, .read), (4, 1, .rw)]
+        for (off, n, prot) in segments {
+            _ = mmap(t, addr: base + off * Page.size, length: n * Page.size, prot: prot, flags: [.private, .anonymous, .fixed, .populate])
+        }
+        mm.startCode = base + Page.size
+        mm.endCode = base + 3 * Page.size
+        mm.startBrk = base + 5 * Page.size
+        mm.brk = mm.startBrk
+        // The initial stack VMA (setup_arg_pages(): 128 KiB + the argument page).
+        let stackTop = mm.taskSize + Page.size - 0x1000 - Page.size
+        let stackStart = stackTop - 33 * Page.size
+        _ = mmap(t, addr: stackStart, length: stackTop - stackStart, prot: .rw, flags: [.private, .anonymous, .fixed, .growsdown])
+        if let i = mm.vmas.firstIndex(where: { $0.start == stackStart }) {
+            mm.vmas[i].kind = .stack
+        }
+        _ = access(t, addr: stackTop - 2 * Page.size, length: 2 * Page.size, kind: .write)
+        t.minFlt = 0
+        t.majFlt = 0
+        t.lastErrno = nil
+    }
+
+    /// execve(): a fresh mm replaces the old one (which is torn down as at exit).
+    public func execve(_ t: Task) {
+        guard t.state == .running else { return }
+        if let old = t.mm { releaseMM(t, old) }
+        t.mm = newMM()
+        setUpImage(t)
+    }
+
+    /// fork(): the child gets a copy of the address space (dup_mmap()), sharing every page
+    /// copy-on-write. Returns the child, or ENOMEM.
+    public func fork(_ parent: Task, childName: String, cpu: Int? = nil) -> SyscallResult<Task> {
+        guard parent.state == .running, let src = parent.mm else { return .failure(.EINVAL) }
+        guard let dst = newMM() else { return .failure(.ENOMEM) }
+        let child = Task(pid: nextPID, name: childName, cpu: min(max(cpu ?? parent.cpu, 0), config.cpus - 1))
+        nextPID += 1
+        currentCPU = parent.cpu
+        dst.startBrk = src.startBrk
+        dst.brk = src.brk
+        for v in src.vmas where !v.flags.contains(.dontcopy) {
+            dst.vmas.append(v)
+            dst.statAccount(v.flags, Int64(v.pages))
+            if v.flags.contains(.locked) {
+                // VM_LOCKED is not inherited (dup_mmap() clears it with VM_LOCKONFAULT).
+                dst.vmas[dst.vmas.count - 1].flags.remove(.locked)
+            }
+            if v.flags.contains(.account) { committedAS += Int64(v.pages) }
+            if case .shmem(let id) = v.kind { retainShmemMapping(id) }
+            do {
+                try copyPageRange(from: src, to: dst, v)
+            } catch {
+                releaseMM(child, dst)
+                return .failure(.ENOMEM)
+            }
+        }
+        // The parent's write-protected entries must leave every TLB (flush_tlb_mm(oldmm)).
+        flushTLBRange(src, start: 0, end: .max, strideShift: Page.shift, freedTables: false)
+        child.mm = dst
+        child.parent = parent.pid
+        parent.children.append(child.pid)
+        tasks.append(child)
+        return .success(child)
+    }
+
+    /// exit(): the address space goes (exit_mmap()), the task waits as a zombie for its parent.
+    public func exit(_ t: Task, code: Int32 = 0) {
+        guard t.state == .running else { return }
+        if let mm = t.mm { releaseMM(t, mm) }
+        t.mm = nil
+        t.exitCode = code
+        t.state = .zombie
+        if t.parent == nil || task(pid: t.parent!)?.state != .running { t.state = .dead }
+    }
+
+    /// wait(): reap one zombie child (the oldest); its faults join the parent's children rusage.
+    public func wait(_ t: Task) -> Task? {
+        for pid in t.children {
+            guard let c = task(pid: pid), c.state == .zombie else { continue }
+            c.state = .dead
+            t.cminFlt += c.minFlt + c.cminFlt
+            t.cmajFlt += c.majFlt + c.cmajFlt
+            t.children.removeAll { $0 == pid }
+            return c
+        }
+        return nil
+    }
+
+    /// mmput() -> exit_mmap(): unmap everything through a full-mm gather, free every page
+    /// table, give back the accounted memory, drop the CPUs' references to it.
+    func releaseMM(_ t: Task, _ mm: MM) {
+        currentCPU = t.cpu
+        let tlb = MMUGather(machine: self, mm: mm, fullmm: true)
+        let all = mm.vmas
+        for v in all {
+            zapRange(tlb, mm, v, start: v.start, end: v.end)
+            if v.flags.contains(.account) { committedAS -= Int64(v.pages) }
+            if v.flags.contains(.locked) { mm.lockedVM -= Int64(v.pages) }
+            if case .shmem(let id) = v.kind { releaseShmemMapping(id) }
+        }
+        if let first = all.first, let last = all.last {
+            mm.pageTable.freeTables(start: VirtAddr(first.start), end: VirtAddr(last.end)) { pfn, level in
+                tlb.removeTable(pfn, level: level)
+            }
+        }
+        tlb.finish()
+        mm.vmas.removeAll()
+        mm.totalVM = 0
+        mm.dataVM = 0
+        mm.execVM = 0
+        mm.stackVM = 0
+        for c in 0..<config.cpus where cpus[c].root == mm.pageTable.root {
+            loadPageTable(cpu: c, root: nil, asid: ASID(0))
+        }
+        for c in 0..<config.cpus { _ = cpus[c].tlb.flushASID(mm.asid) }
+        mm.pageTable.destroy()
+    }
+
+    /// Loads, stores or instruction fetches by `t` over [addr, addr+length), one per `stride`
+    /// bytes (default: one per page). Each goes through the MMU of the task's CPU; a fault
+    /// runs the kernel's handler and retries; an access the kernel refuses delivers SIGSEGV
+    /// (or SIGBUS) and kills the task, as the default action does.
+    @discardableResult
+    public func access(_ t: Task, addr: UInt64, length: UInt64, kind: AccessKind, stride: UInt64 = Page.size) -> AccessReport {
+        var report = AccessReport()
+        guard t.state == .running, let mm = t.mm, length > 0 else { return report }
+        let step = max(stride, 1)
+        currentCPU = t.cpu
+        switchMM(mm, cpu: t.cpu)
+        var a = addr
+        let end = addr &+ length
+        while a < end || (end < addr && a >= addr) {
+            var tries = 0
+            while true {
+                if case .ok(let pa) = translate(cpu: t.cpu, VirtAddr(a), kind, privilege: .user) {
+                    if kind == .write { frames[pa.pfn].pointee.content &+= 1 }
+                    report.accesses += 1
+                    break
+                }
+                tries += 1
+                report.faults += 1
+                if let sig = userFault(t, mm, a, kind, retry: tries > 1) {
+                    report.signal = sig
+                    return report
+                }
+            }
+            let (n, o) = a.addingReportingOverflow(step)
+            if o { break }
+            a = n
+        }
+        return report
+    }
+
+    /// do_user_addr_fault(): find the VMA, check the access against it, handle the fault.
+    /// Returns the signal delivered when the kernel refuses.
+    func userFault(_ t: Task, _ mm: MM, _ addr: UInt64, _ kind: AccessKind, retry: Bool) -> Signal? {
+        func kill(_ s: Signal) -> Signal {
+            t.signals.append(s)
+            log.append("\(t.name)[\(t.pid)]: \(s.name == "SIGSEGV" ? "segfault" : "bus error") at \(String(hex: addr, width: 0)) error \(kind == .write ? 6 : kind == .execute ? 0x15 : 4)")
+            exit(t, code: 128 + s.number)
+            return s
+        }
+        guard !retry else { return kill(.segv(addr)) }
+        guard let i = mm.findVMAIndex(addr), mm.vmas[i].start <= addr else { return kill(.segv(addr)) }
+        let f = mm.vmas[i].flags
+        let allowed: Bool
+        switch kind {
+        case .read: allowed = f.contains(.read) || f.contains(.write) || f.contains(.exec)
+        case .write: allowed = f.contains(.write)
+        case .execute: allowed = f.contains(.exec)
+        }
+        guard allowed else { return kill(.segv(addr)) }
+        do {
+            try handleMMFault(t, mm, i, addr, kind)
+        } catch .sigbus {
+            return kill(.bus(addr))
+        } catch .oom {
+            log.append("Out of memory: Killed process \(t.pid) (\(t.name))")
+            counters.add(.oomKill, 1)
+            return kill(Signal(number: 9, address: addr))
+        } catch {
+            return kill(.segv(addr))
+        }
+        return nil
+    }
+}

@@ -1,0 +1,138 @@
+// Processes and faults on the reference machine, phase by phase, against the counter deltas
+// Linux 6.18 produced for the same syscalls (../shared/fidelity/linux-6.18-x86_64.json).
+
+import Testing
+import MMSimTestSupport
+
+/// Counter deltas of one phase, as the fidelity file names them.
+struct Phase {
+    let machine: Machine
+    let task: Task
+    var before: [String: Int64] = [:]
+
+    init(_ m: Machine, _ t: Task) {
+        machine = m
+        task = t
+        before = Phase.snapshot(m, t)
+    }
+
+    static func snapshot(_ m: Machine, _ t: Task) -> [String: Int64] {
+        var s: [String: Int64] = [:]
+        for (n, v) in m.status(t) { s["status.\(n)_kB"] = v }
+        for f in m.meminfo() where f.isKB { s["meminfo.\(f.name)_kB"] = Int64(f.value) }
+        for item in VMStat.allCases { s["vmstat.\(item.name)"] = m.vmstatValue(item) }
+        s["ru_minflt"] = Int64(t.minFlt)
+        s["ru_majflt"] = Int64(t.majFlt)
+        s["ruc_minflt"] = Int64(t.cminFlt)
+        s["maps.nvma"] = Int64(t.mm?.vmas.count ?? 0)
+        return s
+    }
+
+    /// Every expected delta equals the model's.
+    func expect(_ expected: [String: Int64], _ label: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let after = Phase.snapshot(machine, task)
+        for (k, v) in expected.sorted(by: { $0.key < $1.key }) {
+            let d = (after[k] ?? 0) - (before[k] ?? 0)
+            #expect(d == v, "\(label): \(k) changed by \(d), Linux: \(v)", sourceLocation: sourceLocation)
+        }
+    }
+}
+
+let fixedAddr: UInt64 = 0x1000_0000_0000
+
+@Suite struct ProcessTests {
+    func machine() throws -> (Machine, Task) {
+        let m = try Machine(.reference)
+        let t = m.spawn(name: "wl", cpu: 1)
+        return (m, t)
+    }
+
+    @Test(arguments: [1, 16, 512, 4096])
+    func anonTouch(n: Int) throws {
+        let (m, t) = try machine()
+        let len = UInt64(n) * Page.size
+        var p = Phase(m, t)
+        _ = m.mmap(t, addr: fixedAddr, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.madvise(t, addr: fixedAddr, length: len, advice: .nohugepage)
+        p.expect(["status.VmSize_kB": Int64(n) * 4, "status.VmData_kB": Int64(n) * 4, "meminfo.Committed_AS_kB": Int64(n) * 4,
+                  "maps.nvma": 1, "ru_minflt": 0, "status.VmRSS_kB": 0], "mmap")
+        p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: len, kind: .write)
+        let ptes = Int64((n + 511) / 512)
+        p.expect(["ru_minflt": Int64(n), "status.VmRSS_kB": Int64(n) * 4, "status.RssAnon_kB": Int64(n) * 4,
+                  "status.VmPTE_kB": (ptes + 2) * 4, "meminfo.AnonPages_kB": Int64(n) * 4, "vmstat.pgfault": Int64(n),
+                  "vmstat.pgalloc_normal": Int64(n) + ptes + 2, "vmstat.nr_anon_pages": Int64(n)], "touch")
+        try m.checkInvariants()
+        p = Phase(m, t)
+        _ = m.munmap(t, addr: fixedAddr, length: len)
+        let batches: Int64 = n < 7 ? 0 : Int64((n - 7 + 508) / 509)
+        p.expect(["status.VmRSS_kB": -Int64(n) * 4, "status.VmPTE_kB": -(ptes + 2) * 4, "status.VmSize_kB": -Int64(n) * 4,
+                  "meminfo.Committed_AS_kB": -Int64(n) * 4, "vmstat.pgalloc_normal": batches + 1,
+                  "vmstat.nr_anon_pages": -Int64(n), "maps.nvma": -1], "munmap")
+        try m.checkInvariants()
+    }
+
+    @Test func anonReadMapsTheZeroPageThenCopies() throws {
+        let (m, t) = try machine()
+        let len = 4096 * Page.size
+        _ = m.mmap(t, addr: fixedAddr, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        var p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: len, kind: .read)
+        p.expect(["ru_minflt": 4096, "status.VmRSS_kB": 0, "status.VmPTE_kB": 40, "vmstat.pgfault": 4096, "vmstat.pgalloc_normal": 10], "read")
+        p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: len, kind: .write)
+        p.expect(["ru_minflt": 4096, "status.VmRSS_kB": 16384, "status.VmPTE_kB": 0, "vmstat.pgfault": 4096,
+                  "vmstat.pgalloc_normal": 4096, "vmstat.nr_anon_pages": 4096], "write")
+        try m.checkInvariants()
+    }
+
+    @Test func mprotectSplitsAndMerges() throws {
+        let (m, t) = try machine()
+        _ = m.mmap(t, addr: fixedAddr, length: 100 * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(t, addr: fixedAddr, length: 100 * Page.size, kind: .write)
+        var p = Phase(m, t)
+        _ = m.mprotect(t, addr: fixedAddr + 40 * Page.size, length: 20 * Page.size, prot: .read)
+        p.expect(["maps.nvma": 2, "status.VmData_kB": -80, "status.VmRSS_kB": 0], "mprotect_mid_ro")
+        p = Phase(m, t)
+        _ = m.mprotect(t, addr: fixedAddr + 40 * Page.size, length: 20 * Page.size, prot: .rw)
+        p.expect(["maps.nvma": -2, "status.VmData_kB": 80], "mprotect_mid_rw_merge")
+        p = Phase(m, t)
+        _ = m.mprotect(t, addr: fixedAddr + 40 * Page.size, length: 20 * Page.size, prot: .none)
+        p.expect(["maps.nvma": 2, "status.VmData_kB": -80], "mprotect_mid_none")
+        p = Phase(m, t)
+        _ = m.munmap(t, addr: fixedAddr + 40 * Page.size, length: 20 * Page.size)
+        p.expect(["maps.nvma": -1, "status.VmRSS_kB": -80, "status.VmSize_kB": -80, "status.VmData_kB": 0,
+                  "vmstat.pgalloc_normal": 1, "vmstat.nr_anon_pages": -20, "status.VmPTE_kB": 0], "munmap_mid")
+        p = Phase(m, t)
+        _ = m.munmap(t, addr: fixedAddr, length: 100 * Page.size)
+        p.expect(["maps.nvma": -2, "status.VmRSS_kB": -320, "status.VmPTE_kB": -12, "vmstat.pgalloc_normal": 2], "munmap_all")
+        try m.checkInvariants()
+    }
+
+    @Test func forkCopyOnWriteAndReuse() throws {
+        let (m, parent) = try machine()
+        let n: UInt64 = 512
+        _ = m.mmap(parent, addr: fixedAddr, length: n * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(parent, addr: fixedAddr, length: n * Page.size, kind: .write)
+        let child = try m.fork(parent, childName: "child").get()
+        let pc = Phase(m, child)
+        m.access(child, addr: fixedAddr, length: n * Page.size, kind: .write)
+        pc.expect(["ru_minflt": Int64(n)], "child_write")
+        try m.checkInvariants()
+        m.exit(child)
+        _ = m.wait(parent)
+        let p = Phase(m, parent)
+        m.access(parent, addr: fixedAddr, length: n * Page.size, kind: .write)
+        p.expect(["ru_minflt": Int64(n), "vmstat.pgfault": Int64(n), "vmstat.pgreuse": Int64(n)], "parent_rewrite")
+        try m.checkInvariants()
+    }
+
+    @Test func onePebibyteIsENOMEM() throws {
+        let (m, t) = try machine()
+        let r = m.mmap(t, length: 1 << 50, prot: .rw, flags: [.private, .anonymous])
+        #expect(r.failureValue == .ENOMEM)
+        let s = m.access(t, addr: 0x10, length: 1, kind: .read)
+        #expect(s.signal?.name == "SIGSEGV")
+        #expect(t.state != .running)
+    }
+}
