@@ -136,3 +136,105 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
         #expect(t.state != .running)
     }
 }
+
+@Suite struct ProcessFidelityMoreTests {
+    func machine() throws -> (Machine, Task) {
+        let m = try Machine(.reference)
+        return (m, m.spawn(name: "wl", cpu: 1))
+    }
+
+    @Test func populateFaultsEverythingIn() throws {
+        let (m, t) = try machine()
+        let p = Phase(m, t)
+        _ = m.mmap(t, addr: fixedAddr, length: 4096 * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace, .populate])
+        p.expect(["ru_minflt": 4096, "status.VmRSS_kB": 16384, "status.VmPTE_kB": 40, "vmstat.pgfault": 4096,
+                  "vmstat.pgalloc_normal": 4106, "maps.nvma": 1, "meminfo.Committed_AS_kB": 16384], "mmap_populate")
+        let q = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: 4096 * Page.size, kind: .write)
+        q.expect(["ru_minflt": 0, "vmstat.pgfault": 0], "touch")
+    }
+
+    @Test func mlockThenMunlock() throws {
+        let (m, t) = try machine()
+        _ = m.mmap(t, addr: fixedAddr, length: 4096 * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        var p = Phase(m, t)
+        _ = m.mlock(t, addr: fixedAddr, length: 4096 * Page.size)
+        p.expect(["ru_minflt": 4096, "status.VmRSS_kB": 16384, "status.VmLck_kB": 16384, "meminfo.Unevictable_kB": 16384,
+                  "meminfo.Mlocked_kB": 16384, "vmstat.nr_mlock": 4096, "vmstat.nr_unevictable": 4096,
+                  "vmstat.unevictable_pgs_mlocked": 4096, "vmstat.unevictable_pgs_culled": 4096, "vmstat.pgalloc_normal": 4106], "mlock")
+        p = Phase(m, t)
+        _ = m.munlock(t, addr: fixedAddr, length: 4096 * Page.size)
+        p.expect(["status.VmLck_kB": -16384, "meminfo.Unevictable_kB": -16384, "meminfo.Mlocked_kB": -16384,
+                  "vmstat.nr_mlock": -4096, "vmstat.unevictable_pgs_munlocked": 4096], "munlock")
+        try m.checkInvariants()
+    }
+
+    @Test(arguments: [16, 4096])
+    func madviseDontneed(n: Int) throws {
+        let (m, t) = try machine()
+        let len = UInt64(n) * Page.size
+        _ = m.mmap(t, addr: fixedAddr, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(t, addr: fixedAddr, length: len, kind: .write)
+        var p = Phase(m, t)
+        _ = m.madvise(t, addr: fixedAddr, length: len, advice: .dontneed)
+        // Linux 6.18: N=16 -> 1 batch page, no table freed; N=4096 -> 9 batches + 1 table batch, 8 PTE tables freed.
+        p.expect(["status.VmRSS_kB": -Int64(n) * 4, "status.VmPTE_kB": n == 16 ? 0 : -32,
+                  "vmstat.pgalloc_normal": n == 16 ? 1 : 10, "vmstat.nr_anon_pages": -Int64(n)], "madv_dontneed")
+        p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: len, kind: .write)
+        p.expect(["ru_minflt": Int64(n), "status.VmPTE_kB": n == 16 ? 0 : 32, "vmstat.pgalloc_normal": Int64(n) + (n == 16 ? 0 : 8)], "retouch")
+        try m.checkInvariants()
+    }
+
+    @Test func mremapGrowsInPlace() throws {
+        let (m, t) = try machine()
+        let len = 4096 * Page.size
+        _ = m.mmap(t, addr: fixedAddr, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(t, addr: fixedAddr, length: len, kind: .write)
+        var p = Phase(m, t)
+        #expect(m.mremap(t, oldAddr: fixedAddr, oldLength: len, newLength: 2 * len) == .success(fixedAddr))
+        p.expect(["status.VmSize_kB": 16384, "status.VmData_kB": 16384, "meminfo.Committed_AS_kB": 16384, "maps.nvma": 0], "mremap_grow_inplace")
+        p = Phase(m, t)
+        m.access(t, addr: fixedAddr + len, length: len, kind: .write)
+        p.expect(["ru_minflt": 4096, "status.VmPTE_kB": 32, "vmstat.pgalloc_normal": 4104], "touch_new_half")
+        p = Phase(m, t)
+        _ = m.munmap(t, addr: fixedAddr, length: 2 * len)
+        p.expect(["status.VmRSS_kB": -32768, "status.VmPTE_kB": -72, "vmstat.pgalloc_normal": 18], "munmap")
+    }
+
+    @Test func brkGrowsAndShrinks() throws {
+        let (m, t) = try machine()
+        let mm = try #require(t.mm)
+        // wl.c's setup: align the break up to 2 MiB.
+        m.brk(t, (mm.brk + 2 * Size.MiB - 1) & ~(2 * Size.MiB - 1))
+        let base = mm.brk
+        var p = Phase(m, t)
+        m.brk(t, base + 4096 * Page.size)
+        p.expect(["status.VmSize_kB": 16384, "status.VmData_kB": 16384, "meminfo.Committed_AS_kB": 16384, "maps.nvma": 0], "brk_grow")
+        p = Phase(m, t)
+        m.access(t, addr: base, length: 4096 * Page.size, kind: .write)
+        p.expect(["ru_minflt": 4096, "status.VmPTE_kB": 32, "vmstat.pgalloc_normal": 4104], "touch")
+        p = Phase(m, t)
+        m.brk(t, base)
+        p.expect(["status.VmRSS_kB": -16384, "status.VmPTE_kB": -32, "status.VmData_kB": -16384, "vmstat.pgalloc_normal": 10, "maps.nvma": 0], "brk_shrink")
+        try m.checkInvariants()
+    }
+
+    @Test func sharedAnonymousIsShmem() throws {
+        let (m, t) = try machine()
+        let len = 16 * Page.size
+        var p = Phase(m, t)
+        _ = m.mmap(t, addr: fixedAddr, length: len, prot: .rw, flags: [.shared, .anonymous, .fixedNoreplace])
+        p.expect(["status.VmSize_kB": 64, "status.VmData_kB": 0, "meminfo.Committed_AS_kB": 64, "maps.nvma": 1], "mmap")
+        p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: len, kind: .write)
+        p.expect(["ru_minflt": 16, "status.RssShmem_kB": 64, "status.RssAnon_kB": 0, "status.VmPTE_kB": 12, "meminfo.Mapped_kB": 64,
+                  "meminfo.Cached_kB": 64, "meminfo.Shmem_kB": 64, "vmstat.pgalloc_normal": 19, "vmstat.nr_mapped": 16,
+                  "vmstat.nr_file_pages": 16, "vmstat.nr_shmem": 16], "touch")
+        p = Phase(m, t)
+        _ = m.munmap(t, addr: fixedAddr, length: len)
+        p.expect(["status.RssShmem_kB": -64, "meminfo.Shmem_kB": -64, "meminfo.Cached_kB": -64, "meminfo.Committed_AS_kB": -64,
+                  "vmstat.pgalloc_normal": 2, "vmstat.nr_mapped": -16, "vmstat.nr_shmem": -16, "maps.nvma": -1], "munmap")
+        try m.checkInvariants()
+    }
+}
