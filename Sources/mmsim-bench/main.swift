@@ -179,7 +179,47 @@ func benchWalk() throws {
     }
 }
 
+func benchFaults() throws {
+    let m = try Machine(.reference)
+    let t = m.spawn(name: "bench", cpu: 0)
+    let base: UInt64 = 0x1000_0000_0000
+    let len: UInt64 = 1 << 30
+    _ = m.mmap(t, addr: base, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+    _ = m.madvise(t, addr: base, length: len, advice: .nohugepage)
+    let t0 = now()
+    let r = m.access(t, addr: base, length: len, kind: .write)
+    let dt = now() - t0
+    precondition(r.faults == Int(len >> 12))
+    let rate = Double(r.faults) / dt
+    report(Result(name: "first-touch anonymous faults (1 GiB)", value: rate, unit: "faults/s", target: ">= 10 M/s", ok: rate >= 10e6))
+    do {
+        // The same faults without the MMU around them (MAP_POPULATE: get_user_pages()).
+        let base2: UInt64 = 0x2000_0000_0000
+        let tp = now()
+        _ = m.mmap(t, addr: base2, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace, .populate])
+        let dtp = now() - tp
+        report(Result(name: "  the same faults via MAP_POPULATE (no MMU/TLB)", value: Double(len >> 12) / dtp, unit: "faults/s", target: "(info)", ok: true))
+        _ = m.munmap(t, addr: base2, length: len)
+    }
+
+    let t1 = now()
+    _ = m.munmap(t, addr: base, length: len)
+    let dt1 = now() - t1
+    report(Result(name: "munmap of 1 GiB touched (mmu_gather)", value: dt1 * 1000, unit: "ms", target: "< 10 ms (Linux: 36 ms)", ok: dt1 < 0.010))
+
+    _ = m.mmap(t, addr: base, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+    m.access(t, addr: base, length: len, kind: .write)
+    let t2 = now()
+    let child = try m.fork(t, childName: "child").get()
+    m.access(child, addr: base, length: len, kind: .write)
+    m.exit(child)
+    _ = m.wait(t)
+    let dt2 = now() - t2
+    report(Result(name: "fork 1 GiB + child rewrites it + exit", value: dt2 * 1000, unit: "ms", target: "< 80 ms (Linux: 800 ms)", ok: dt2 < 0.080))
+}
+
 let all: [(String, () throws -> Void)] = [
+    ("faults", benchFaults),
     ("tlb", benchTLBHit),
     ("walk", benchWalk),
     ("boot", benchBoot1TiB),

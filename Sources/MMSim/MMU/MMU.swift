@@ -115,8 +115,9 @@ extension Machine {
             c.tlb.insert(va, asid: c.asid, translation: t, instruction: access == .execute)
             return .ok(t.physAddr(for: va))
         case .fault(let f):
-            // A page fault invalidates the TLB entries for the faulting address (Intel SDM 4.10.4.1).
-            c.tlb.flushPage(va, asid: c.asid)
+            // A page fault invalidates the TLB entries for the faulting address (Intel SDM
+            // 4.10.4.1). A not-present fault can have none: TLBs cache only present entries.
+            if f.reason != .notPresent { c.tlb.flushPage(va, asid: c.asid) }
             c.faults &+= 1
             return .fault(f)
         }

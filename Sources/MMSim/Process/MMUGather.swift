@@ -19,7 +19,8 @@ final class MMUGather {
     /// Flush range and what was cleared.
     var start: UInt64 = .max
     var end: UInt64 = 0
-    var clearedLevels: Set<PageTableLevel> = []
+    /// cleared_ptes, cleared_pmds, cleared_puds, cleared_p4ds as bits (1 << level).
+    var clearedLevels: UInt8 = 0
     var freedTables = false
     /// Batch pages allocated so far (reused after a flush; freed at finish).
     var batchPages: [PFN] = []
@@ -51,7 +52,7 @@ final class MMUGather {
     func noteCleared(_ addr: UInt64, _ size: UInt64, level: PageTableLevel) {
         start = min(start, addr)
         end = max(end, addr &+ size)
-        clearedLevels.insert(level)
+        clearedLevels |= 1 << UInt8(level.rawValue)
     }
 
     /// __tlb_remove_folio_pages_size(): one slot (two for a multi-page range). Returns true
@@ -110,15 +111,19 @@ final class MMUGather {
 
     /// tlb_flush_mmu_tlbonly(): flush the TLB range if anything was cleared or freed.
     func flushTLB() {
-        guard !clearedLevels.isEmpty || freedTables || fullmm else { return }
-        let stride: UInt64 = clearedLevels.contains(.pte) ? Page.shift
-            : clearedLevels.contains(.pmd) ? PageTableLevel.pmd.shift : PageTableLevel.pud.shift
-        machine.flushTLBRange(mm, start: fullmm ? 0 : start, end: fullmm ? .max : end, strideShift: stride, freedTables: freedTables)
+        guard clearedLevels != 0 || freedTables || fullmm else { return }
+        // tlb_get_unmap_shift(): the stride of the lowest level cleared.
+        let stride: UInt64 = clearedLevels & 1 != 0 ? Page.shift
+            : clearedLevels & 2 != 0 ? PageTableLevel.pmd.shift : PageTableLevel.pud.shift
+        // Tables freed without a cleared range (their pages were flushed already): the model
+        // flushes the whole mm, where the kernel flushes the tables' own small ranges.
+        let whole = fullmm || start >= end
+        machine.flushTLBRange(mm, start: whole ? 0 : start, end: whole ? .max : end, strideShift: stride, freedTables: freedTables)
         if !fullmm {
             start = .max
             end = 0
         }
-        clearedLevels = []
+        clearedLevels = 0
         freedTables = false
     }
 

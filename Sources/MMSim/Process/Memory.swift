@@ -295,12 +295,15 @@ extension Machine {
                 continue
             }
             var b = a
+            var dstTable: UnsafeMutablePointer<UInt64>? = nil
             while b < next {
                 let idx = VirtAddr(b).index(at: .pte)
                 var pte = srcTable[idx]
                 if pte != 0, var leaf = PTEFormat.decode(pte, level: .pte, arch: arch) {
-                    let dstSlot: UnsafeMutablePointer<UInt64>
-                    do { dstSlot = try dst.pageTable.allocSlot(VirtAddr(b), level: .pte) } catch { throw .oom }
+                    if dstTable == nil {
+                        // One pte_alloc() per PTE table, as copy_pte_range() does.
+                        do { dstTable = try dst.pageTable.allocSlot(VirtAddr(b), level: .pte) - idx } catch { throw .oom }
+                    }
                     if leaf.present && !(leaf.special && leaf.pfn == zeroPage) {
                         let p = frames[leaf.pfn]
                         p.pointee.refcount += 1
@@ -318,7 +321,7 @@ extension Machine {
                             srcTable[idx] = pte
                         }
                     }
-                    dstSlot.pointee = pte
+                    dstTable![idx] = pte
                 }
                 b += Page.size
             }
