@@ -238,3 +238,73 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
         try m.checkInvariants()
     }
 }
+
+@Suite struct FileMappingTests {
+    func machine() throws -> (Machine, Task) {
+        let m = try Machine(.reference)
+        return (m, m.spawn(name: "wl", cpu: 1))
+    }
+
+    /// file_map / file_map_shared_read: fault-around maps 16 pages per read fault.
+    @Test(arguments: [false, true])
+    func readFaultsMapSixteenPages(shared: Bool) throws {
+        let (m, t) = try machine()
+        let f = m.createFile(name: "f4k_4096.bin", size: 4096 * Page.size)
+        let len = 4096 * Page.size
+        var p = Phase(m, t)
+        _ = m.mmap(t, addr: fixedAddr, length: len, prot: .read, flags: [shared ? .shared : .private, .fixedNoreplace], file: f.id)
+        p.expect(["status.VmSize_kB": 16384, "status.VmData_kB": 0, "meminfo.Committed_AS_kB": 0, "maps.nvma": 1], "mmap")
+        p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: len, kind: .read)
+        p.expect(["ru_minflt": 256, "ru_majflt": 0, "status.RssFile_kB": 16384, "status.VmPTE_kB": 40, "meminfo.Mapped_kB": 16384,
+                  "vmstat.pgfault": 256, "vmstat.pgalloc_normal": 10, "vmstat.nr_mapped": 4096], "read")
+        p = Phase(m, t)
+        _ = m.munmap(t, addr: fixedAddr, length: len)
+        p.expect(["status.RssFile_kB": -16384, "status.VmPTE_kB": -40, "vmstat.pgalloc_normal": 10, "vmstat.nr_mapped": -4096], "munmap")
+        try m.checkInvariants()
+    }
+
+    /// file_map_private_write: every write copies the page into a new anonymous page.
+    @Test func privateWriteCopies() throws {
+        let (m, t) = try machine()
+        let f = m.createFile(name: "f4k_16.bin", size: 16 * Page.size)
+        _ = m.mmap(t, addr: fixedAddr, length: 16 * Page.size, prot: .rw, flags: [.private, .fixedNoreplace], file: f.id)
+        let p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: 16 * Page.size, kind: .write)
+        p.expect(["ru_minflt": 16, "status.RssAnon_kB": 64, "status.RssFile_kB": 0, "vmstat.pgalloc_normal": 19,
+                  "vmstat.nr_anon_pages": 16, "vmstat.nr_mapped": 0], "write")
+        try m.checkInvariants()
+    }
+
+    /// file_map_shared_write: every write dirties its page; the unmap's gather stops at one
+    /// batch page because dirty file pages delay their rmap removal.
+    @Test func sharedWriteDirties() throws {
+        let (m, t) = try machine()
+        let f = m.createFile(name: "fsw_4096.bin", size: 4096 * Page.size)
+        let len = 4096 * Page.size
+        _ = m.mmap(t, addr: fixedAddr, length: len, prot: .rw, flags: [.shared, .fixedNoreplace], file: f.id)
+        var p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: len, kind: .write)
+        p.expect(["ru_minflt": 4096, "status.RssFile_kB": 16384, "meminfo.Dirty_kB": 16384, "meminfo.Mapped_kB": 16384,
+                  "vmstat.pgalloc_normal": 10, "vmstat.nr_dirty": 4096], "write")
+        p = Phase(m, t)
+        _ = m.munmap(t, addr: fixedAddr, length: len)
+        p.expect(["status.RssFile_kB": -16384, "meminfo.Mapped_kB": -16384, "vmstat.pgalloc_normal": 2,
+                  "vmstat.nr_mapped": -4096, "meminfo.Dirty_kB": 0], "munmap")
+        m.syncFile(f)
+        #expect(m.counters[.nrDirty] == 0)
+        try m.checkInvariants()
+    }
+
+    /// A cold page cache: the fault is major and reads the window around it.
+    @Test func coldCacheFaultIsMajor() throws {
+        let (m, t) = try machine()
+        let f = m.createFile(name: "cold.bin", size: 64 * Page.size, cached: false)
+        _ = m.mmap(t, addr: fixedAddr, length: 64 * Page.size, prot: .read, flags: [.private, .fixedNoreplace], file: f.id)
+        let p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: Page.size, kind: .read)
+        // do_sync_mmap_readahead(): ra_pages (32) starting at max(0, index - 16): pages 0..31.
+        p.expect(["ru_majflt": 1, "ru_minflt": 0, "vmstat.pgmajfault": 1, "vmstat.nr_file_pages": 32], "read")
+        try m.checkInvariants()
+    }
+}

@@ -48,6 +48,8 @@ public final class Machine {
     var nextMMID = 0
     var nextAnonVMA = 0
     var shmemObjects: [ShmemObject] = []
+    /// Every file created, by id.
+    public internal(set) var files: [SimFile] = []
     /// The CPU the model is acting on (this_cpu): the running task's CPU.
     public var currentCPU: Int {
         get { allocator.currentCPU }

@@ -27,6 +27,8 @@ final class MMUGather {
     /// -1 = the local bundle, else the index into `batchPages`.
     var active = -1
     var activeCount = 0
+    /// Pages whose rmap removal waits for the TLB flush (dirty file pages).
+    var delayedRmaps: [PFN] = []
     /// The pages gathered since the last flush, with their sizes.
     var pending: [(pfn: PFN, nr: UInt64)] = []
     /// The current table batch (a page) and the tables in it.
@@ -67,8 +69,14 @@ final class MMUGather {
         return false
     }
 
+    /// __tlb_remove_folio_pages_size() with ENCODED_PAGE_BIT_DELAY_RMAP: the rmap of this
+    /// page is removed after the flush (the caller then adds the page itself).
+    func delayRmap(_ pfn: PFN) { delayedRmaps.append(pfn) }
+
     /// tlb_next_batch()
     func nextBatch() -> Bool {
+        // With delayed rmaps pending, never go past the local batch plus one.
+        if !delayedRmaps.isEmpty && active >= 0 { return false }
         if active + 1 < batchPages.count {
             active += 1
             activeCount = 0
@@ -130,6 +138,9 @@ final class MMUGather {
     /// tlb_flush_mmu(): TLB first, then the tables to RCU, then the pages.
     func flush() {
         flushTLB()
+        // tlb_flush_rmaps(): after the flush, before the pages can go.
+        for pfn in delayedRmaps { machine.removeFileRmap(pfn) }
+        delayedRmaps.removeAll(keepingCapacity: true)
         tableFlush()
         for (pfn, nr) in pending {
             for i in 0..<nr { machine.putPage(pfn + i) }

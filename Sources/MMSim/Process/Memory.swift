@@ -136,6 +136,10 @@ extension Machine {
                 try shmemFault(mm, vma, id, va, slot, write: access == .write)
                 return
             }
+            if case .file(let f) = vma.kind {
+                try fileFault(task, mm, vmaIndex, files[f], va, slot, write: access == .write)
+                return
+            }
             guard vma.isAnonymous else { throw .sigbus }
             try doAnonymousPage(mm, vmaIndex, va, slot, write: access == .write)
             return
@@ -189,7 +193,16 @@ extension Machine {
         guard vma.flags.contains(.write) else { throw .sigsegv }
         let old = leaf.pfn
         let isZero = leaf.special && old == zeroPage
-        if !isZero {
+        if case .file = vma.kind, vma.isShared {
+            // wp_page_shared(): page_mkwrite, then the entry becomes writable and dirty.
+            markFileDirty(old)
+            slot.pointee = PTEFormat.encode(LeafEntry(pfn: old, writable: true, user: true, accessed: true, dirty: true,
+                                                      noExec: !vma.flags.contains(.exec)), arch: arch)
+            flushTLBRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
+            return
+        }
+        let fileBacked = !isZero && !frames[old].pointee.flags.contains(.swapbacked)
+        if !isZero && !fileBacked {
             let p = frames[old]
             if p.pointee.flags.contains(.anonExclusive) || (p.pointee.refcount == 1 && p.pointee.mapcount == 1) {
                 // wp_page_reuse(): make it writable again, exclusive, dirty.
@@ -207,12 +220,16 @@ extension Machine {
         if !isZero { frames[new].pointee.content = frames[old].pointee.content }
         newAnonRmap(new, mm.vmas[i], va)
         lruAddAnon(new, locked: vma.flags.contains(.locked))
-        if isZero { mm.addRSS(.anonPages, 1) }
+        if isZero || fileBacked { mm.addRSS(.anonPages, 1) }
+        if fileBacked { mm.addRSS(.filePages, -1) }
         // ptep_clear_flush(): the old translation must leave every TLB before the new one goes in.
         slot.pointee = 0
         flushTLBRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
         slot.pointee = anonPTE(new, vma, writable: true, dirty: true)
-        if !isZero {
+        if fileBacked {
+            removeFileRmap(old)
+            putPage(old)
+        } else if !isZero {
             removeAnonRmap(old)
             putPage(old)
         }
@@ -244,12 +261,23 @@ extension Machine {
                     if let leaf = PTEFormat.decode(pte, level: .pte, arch: arch), leaf.present || leaf.protNone,
                        !(leaf.special && leaf.pfn == zeroPage) {
                         let pfn = leaf.pfn
+                        let anon = frames[pfn].pointee.flags.contains(.swapbacked)
                         if case .shmem = vma.kind {
                             mm.addRSS(.shmemPages, -1)
                             removeFileRmap(pfn)
-                        } else {
+                        } else if anon {
                             mm.addRSS(.anonPages, -1)
                             removeAnonRmap(pfn)
+                        } else {
+                            // zap_present_folio_ptes(): a dirty PTE dirties the file page, and
+                            // its rmap goes only after the TLB flush (delayed rmap).
+                            mm.addRSS(.filePages, -1)
+                            if leaf.dirty {
+                                markFileDirty(pfn)
+                                tlb.delayRmap(pfn)
+                            } else {
+                                removeFileRmap(pfn)
+                            }
                         }
                         if tlb.removePage(pfn) { tlb.flush() }
                     }
@@ -312,8 +340,11 @@ extension Machine {
                         if case .shmem = vma.kind {
                             dst.addRSS(.shmemPages, 1)
                             counters.add(.nrMapped, 1)
-                        } else {
+                        } else if p.pointee.flags.contains(.swapbacked) {
                             dst.addRSS(.anonPages, 1)
+                        } else {
+                            dst.addRSS(.filePages, 1)
+                            counters.add(.nrMapped, 1)
                         }
                         if vma.isCOW && leaf.writable {
                             leaf.writable = false

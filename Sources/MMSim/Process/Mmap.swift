@@ -99,8 +99,7 @@ extension Machine {
         guard !o else { return .failure(.ENOMEM) }
         let len = rounded & ~Page.offsetMask
         guard len <= mm.taskSize else { return .failure(.ENOMEM) }
-        // File mappings arrive with the page cache model.
-        guard file == nil else { return .failure(.ENODEV) }
+        guard file == nil || files.indices.contains(file!) else { return .failure(.EBADF) }
         let fixed = flags.contains(.fixed) || flags.contains(.fixedNoreplace)
         var start: UInt64
         if fixed {
@@ -138,7 +137,7 @@ extension Machine {
             _ = doMunmap(t, mm, start, len)
         }
         if accountable { committedAS += Int64(len >> Page.shift) }
-        let pgoff: UInt64 = flags.contains(.shared) ? offset >> Page.shift : start >> Page.shift
+        let pgoff: UInt64 = file != nil || flags.contains(.shared) ? offset >> Page.shift : start >> Page.shift
         let vma = VMA(start: start, end: start + len, flags: vmFlags, pgoff: pgoff, kind: kind)
         let at = mm.findVMAIndex(start) ?? mm.vmas.count
         mm.vmas.insert(vma, at: at)

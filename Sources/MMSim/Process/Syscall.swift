@@ -2,7 +2,7 @@
 
 /// The errno values the memory syscalls return, with their names.
 public enum Errno: Int32, Error, Sendable, CaseIterable, CustomStringConvertible {
-    case EPERM = 1, ENOENT = 2, EINTR = 4, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14,
+    case EPERM = 1, ENOENT = 2, EINTR = 4, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14,
          EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22, ENFILE = 23, EFBIG = 27, EOVERFLOW = 75,
          ENOTSUPP = 524
     public var description: String { name }
@@ -12,6 +12,7 @@ public enum Errno: Int32, Error, Sendable, CaseIterable, CustomStringConvertible
         case .EPERM: "EPERM"
         case .ENOENT: "ENOENT"
         case .EINTR: "EINTR"
+        case .EBADF: "EBADF"
         case .EAGAIN: "EAGAIN"
         case .ENOMEM: "ENOMEM"
         case .EACCES: "EACCES"
