@@ -308,3 +308,53 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
         try m.checkInvariants()
     }
 }
+
+@Suite struct TransparentHugePageTests {
+    /// thp_touch: one fault per 2 MiB, a PMD-mapped folio and a deposited table each.
+    @Test(arguments: [1, 4])
+    func thpTouch(regions: Int) throws {
+        let m = try Machine(.reference)
+        let t = m.spawn(name: "wl", cpu: 1)
+        let len = UInt64(regions) * 2 * Size.MiB
+        _ = m.mmap(t, addr: fixedAddr, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.madvise(t, addr: fixedAddr, length: len, advice: .hugepage)
+        var p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: len, kind: .write, stride: 2 * Size.MiB)
+        let r = Int64(regions)
+        p.expect(["ru_minflt": r, "status.RssAnon_kB": r * 2048, "status.VmPTE_kB": (2 + r) * 4, "meminfo.AnonHugePages_kB": r * 2048,
+                  "vmstat.pgalloc_normal": r * 512 + 2 + r, "vmstat.nr_anon_pages": r * 512,
+                  "vmstat.nr_anon_transparent_hugepages": r, "vmstat.thp_fault_alloc": r], "touch_first_byte_each_2M")
+        p = Phase(m, t)
+        m.access(t, addr: fixedAddr, length: len, kind: .write)
+        p.expect(["ru_minflt": 0, "vmstat.pgfault": 0], "touch_all_4k_pages")
+        try m.checkInvariants()
+        p = Phase(m, t)
+        _ = m.munmap(t, addr: fixedAddr, length: len)
+        p.expect(["status.RssAnon_kB": -r * 2048, "status.VmPTE_kB": -(2 + r) * 4, "meminfo.AnonHugePages_kB": -r * 2048,
+                  "vmstat.pgalloc_normal": 1, "vmstat.nr_anon_transparent_hugepages": -r], "munmap")
+        try m.checkInvariants()
+    }
+
+    /// A partial unmap splits the PMD and the folio; fork shares a huge page copy-on-write.
+    @Test func splitAndFork() throws {
+        let m = try Machine(.reference)
+        let t = m.spawn(name: "wl", cpu: 1)
+        _ = m.mmap(t, addr: fixedAddr, length: 4 * Size.MiB, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.madvise(t, addr: fixedAddr, length: 4 * Size.MiB, advice: .hugepage)
+        m.access(t, addr: fixedAddr, length: 4 * Size.MiB, kind: .write)
+        #expect(m.counters[.thpFaultAlloc] == 2)
+        let c = try m.fork(t, childName: "c").get()
+        try m.checkInvariants()
+        m.access(c, addr: fixedAddr, length: Page.size, kind: .write)   // split + COW of one page
+        #expect(m.counters[.thpSplitPmd] >= 1)
+        try m.checkInvariants()
+        m.exit(c)
+        _ = m.wait(t)
+        _ = m.munmap(t, addr: fixedAddr + Size.MiB, length: Size.MiB)
+        try m.checkInvariants()
+        _ = m.munmap(t, addr: fixedAddr, length: 4 * Size.MiB)
+        #expect(m.counters[.nrAnonTransparentHugepages] == 0)
+        #expect(m.counters[.nrAnonPages] == Int64(t.mm!.rss[RSSCounter.anonPages.rawValue]))
+        try m.checkInvariants()
+    }
+}

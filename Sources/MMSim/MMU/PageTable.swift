@@ -115,6 +115,27 @@ public final class PageTable {
         source.freePageTable(pfn, level: level)
     }
 
+    /// Page tables deposited under huge PMDs (pgtable_trans_huge_deposit()), by PMD address.
+    public private(set) var deposited: [UInt64: PFN] = [:]
+
+    /// pgtable_trans_huge_deposit(): keep a PTE table for a later split of the huge PMD at
+    /// `haddr`; it counts in VmPTE like a table in use (mm_inc_nr_ptes()).
+    public func depositTable(_ haddr: UInt64, _ pfn: PFN) {
+        _ = attach(pfn)
+        deposited[haddr] = pfn
+        counts[.pte] += 1
+    }
+
+    /// pgtable_trans_huge_withdraw(): take the deposited table back (it stops counting).
+    public func withdrawTable(_ haddr: UInt64) -> PFN? {
+        guard let p = deposited.removeValue(forKey: haddr) else { return nil }
+        counts[.pte] -= 1
+        return p
+    }
+
+    /// The caller installed a table of `level` itself.
+    public func noteTableHooked(level: PageTableLevel) { counts[level] += 1 }
+
     /// The caller cleared the entry that pointed at a table of `level` and frees the table
     /// itself (through an mmu_gather): the table no longer counts (mm_dec_nr_ptes()).
     public func noteTableUnhooked(level: PageTableLevel) { counts[level] -= 1 }

@@ -163,6 +163,7 @@ extension Machine {
         // start_stop_khugepaged() always ends in set_recommended_min_free_kbytes(), which
         // with THP off recomputes the plain value (now net of the high watermarks).
         if totalRAMPages >= (512 * Size.MiB) >> Page.shift {
+            thpModeSetting = cfg.transparentHugepage
             thpEnabled = cfg.transparentHugepage != .never
             if thpEnabled {
                 let recommended = recommendedMinFreeKbytes()

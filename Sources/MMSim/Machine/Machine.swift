@@ -29,6 +29,10 @@ public final class Machine {
     public internal(set) var kernelInit: (start: UInt64, end: UInt64) = (0, 0)
     /// Transparent huge pages in effect (the sysfs mode, unless hugepage_init() turned them off).
     public internal(set) var thpEnabled = false
+    /// The THP mode written to sysfs (the boot default from the configuration).
+    public var thpModeSetting: THPMode = .madvise
+    /// The huge zero page, once a read fault needed it.
+    var hugeZeroPFN: PFN?
     /// vm.min_free_kbytes in force.
     public internal(set) var minFreeKbytes: UInt64 = 0
     /// totalreserve_pages

@@ -59,8 +59,9 @@ final class MMUGather {
 
     /// __tlb_remove_folio_pages_size(): one slot (two for a multi-page range). Returns true
     /// when the caller must flush now (no next batch could be had).
-    func removePage(_ pfn: PFN, nr: UInt64 = 1) -> Bool {
-        pending.append((pfn, nr))
+    /// `huge`: a PMD-mapped folio, one slot whose free releases the whole folio.
+    func removePage(_ pfn: PFN, nr: UInt64 = 1, huge: Bool = false) -> Bool {
+        pending.append((pfn, huge ? PageOrder.pmd.pages : nr))
         activeCount += nr == 1 ? 1 : 2
         let max = active < 0 ? Self.bundle : Self.batchSlots
         if activeCount >= max - 1 {
@@ -143,7 +144,9 @@ final class MMUGather {
         delayedRmaps.removeAll(keepingCapacity: true)
         tableFlush()
         for (pfn, nr) in pending {
-            for i in 0..<nr { machine.putPage(pfn + i) }
+            if nr == PageOrder.pmd.pages && machine.frames[pfn].pointee.order == UInt8(PageOrder.pmd.raw) { machine.putHugePage(pfn) } else {
+                for i in 0..<nr { machine.putPage(pfn + i) }
+            }
         }
         pending.removeAll(keepingCapacity: true)
         active = -1

@@ -124,6 +124,31 @@ extension Machine {
         task.minFlt &+= 1
         let vma = mm.vmas[vmaIndex]
         let va = VirtAddr(addr & ~Page.offsetMask)
+        // __handle_mm_fault(): the PMD level first, for transparent huge pages.
+        if vma.isAnonymous && !vma.isShared {
+            let haddr = addr & ~(PageTableLevel.pmd.entrySpan - 1)
+            guard let pmd = pmdSlot(mm, haddr) else { throw .oom }
+            if pmd.pointee == 0 && thpAllowed(vma, haddr) {
+                if try doHugePMDAnonymousPage(mm, vmaIndex, haddr, pmd, write: access == .write) { return }
+            } else if case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch) {
+                guard access == .write, let leaf = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch) else {
+                    cpus[currentCPU].tlb.flushPage(va, asid: mm.asid)
+                    return
+                }
+                // do_huge_pmd_wp_page(): reuse an exclusive folio, else split and COW one page.
+                if leaf.pfn != hugeZeroPFN, vma.flags.contains(.write),
+                   frames[leaf.pfn].pointee.flags.contains(.anonExclusive) || frames[leaf.pfn].pointee.refcount == 1 {
+                    var l = leaf
+                    l.writable = true
+                    l.dirty = true
+                    frames[leaf.pfn].pointee.flags.insert(.anonExclusive)
+                    pmd.pointee = PTEFormat.encode(l, arch: arch)
+                    flushTLBRange(mm, start: haddr, end: haddr + PageTableLevel.pmd.entrySpan, strideShift: PageTableLevel.pmd.shift, freedTables: false)
+                    return
+                }
+                splitHugePMD(mm, vma, haddr, pmd)
+            }
+        }
         let slot: UnsafeMutablePointer<UInt64>
         do {
             slot = try mm.pageTable.allocSlot(va, level: .pte)
@@ -245,8 +270,19 @@ extension Machine {
         let span = PageTableLevel.pmd.entrySpan
         while a < end {
             let next = min((a | (span - 1)) &+ 1, end)
-            guard let pmdSlot = mm.pageTable.slot(VirtAddr(a), level: .pmd),
-                  case .table(let ptePFN) = PTEFormat.classify(pmdSlot.pointee, level: .pmd, arch: arch),
+            guard let pmdSlot = mm.pageTable.slot(VirtAddr(a), level: .pmd) else {
+                a = next
+                continue
+            }
+            if case .leaf = PTEFormat.classify(pmdSlot.pointee, level: .pmd, arch: arch) {
+                if a & (span - 1) == 0 && next - a == span {
+                    zapHugePMD(tlb, mm, a, pmdSlot)
+                    a = next
+                    continue
+                }
+                splitHugePMD(mm, vma, a & ~(span - 1), pmdSlot)
+            }
+            guard case .table(let ptePFN) = PTEFormat.classify(pmdSlot.pointee, level: .pmd, arch: arch),
                   let table = frames.table(ptePFN) else {
                 a = next
                 continue
@@ -315,6 +351,12 @@ extension Machine {
         while a < vma.end {
             let span = PageTableLevel.pmd.entrySpan
             let next = min((a | (span - 1)) &+ 1, vma.end)
+            if let srcPMD = src.pageTable.slot(VirtAddr(a), level: .pmd),
+               case .leaf = PTEFormat.classify(srcPMD.pointee, level: .pmd, arch: arch) {
+                try copyHugePMD(from: src, to: dst, vma, a & ~(span - 1), srcPMD)
+                a = next
+                continue
+            }
             guard let srcTable = src.pageTable.slot(VirtAddr(a), level: .pmd).flatMap({ s -> UnsafeMutablePointer<UInt64>? in
                 if case .table(let t) = PTEFormat.classify(s.pointee, level: .pmd, arch: arch) { return frames.table(t) }
                 return nil

@@ -169,6 +169,10 @@ extension Machine {
 
     /// follow_page_pte(): would get_user_pages() need a fault for this page?
     func needsFault(_ mm: MM, _ a: UInt64, write: Bool) -> Bool {
+        if let pmd = mm.pageTable.slot(VirtAddr(a), level: .pmd), case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch),
+           let leaf = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch) {
+            return write && !leaf.writable
+        }
         guard let slot = mm.pageTable.slot(VirtAddr(a), level: .pte), slot.pointee != 0,
               let leaf = PTEFormat.decode(slot.pointee, level: .pte, arch: arch), leaf.present else { return true }
         return write && !leaf.writable
