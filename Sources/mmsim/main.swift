@@ -14,7 +14,7 @@ struct MMSimCommand: ParsableCommand {
         shared/fidelity: x86-64, 4-level paging, 2 CPUs, 24 GiB) and prints its boot log, \
         /proc/meminfo and a zone summary.
         """,
-        subcommands: [Boot.self, Config.self],
+        subcommands: [Boot.self, Run.self, Config.self],
         defaultSubcommand: Boot.self
     )
 }
@@ -129,6 +129,67 @@ struct Config: ParsableCommand {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try enc.encode(try machine.resolve()), as: UTF8.self))
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scenario: processes, syscalls and memory accesses on a simulated machine.",
+        discussion: """
+        Prints every `cat` view, then a summary (processes, faults, RSS, expectations, failed \
+        syscalls, signals). With no FILE it runs the bundled example examples/fork-cow.mmsim. \
+        Exit status: 0 when every expect passed, 1 when one failed, 2 for a scenario error.
+        """)
+
+    @Argument(help: "The scenario file (.mmsim). Default: the bundled fork-then-COW example.")
+    var file: String?
+    @Option(name: .long, help: "Output format: text or json.")
+    var format: String = "text"
+    @Flag(name: .long, help: "Print every syscall and access as it runs, strace style.")
+    var trace = false
+    @Flag(name: .customLong("check"), help: "Run the invariant checker after every statement (slow).")
+    var check = false
+
+    func run() throws {
+        guard format == "text" || format == "json" else {
+            FileHandle.standardError.write(Data("mmsim: --format must be text or json\n".utf8))
+            throw ExitCode(2)
+        }
+        let name: String
+        let text: String
+        if let path = file {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                FileHandle.standardError.write(Data("\(path):1:1: error: cannot read the scenario file\n".utf8))
+                throw ExitCode(2)
+            }
+            guard let s = String(data: data, encoding: .utf8) else {
+                FileHandle.standardError.write(Data("\(path):1:1: error: the scenario file is not UTF-8 text\n".utf8))
+                throw ExitCode(2)
+            }
+            name = path
+            text = s
+        } else {
+            (name, text) = ScenarioExamples.defaultScenario(currentDirectory: FileManager.default.currentDirectoryPath) {
+                FileManager.default.contents(atPath: $0).flatMap { String(data: $0, encoding: .utf8) }
+            }
+        }
+        let report: ScenarioReport
+        do {
+            report = try ScenarioRunner.run(text, file: name, options: ScenarioOptions(trace: trace, checkInvariants: check))
+        } catch let e as ScenarioError {
+            FileHandle.standardError.write(Data("\(e)\n".utf8))
+            throw ExitCode(2)
+        } catch {
+            FileHandle.standardError.write(Data("\(name):1:1: error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        print(format == "json" ? report.jsonText() : report.text(), terminator: "")
+        if !report.passed {
+            for e in report.expectations where !e.passed {
+                FileHandle.standardError.write(Data("\(e.location): expectation failed: \(e.statement): expected \(e.expected), actual \(e.actual)\n".utf8))
+            }
+            throw ExitCode(1)
         }
     }
 }

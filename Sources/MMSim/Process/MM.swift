@@ -32,6 +32,8 @@ public final class MM {
     /// start_brk and brk.
     public internal(set) var startBrk: UInt64 = 0
     public internal(set) var brk: UInt64 = 0
+    /// def_flags has VM_LOCKED (mlockall(MCL_FUTURE)).
+    public internal(set) var lockFuture = false
     /// mm_users: tasks sharing it.
     public internal(set) var users = 1
     /// mm_cpumask: CPUs that have run it (and may cache its translations).

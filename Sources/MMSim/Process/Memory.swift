@@ -124,10 +124,10 @@ extension Machine {
         task.minFlt &+= 1
         let vma = mm.vmas[vmaIndex]
         let va = VirtAddr(addr & ~Page.offsetMask)
-        // __handle_mm_fault(): the PMD level first, for transparent huge pages.
+        // __handle_mm_fault(): the PMD level first (pmd_alloc()), for transparent huge pages.
+        guard let pmd = pmdSlot(mm, va.raw) else { throw .oom }
         if vma.isAnonymous && !vma.isShared {
             let haddr = addr & ~(PageTableLevel.pmd.entrySpan - 1)
-            guard let pmd = pmdSlot(mm, haddr) else { throw .oom }
             if pmd.pointee == 0 && thpAllowed(vma, haddr) {
                 if try doHugePMDAnonymousPage(mm, vmaIndex, haddr, pmd, write: access == .write) { return }
             } else if case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch) {
@@ -149,11 +149,16 @@ extension Machine {
                 splitHugePMD(mm, vma, haddr, pmd)
             }
         }
+        // pte_alloc() + pte_offset_map(): reuse the PMD slot found above.
         let slot: UnsafeMutablePointer<UInt64>
-        do {
-            slot = try mm.pageTable.allocSlot(va, level: .pte)
-        } catch {
-            throw .oom
+        if case .table(let t) = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch), let table = frames.table(t) {
+            slot = table + va.index(at: .pte)
+        } else {
+            do {
+                slot = try mm.pageTable.allocSlot(va, level: .pte)
+            } catch {
+                throw .oom
+            }
         }
         let pte = slot.pointee
         if pte == 0 {

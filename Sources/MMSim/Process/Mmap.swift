@@ -124,6 +124,7 @@ extension Machine {
         }
         if flags.contains(.growsdown) { vmFlags.insert(.growsdown) }
         if flags.contains(.noreserve) { vmFlags.insert(.noreserve) }
+        if flags.contains(.locked) || mm.lockFuture { vmFlags.insert(.locked) }
         // accountable_mapping(): private writable memory (and shmem, charged by its object)
         // is charged to Committed_AS unless MAP_NORESERVE.
         let accountable = !flags.contains(.noreserve) && (
@@ -142,8 +143,9 @@ extension Machine {
         let at = mm.findVMAIndex(start) ?? mm.vmas.count
         mm.vmas.insert(vma, at: at)
         mm.statAccount(vmFlags, Int64(len >> Page.shift))
+        if vmFlags.contains(.locked) { mm.lockedVM += Int64(len >> Page.shift) }
         if !flags.contains(.shared) { mergeVMA(mm, at) }
-        if flags.contains(.populate) || flags.contains(.locked) {
+        if flags.contains(.populate) || vmFlags.contains(.locked) {
             populate(t, mm, start, start + len)
         }
         return .success(start)

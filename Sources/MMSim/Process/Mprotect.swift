@@ -142,6 +142,27 @@ extension Machine {
         return .success(())
     }
 
+    /// mlockall(): MCL_CURRENT locks every VMA now; MCL_FUTURE makes new mappings locked.
+    public func mlockall(_ t: Task, current: Bool, future: Bool) -> SyscallResult<Void> {
+        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
+        guard current || future else { return .failure(.EINVAL) }
+        mm.lockFuture = future
+        if current {
+            for v in mm.vmas { _ = setLocked(t, v.start, v.length, lock: true) }
+        }
+        t.lastErrno = nil
+        return .success(())
+    }
+
+    /// munlockall(): every VMA unlocked, new mappings no longer locked.
+    public func munlockall(_ t: Task) -> SyscallResult<Void> {
+        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
+        mm.lockFuture = false
+        for v in mm.vmas where v.flags.contains(.locked) { _ = setLocked(t, v.start, v.length, lock: false) }
+        t.lastErrno = nil
+        return .success(())
+    }
+
     /// mlock_folio(): to the unevictable list (unevictable_pgs_mlocked, _culled).
     func mlockPage(_ pfn: PFN) {
         let p = frames[pfn]

@@ -2,8 +2,8 @@
 
 /// The errno values the memory syscalls return, with their names.
 public enum Errno: Int32, Error, Sendable, CaseIterable, CustomStringConvertible {
-    case EPERM = 1, ENOENT = 2, EINTR = 4, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14,
-         EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22, ENFILE = 23, EFBIG = 27, EOVERFLOW = 75,
+    case EPERM = 1, ENOENT = 2, EINTR = 4, EBADF = 9, ECHILD = 10, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14,
+         EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22, ENFILE = 23, EFBIG = 27, ENOSYS = 38, EOVERFLOW = 75,
          ENOTSUPP = 524
     public var description: String { name }
     /// The symbolic name, e.g. "ENOMEM".
@@ -13,6 +13,7 @@ public enum Errno: Int32, Error, Sendable, CaseIterable, CustomStringConvertible
         case .ENOENT: "ENOENT"
         case .EINTR: "EINTR"
         case .EBADF: "EBADF"
+        case .ECHILD: "ECHILD"
         case .EAGAIN: "EAGAIN"
         case .ENOMEM: "ENOMEM"
         case .EACCES: "EACCES"
@@ -23,6 +24,7 @@ public enum Errno: Int32, Error, Sendable, CaseIterable, CustomStringConvertible
         case .EINVAL: "EINVAL"
         case .ENFILE: "ENFILE"
         case .EFBIG: "EFBIG"
+        case .ENOSYS: "ENOSYS"
         case .EOVERFLOW: "EOVERFLOW"
         case .ENOTSUPP: "ENOTSUPP"
         }

@@ -158,9 +158,10 @@ extension Machine {
         if t.parent == nil || task(pid: t.parent!)?.state != .running { t.state = .dead }
     }
 
-    /// wait(): reap one zombie child (the oldest); its faults join the parent's children rusage.
-    public func wait(_ t: Task) -> Task? {
-        for pid in t.children {
+    /// wait4(): reap a zombie child (`child`, or the oldest one); its faults join the
+    /// parent's children rusage. Nil when there is none to reap.
+    public func wait(_ t: Task, child: Int? = nil) -> Task? {
+        for pid in t.children where child == nil || child == pid {
             guard let c = task(pid: pid), c.state == .zombie else { continue }
             c.state = .dead
             t.cminFlt += c.minFlt + c.cminFlt

@@ -1,0 +1,300 @@
+// The scenario language's syntax tree: what a `.mmsim` file says, statement by statement.
+//
+// A scenario is a list of statements, each with the place it came from. The parser
+// (ScenarioParser.swift) checks everything that can be checked without running: names of
+// commands, counters, sysctls, processes, marks and variables, numbers and literal address
+// ranges. The runner (ScenarioRunner.swift) executes the statements on a Machine.
+
+/// A place in a scenario file: 1-based line and column.
+public struct ScenarioLocation: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+    /// "FILE:LINE:COL", as compilers print it.
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// A scenario that cannot be run: a syntax error, an unknown name, an impossible range.
+/// Printed on one line as `FILE:LINE:COL: error: what is wrong`.
+public struct ScenarioError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var location: ScenarioLocation
+    public var message: String
+    public init(_ location: ScenarioLocation, _ message: String) {
+        self.location = location
+        self.message = message
+    }
+    public var description: String { "\(location): error: \(message)" }
+}
+
+/// A number in the scenario, with the text it was written as.
+public struct ScenarioNumber: Sendable, Hashable {
+    public var value: UInt64
+    public var location: ScenarioLocation
+}
+
+/// An address: a literal, or a variable bound by an earlier `NAME = mmap ...` (plus or minus
+/// offsets), such as `buf`, `buf+1M`, `buf+40*4K`.
+public struct AddressExpr: Sendable, Hashable, CustomStringConvertible {
+    public enum Term: Sendable, Hashable {
+        case literal(UInt64)
+        case variable(String)
+        /// `a*b`: both factors literal (sizes and counts).
+        case product(UInt64, UInt64)
+        /// `alignup(EXPR,ALIGN)`: EXPR rounded up to a multiple of ALIGN (a power of two).
+        case alignUp(AddressExpr, UInt64)
+    }
+    /// Signed terms: (negative?, term).
+    public var terms: [(negative: Bool, term: Term)]
+    public var text: String
+    public var location: ScenarioLocation
+
+    public init(terms: [(negative: Bool, term: Term)], text: String, location: ScenarioLocation) {
+        self.terms = terms
+        self.text = text
+        self.location = location
+    }
+    public static func == (a: AddressExpr, b: AddressExpr) -> Bool {
+        a.text == b.text && a.location == b.location
+    }
+    public func hash(into h: inout Hasher) {
+        h.combine(text)
+        h.combine(location)
+    }
+    public var description: String { text }
+
+    /// The value when it has no variables (nil on a variable or on overflow).
+    public var literalValue: UInt64? {
+        try? evaluate { _ in nil }
+    }
+
+    /// The value with variables looked up by `lookup`; nil from `lookup` or an overflow gives nil.
+    public func evaluate(_ lookup: (String) throws -> UInt64?) rethrows -> UInt64? {
+        var v: UInt64 = 0
+        for (neg, t) in terms {
+            let x: UInt64
+            switch t {
+            case .literal(let n): x = n
+            case .product(let a, let b):
+                let (p, o) = a.multipliedReportingOverflow(by: b)
+                if o { return nil }
+                x = p
+            case .variable(let name):
+                guard let b = try lookup(name) else { return nil }
+                x = b
+            case .alignUp(let e, let align):
+                guard let inner = try e.evaluate(lookup) else { return nil }
+                let (r, o) = inner.addingReportingOverflow(align - 1)
+                if o { return nil }
+                x = r & ~(align - 1)
+            }
+            let (r, o) = neg ? v.subtractingReportingOverflow(x) : v.addingReportingOverflow(x)
+            if o { return nil }
+            v = r
+        }
+        return v
+    }
+    /// Variables the expression reads.
+    public var variables: [String] {
+        terms.flatMap { t -> [String] in
+            switch t.term {
+            case .variable(let n): [n]
+            case .alignUp(let e, _): e.variables
+            default: []
+            }
+        }
+    }
+}
+
+/// The end of a memory range: `+LEN` or an end address (exclusive).
+public enum RangeEnd: Sendable, Hashable {
+    case length(UInt64)
+    case end(AddressExpr)
+}
+
+/// The machine line: a preset and overrides (`machine x86_64 memory=4G cpus=2`,
+/// `machine preset=reference pcid=off`).
+public struct MachineSpec: Sendable, Hashable {
+    public var config: MachineConfig
+    public init(config: MachineConfig) { self.config = config }
+}
+
+/// A memory access the program makes: one load, store or instruction fetch every `stride`
+/// bytes from `start` up to the end of the range.
+public struct AccessSpec: Sendable, Hashable {
+    public var kind: AccessKind
+    public var start: AddressExpr
+    public var end: RangeEnd
+    public var stride: UInt64
+}
+
+/// brk(2) forms.
+public enum BrkSpec: Sendable, Hashable {
+    /// sbrk(+N) / sbrk(-N)
+    case grow(UInt64)
+    case shrink(UInt64)
+    /// brk(ADDR)
+    case set(AddressExpr)
+    /// brk(0): read the break.
+    case query
+}
+
+/// One system call or program action of a process.
+public enum ProcessAction: Sendable, Hashable {
+    /// mmap(addr, len, prot, flags, fd, offset); `nohugepage`/`hugepage` in the flags are a
+    /// following madvise(), as the fidelity workloads do.
+    case mmap(addr: AddressExpr?, length: UInt64, prot: Prot, flags: MapFlags, file: String?, offset: UInt64,
+              advice: [Advice])
+    case munmap(addr: AddressExpr, length: UInt64)
+    case mprotect(addr: AddressExpr, length: UInt64, prot: Prot)
+    case madvise(addr: AddressExpr, length: UInt64, advice: Advice)
+    case mremap(old: AddressExpr, oldLength: UInt64, newLength: UInt64, flags: MremapFlags, newAddr: AddressExpr?)
+    case brk(BrkSpec)
+    case mlock(addr: AddressExpr, length: UInt64, onFault: Bool)
+    case munlock(addr: AddressExpr, length: UInt64)
+    /// mlockall(MCL_CURRENT / MCL_FUTURE / MCL_ONFAULT bits)
+    case mlockall(current: Bool, future: Bool, onFault: Bool)
+    case munlockall
+    /// fork(): the child gets the name.
+    case fork(child: String)
+    case exit(code: Int32)
+    /// wait4(): a named child, or any child.
+    case wait(child: String?)
+    case execve
+    case access(AccessSpec)
+
+    /// The syscall's name as strace prints it (accesses: "read"/"write"/"exec").
+    public var name: String {
+        switch self {
+        case .mmap: "mmap"
+        case .munmap: "munmap"
+        case .mprotect: "mprotect"
+        case .madvise: "madvise"
+        case .mremap: "mremap"
+        case .brk: "brk"
+        case .mlock(_, _, let f): f ? "mlock2" : "mlock"
+        case .munlock: "munlock"
+        case .mlockall: "mlockall"
+        case .munlockall: "munlockall"
+        case .fork: "fork"
+        case .exit: "exit_group"
+        case .wait: "wait4"
+        case .execve: "execve"
+        case .access(let a): a.kind == .read ? "read" : a.kind == .write ? "write" : "exec"
+        }
+    }
+}
+
+/// Where a counter's value comes from.
+public enum CounterSource: Sendable, Hashable {
+    /// A /proc/meminfo field (kB for most, a count for HugePages_*).
+    case meminfo(String)
+    /// A /proc/vmstat item.
+    case vmstat(VMStat)
+    /// A /proc/PID/status field of a process (kB).
+    case status(process: String, field: String)
+    /// getrusage(RUSAGE_SELF / RUSAGE_CHILDREN) fields.
+    case rusage(process: String, field: RusageField)
+    /// Lines of /proc/PID/maps.
+    case mapsCount(process: String)
+}
+
+public enum RusageField: String, Sendable, Hashable, CaseIterable {
+    case minflt, majflt, cminflt, cmajflt
+}
+
+/// A counter: where it comes from, and whether it is in kB.
+public struct CounterRef: Sendable, Hashable, CustomStringConvertible {
+    public var source: CounterSource
+    public var text: String
+    public var isKB: Bool
+    public var description: String { text }
+}
+
+/// Comparison operators of `expect`.
+public enum Comparison: String, Sendable, Hashable, CaseIterable {
+    case eq = "==", ne = "!=", lt = "<", le = "<=", gt = ">", ge = ">="
+    public func holds(_ a: Int64, _ b: Int64) -> Bool {
+        switch self {
+        case .eq: a == b
+        case .ne: a != b
+        case .lt: a < b
+        case .le: a <= b
+        case .gt: a > b
+        case .ge: a >= b
+        }
+    }
+}
+
+/// What an `expect` checks.
+public enum ExpectationKind: Sendable, Hashable {
+    /// A counter (or its change since a mark) compared with a value (in the counter's unit).
+    case counter(CounterRef, since: String?, Comparison, Int64)
+    /// The last syscall's result of a process: nil = success ("ok").
+    case errno(process: String, Comparison, Errno?)
+    /// The last signal delivered to a process, by name: nil = none.
+    case signal(process: String, Comparison, String?)
+}
+
+/// Names of the signals the memory model delivers (`expect NAME.signal == SIGSEGV`).
+public let scenarioSignalNames = ["SIGSEGV", "SIGBUS", "SIGKILL"]
+
+/// The views `cat` can print.
+public enum ProcView: Sendable, Hashable {
+    case meminfo, vmstat, zoneinfo, buddyinfo, pagetypeinfo
+    case status(process: String)
+    case maps(process: String)
+
+    /// The path as written in the file (process views keep the name or PID written).
+    public func path(written: String) -> String { written }
+}
+
+/// One statement of a scenario.
+public enum StatementKind: Sendable, Hashable {
+    case machine(MachineSpec)
+    /// A sysctl by its kernel name (`vm.overcommit_memory`), value as written.
+    case sysctl(name: String, value: String)
+    /// A write to a sysfs file.
+    case sysfs(path: String, value: String)
+    /// A new process with nothing mapped but what exec gives it.
+    case spawn(name: String, cpu: Int?)
+    /// A process acts; `bind` names a variable that receives the result (an address).
+    case action(process: String, ProcessAction, bind: String?)
+    /// `file create NAME SIZE`
+    case fileCreate(name: String, size: UInt64)
+    case mark(String)
+    case expect(ExpectationKind)
+    case cat(ProcView, path: String)
+    /// `echo TEXT`: a line in the output.
+    case echo(String)
+}
+
+public struct Statement: Sendable, Hashable {
+    public var kind: StatementKind
+    public var location: ScenarioLocation
+    /// The statement's source text (for messages and the JSON report).
+    public var text: String
+    public init(kind: StatementKind, location: ScenarioLocation, text: String) {
+        self.kind = kind
+        self.location = location
+        self.text = text
+    }
+}
+
+/// A parsed scenario.
+public struct Scenario: Sendable {
+    public var file: String
+    /// The machine to boot (the `machine` line, sysctls and sysfs writes that precede the
+    /// first process folded in as boot parameters where the model takes them that way).
+    public var machine: MachineConfig
+    public var statements: [Statement]
+    public init(file: String, machine: MachineConfig, statements: [Statement]) {
+        self.file = file
+        self.machine = machine
+        self.statements = statements
+    }
+}

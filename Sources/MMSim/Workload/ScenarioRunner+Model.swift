@@ -1,0 +1,150 @@
+// The workload layer's calls into the process model (Sources/MMSim/Process), in one place.
+//
+// Every call the runner makes on a Task goes through here, so that a model interface that
+// changes shape changes one file. A call the model does not offer yet returns nil and the
+// runner reports "not modelled yet" at the statement's location.
+
+extension ScenarioRunner {
+    /// The model's answer to one process action: success (with an address for mmap, mremap
+    /// and brk), an errno, or nil when the model has no such call yet.
+    enum ModelResult {
+        case ok(UInt64?)
+        case failed(Errno)
+    }
+
+    func modelMmap(_ t: Task, addr: UInt64, length: UInt64, prot: Prot, flags: MapFlags, file: Int?, offset: UInt64) -> ModelResult {
+        switch machine.mmap(t, addr: addr, length: length, prot: prot, flags: flags, file: file, offset: offset) {
+        case .success(let a): .ok(a)
+        case .failure(let e): .failed(e)
+        }
+    }
+
+    func modelMunmap(_ t: Task, addr: UInt64, length: UInt64) -> ModelResult {
+        switch machine.munmap(t, addr: addr, length: length) {
+        case .success: .ok(nil)
+        case .failure(let e): .failed(e)
+        }
+    }
+
+    func modelMprotect(_ t: Task, addr: UInt64, length: UInt64, prot: Prot) -> ModelResult? {
+        switch machine.mprotect(t, addr: addr, length: length, prot: prot) {
+        case .success: .ok(nil)
+        case .failure(let e): .failed(e)
+        }
+    }
+
+    func modelMadvise(_ t: Task, addr: UInt64, length: UInt64, advice: Advice) -> ModelResult? {
+        switch machine.madvise(t, addr: addr, length: length, advice: advice) {
+        case .success: .ok(nil)
+        case .failure(let e): .failed(e)
+        }
+    }
+
+    func modelMremap(_ t: Task, old: UInt64, oldLength: UInt64, newLength: UInt64, flags: MremapFlags, newAddr: UInt64) -> ModelResult? {
+        switch machine.mremap(t, oldAddr: old, oldLength: oldLength, newLength: newLength, flags: flags, newAddr: newAddr) {
+        case .success(let a): .ok(a)
+        case .failure(let e): .failed(e)
+        }
+    }
+
+    func modelMlock(_ t: Task, addr: UInt64, length: UInt64, onFault: Bool) -> ModelResult? {
+        if onFault { return nil } // mlock2(MLOCK_ONFAULT) is not in the model yet
+        return switch machine.mlock(t, addr: addr, length: length) {
+        case .success: .ok(nil)
+        case .failure(let e): .failed(e)
+        }
+    }
+
+    func modelMunlock(_ t: Task, addr: UInt64, length: UInt64) -> ModelResult? {
+        switch machine.munlock(t, addr: addr, length: length) {
+        case .success: .ok(nil)
+        case .failure(let e): .failed(e)
+        }
+    }
+
+    func modelMlockall(_ t: Task, current: Bool, future: Bool, onFault: Bool) -> ModelResult? {
+        if onFault { return nil } // MCL_ONFAULT is not in the model yet
+        return switch machine.mlockall(t, current: current, future: future) {
+        case .success: .ok(nil)
+        case .failure(let e): .failed(e)
+        }
+    }
+
+    func modelMunlockall(_ t: Task) -> ModelResult? {
+        switch machine.munlockall(t) {
+        case .success: .ok(nil)
+        case .failure(let e): .failed(e)
+        }
+    }
+
+    /// brk(2) as the syscall does it: returns the new break, the old one when refused.
+    func modelBrk(_ t: Task, _ newBrk: UInt64) -> UInt64 {
+        machine.brk(t, newBrk)
+    }
+
+    /// The current break (brk(0)).
+    func modelCurrentBrk(_ t: Task) -> UInt64 {
+        t.mm?.brk ?? 0
+    }
+
+    /// A file of `size` bytes, its pages in the page cache (written, fsync()ed and read back).
+    func modelCreateFile(name: String, size: UInt64) -> Int? {
+        machine.createFile(name: name, size: size).id
+    }
+
+    /// wait4() for a given child (nil = any): the reaped child.
+    func modelWait(_ t: Task, child: Task?) -> Task? {
+        machine.wait(t, child: child?.pid)
+    }
+
+    /// /proc/PID/status memory fields in kB (task_mem()); zeros once the mm is gone.
+    func modelStatus(_ t: Task) -> [String: Int64] {
+        var s: [String: Int64] = [:]
+        for f in ScenarioCatalog.statusFields { s[f] = 0 }
+        for (name, kB) in machine.status(t) { s[name] = kB }
+        return s
+    }
+
+    /// The text of /proc/PID/status.
+    func modelStatusText(_ t: Task) -> String {
+        machine.statusText(t)
+    }
+
+    /// The text of /proc/PID/maps.
+    func modelMapsText(_ t: Task) -> String {
+        machine.mapsText(t)
+    }
+
+    /// Lines of /proc/PID/maps.
+    func modelMapsCount(_ t: Task) -> Int64 {
+        Int64(machine.mapsText(t).split(separator: "\n").count)
+    }
+
+    /// Applies a sysctl after boot; false when the model does not take it (the runner warns).
+    func modelSysctl(_ name: String, _ values: [Int64]) -> Bool {
+        switch name {
+        case "vm.overcommit_memory" where values[0] == 0:
+            return true // the heuristic mode (__vm_enough_memory() with OVERCOMMIT_GUESS) is the model's
+        case "vm.min_free_kbytes":
+            machine.minFreeKbytes = UInt64(values[0])
+            machine.setupPerZoneWatermarks()
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Applies a sysfs write after boot; false when the model does not take it.
+    func modelSysfs(_ path: String, _ value: String) -> Bool {
+        switch path {
+        case "/sys/kernel/mm/transparent_hugepage/enabled":
+            guard let mode = THPMode(rawValue: value.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))) else { return false }
+            machine.setTHPMode(mode)
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+import Foundation

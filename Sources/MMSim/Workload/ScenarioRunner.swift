@@ -1,0 +1,580 @@
+// Runs a Scenario on a Machine: processes act, marks snapshot counters, expectations are
+// checked, `cat` prints /proc views; the result is a ScenarioReport (text or JSON).
+//
+// A failing syscall does not stop the run: like a real program, the process gets an errno
+// (`expect NAME.errno == ENOMEM`) and carries on. A refused memory access delivers SIGSEGV
+// or SIGBUS to the task (which dies of it, as the default action does) and the run goes on.
+// Only a scenario that cannot mean anything (a process that is gone, a variable whose mmap
+// failed, a call the model lacks) stops the run with a ScenarioError.
+
+public struct ScenarioOptions: Sendable {
+    /// Print every process action as strace would (`parent[1]: mmap(...) = 0x...`).
+    public var trace = false
+    /// Run the CONFIG_DEBUG_VM-style invariant checker after every statement.
+    public var checkInvariants = false
+    public init(trace: Bool = false, checkInvariants: Bool = false) {
+        self.trace = trace
+        self.checkInvariants = checkInvariants
+    }
+}
+
+/// What one `expect` found.
+public struct ExpectationResult: Sendable {
+    public var location: ScenarioLocation
+    public var statement: String
+    public var passed: Bool
+    /// "== 512", "!= ok", ...
+    public var expected: String
+    /// The value found; for `since`, the change (now and at the mark follow in `detail`).
+    public var actual: String
+    public var detail: String?
+}
+
+/// A syscall that returned an error.
+public struct FailedSyscall: Sendable {
+    public var location: ScenarioLocation
+    public var process: String
+    public var pid: Int
+    public var call: String
+    public var errno: Errno
+}
+
+/// A signal the model delivered to a task.
+public struct DeliveredSignal: Sendable {
+    public var location: ScenarioLocation
+    public var process: String
+    public var pid: Int
+    public var signal: String
+    public var address: UInt64
+}
+
+/// One thing the run printed, in order.
+public enum ScenarioOutput: Sendable {
+    /// `cat PATH`: the view's text.
+    case view(path: String, text: String, location: ScenarioLocation)
+    case echo(String)
+    /// A --trace line.
+    case trace(String)
+    /// Something the reader should know (a sysctl the model does not apply, a skipped action).
+    case warning(ScenarioLocation, String)
+}
+
+/// A process at the end of the run.
+public struct ProcessSummary: Sendable {
+    public var name: String
+    public var pid: Int
+    public var parent: Int?
+    public var state: String
+    public var exitCode: Int32?
+    public var minflt: UInt64
+    public var majflt: UInt64
+    public var cminflt: UInt64
+    public var cmajflt: UInt64
+    public var status: [String: Int64]
+    public var vmas: Int64
+    public var signal: String?
+}
+
+/// Everything a run produced.
+public struct ScenarioReport: Sendable {
+    public var file: String
+    public var config: MachineConfig
+    public var output: [ScenarioOutput] = []
+    public var expectations: [ExpectationResult] = []
+    public var failedSyscalls: [FailedSyscall] = []
+    public var signals: [DeliveredSignal] = []
+    public var processes: [ProcessSummary] = []
+    /// Final /proc/meminfo (name -> value in its unit) and /proc/vmstat.
+    public var meminfo: [(name: String, value: UInt64)] = []
+    public var vmstat: [(name: String, value: Int64)] = []
+    public var failedCount: Int { expectations.filter { !$0.passed }.count }
+    public var passed: Bool { failedCount == 0 }
+}
+
+public final class ScenarioRunner {
+    public let scenario: Scenario
+    public let options: ScenarioOptions
+    /// The machine, booted by `run()`.
+    public private(set) var machine: Machine!
+
+    /// The task each process name refers to now (the latest of that name).
+    private var procs: [String: Task] = [:]
+    /// Why a name has no task: its fork failed (location, errno).
+    private var failedForks: [String: (ScenarioLocation, Errno)] = [:]
+    /// The result of each process's last syscall (nil = success).
+    private var lastErrno: [String: Errno] = [:]
+    /// Address variables.
+    private var variables: [String: UInt64] = [:]
+    private var variableFailures: [String: ScenarioLocation] = [:]
+    /// File names -> the model's file handles.
+    private var files: [String: Int] = [:]
+    /// Marks: for each, the value of every counter an expectation reads `since` it.
+    private var markValues: [String: [CounterRef: Int64]] = [:]
+    private var sinceCounters: [String: [CounterRef]] = [:]
+    private var report: ScenarioReport
+
+    public init(_ scenario: Scenario, options: ScenarioOptions = ScenarioOptions()) {
+        self.scenario = scenario
+        self.options = options
+        report = ScenarioReport(file: scenario.file, config: scenario.machine)
+        for s in scenario.statements {
+            if case .expect(.counter(let c, let since?, _, _)) = s.kind, !(sinceCounters[since]?.contains(c) ?? false) {
+                sinceCounters[since, default: []].append(c)
+            }
+        }
+    }
+
+    /// Parses and runs a scenario text.
+    public static func run(_ text: String, file: String, options: ScenarioOptions = ScenarioOptions()) throws -> ScenarioReport {
+        let s = try ScenarioParser.parse(text, file: file)
+        return try ScenarioRunner(s, options: options).run()
+    }
+
+    /// Boots the machine and executes every statement. Throws `ScenarioError` when the
+    /// scenario cannot go on.
+    public func run() throws -> ScenarioReport {
+        let bootLoc = ScenarioLocation(file: scenario.file, line: 1, column: 1)
+        do {
+            machine = try Machine(scenario.machine)
+        } catch let e as ConfigError {
+            throw ScenarioError(scenario.statements.first(where: { if case .machine = $0.kind { true } else { false } })?.location ?? bootLoc, "machine: \(e)")
+        }
+        for s in scenario.statements {
+            try execute(s)
+            if options.checkInvariants {
+                do {
+                    try machine.checkInvariants()
+                } catch {
+                    throw ScenarioError(s.location, "the model broke an invariant after this statement: \(error)")
+                }
+            }
+        }
+        finish()
+        return report
+    }
+
+    // MARK: Statements
+
+    private func execute(_ s: Statement) throws {
+        let loc = s.location
+        switch s.kind {
+        case .machine:
+            break // folded into scenario.machine by the parser
+        case .sysctl(let name, let value):
+            let ints = value.split(separator: " ").compactMap { parseSignedInteger(String($0)) }
+            if !modelSysctl(name, ints) {
+                report.output.append(.warning(loc, "\(name) is not modelled yet; the write has no effect"))
+            }
+        case .sysfs(let path, let value):
+            if !modelSysfs(path, value) {
+                report.output.append(.warning(loc, "\(path) is not modelled after boot yet; the write has no effect"))
+            }
+        case .spawn(let name, let cpu):
+            if let t = procs[name], t.state != .dead {
+                throw ScenarioError(loc, "process '\(name)' already exists (pid \(t.pid))")
+            }
+            let t = machine.spawn(name: name, cpu: cpu ?? 0)
+            procs[name] = t
+            failedForks[name] = nil
+            if t.mm == nil {
+                throw ScenarioError(loc, "the machine has no memory left to create process '\(name)'")
+            }
+            if options.trace { report.output.append(.trace("\(name)[\(t.pid)]: spawned on cpu \(t.cpu)")) }
+        case .fileCreate(let name, let size):
+            guard let id = modelCreateFile(name: name, size: size) else {
+                throw ScenarioError(loc, "files are not modelled yet (no page cache in this model)")
+            }
+            files[name] = id
+        case .mark(let name):
+            var values: [CounterRef: Int64] = [:]
+            for c in sinceCounters[name] ?? [] { values[c] = try read(c, at: loc) }
+            markValues[name] = values
+        case .expect(let e):
+            report.expectations.append(try check(e, s))
+        case .cat(let view, let path):
+            report.output.append(.view(path: path, text: try render(view, path, loc), location: loc))
+        case .echo(let text):
+            report.output.append(.echo(text))
+        case .action(let name, let action, let bind):
+            try perform(name, action, bind: bind, s)
+        }
+    }
+
+    /// The live task a statement names.
+    private func task(_ name: String, _ loc: ScenarioLocation) throws -> Task {
+        guard let t = procs[name] else {
+            if let (floc, e) = failedForks[name] {
+                throw ScenarioError(loc, "process '\(name)' does not exist: its fork at line \(floc.line) failed with \(e.name)")
+            }
+            throw ScenarioError(loc, "process '\(name)' has not been created yet")
+        }
+        return t
+    }
+
+    private func perform(_ name: String, _ action: ProcessAction, bind: String?, _ s: Statement) throws {
+        let loc = s.location
+        let t = try task(name, loc)
+        if t.state != .running {
+            let why = t.signals.last.map { "was killed by \($0.name)" } ?? "has exited"
+            report.output.append(.warning(loc, "\(name)[\(t.pid)] \(why); '\(action.name)' not run"))
+            return
+        }
+        var result: ModelResult
+        var call = ""
+        switch action {
+        case .mmap(let addrExpr, let length, let prot, let flags, let file, let offset, let advice):
+            let addr = try addrExpr.map { try value($0) } ?? 0
+            var fileID: Int?
+            if let f = file {
+                guard let id = files[f] else { throw ScenarioError(loc, "file '\(f)' does not exist") }
+                fileID = id
+            }
+            call = "mmap(\(addrExpr == nil ? "NULL" : hex(addr)), \(length), \(protName(prot)), \(flagNames(flags)), \(file ?? "-1"), \(offset))"
+            result = modelMmap(t, addr: addr, length: length, prot: prot, flags: flags, file: fileID, offset: offset)
+            if case .ok(let a?) = result, !advice.isEmpty {
+                // The mapping exists whatever the advice does: bind it now.
+                if let b = bind {
+                    variables[b] = a
+                    variableFailures[b] = nil
+                }
+                for adv in advice {
+                    guard let r = modelMadvise(t, addr: a, length: length, advice: adv) else {
+                        throw ScenarioError(loc, "madvise is not modelled yet (needed for '\(adv == .hugepage ? "hugepage" : "nohugepage")')")
+                    }
+                    trace(t, call, result)
+                    call = "madvise(\(hex(a)), \(length), \(adviceName(adv)))"
+                    result = r
+                    if case .ok = r { result = .ok(a) }
+                }
+                if case .failed(let e) = result {
+                    lastErrno[name] = e
+                    report.failedSyscalls.append(FailedSyscall(location: loc, process: name, pid: t.pid, call: call, errno: e))
+                    trace(t, call, result)
+                    return
+                }
+            }
+        case .munmap(let a, let len):
+            let addr = try rangeStart(a, len)
+            call = "munmap(\(hex(addr)), \(len))"
+            result = modelMunmap(t, addr: addr, length: len)
+        case .mprotect(let a, let len, let prot):
+            let addr = try rangeStart(a, len)
+            call = "mprotect(\(hex(addr)), \(len), \(protName(prot)))"
+            result = try need(modelMprotect(t, addr: addr, length: len, prot: prot), "mprotect", loc)
+        case .madvise(let a, let len, let adv):
+            let addr = try rangeStart(a, len)
+            call = "madvise(\(hex(addr)), \(len), \(adviceName(adv)))"
+            result = try need(modelMadvise(t, addr: addr, length: len, advice: adv), "madvise", loc)
+        case .mremap(let a, let oldLen, let newLen, let flags, let newExpr):
+            let addr = try rangeStart(a, oldLen)
+            let newAddr = try newExpr.map { try value($0) } ?? 0
+            call = "mremap(\(hex(addr)), \(oldLen), \(newLen), \(mremapFlagNames(flags))\(newExpr == nil ? "" : ", " + hex(newAddr)))"
+            result = try need(modelMremap(t, old: addr, oldLength: oldLen, newLength: newLen, flags: flags, newAddr: newAddr), "mremap", loc)
+        case .brk(let spec):
+            let old = modelCurrentBrk(t)
+            var requested: UInt64
+            switch spec {
+            case .query:
+                call = "brk(NULL)"
+                requested = old
+            case .grow(let n):
+                let (r, o) = old.addingReportingOverflow(n)
+                requested = o ? .max : r
+                call = "sbrk(+\(n)) [brk(\(hex(requested)))]"
+            case .shrink(let n):
+                requested = n > old ? 0 : old - n
+                call = "sbrk(-\(n)) [brk(\(hex(requested)))]"
+            case .set(let e):
+                requested = try value(e)
+                call = "brk(\(hex(requested)))"
+            }
+            if case .query = spec {
+                result = .ok(old)
+            } else {
+                let now = modelBrk(t, requested)
+                // glibc's brk()/sbrk(): a break short of the request is ENOMEM.
+                result = now == requested ? .ok(old) : .failed(.ENOMEM)
+            }
+        case .mlock(let a, let len, let onFault):
+            let addr = try rangeStart(a, len)
+            call = onFault ? "mlock2(\(hex(addr)), \(len), MLOCK_ONFAULT)" : "mlock(\(hex(addr)), \(len))"
+            result = try need(modelMlock(t, addr: addr, length: len, onFault: onFault), "mlock", loc)
+        case .munlock(let a, let len):
+            let addr = try rangeStart(a, len)
+            call = "munlock(\(hex(addr)), \(len))"
+            result = try need(modelMunlock(t, addr: addr, length: len), "munlock", loc)
+        case .mlockall(let cur, let fut, let onf):
+            let names = [cur ? "MCL_CURRENT" : nil, fut ? "MCL_FUTURE" : nil, onf ? "MCL_ONFAULT" : nil].compactMap { $0 }
+            call = "mlockall(\(names.joined(separator: "|")))"
+            result = try need(modelMlockall(t, current: cur, future: fut, onFault: onf), "mlockall", loc)
+        case .munlockall:
+            call = "munlockall()"
+            result = try need(modelMunlockall(t), "munlockall", loc)
+        case .fork(let child):
+            if let c = procs[child], c.state == .running {
+                throw ScenarioError(loc, "process '\(child)' already exists (pid \(c.pid)); give the child another name")
+            }
+            call = "fork()"
+            switch machine.fork(t, childName: child) {
+            case .success(let c):
+                procs[child] = c
+                failedForks[child] = nil
+                result = .ok(UInt64(c.pid))
+            case .failure(let e):
+                failedForks[child] = (loc, e)
+                procs[child] = nil
+                result = .failed(e)
+            }
+        case .exit(let code):
+            call = "exit_group(\(code))"
+            trace(t, call, .ok(nil))
+            machine.exit(t, code: code)
+            lastErrno[name] = nil
+            return
+        case .wait(let childName):
+            var child: Task?
+            if let c = childName {
+                let ct = try task(c, loc)
+                guard ct.parent == t.pid else {
+                    throw ScenarioError(loc, "'\(c)' is not a child of '\(name)'")
+                }
+                if ct.state == .running {
+                    throw ScenarioError(loc, "wait would block forever: '\(c)' is still running (make it exit first)")
+                }
+                if ct.state == .dead {
+                    throw ScenarioError(loc, "'\(c)' has already been reaped")
+                }
+                child = ct
+            } else {
+                let kids = t.children.compactMap { machine.task(pid: $0) }
+                if kids.isEmpty {
+                    throw ScenarioError(loc, "'\(name)' has no child to wait for (wait would fail with ECHILD)")
+                }
+                if !kids.contains(where: { $0.state == .zombie }) {
+                    throw ScenarioError(loc, "wait would block forever: no child of '\(name)' has exited")
+                }
+            }
+            call = "wait4(\(child.map { String($0.pid) } ?? "-1"))"
+            guard let reaped = modelWait(t, child: child) else {
+                throw ScenarioError(loc, "wait found no child to reap")
+            }
+            result = .ok(UInt64(reaped.pid))
+        case .execve:
+            call = "execve()"
+            machine.execve(t)
+            result = .ok(nil)
+        case .access(let spec):
+            let start = try value(spec.start)
+            let length: UInt64
+            switch spec.end {
+            case .length(let n): length = n
+            case .end(let e):
+                let end = try value(e)
+                guard end > start else { throw ScenarioError(e.location, "the end address \(hex(end)) is not above the start \(hex(start))") }
+                length = end - start
+            }
+            try checkRange(start, length, spec.start.location)
+            let r = machine.access(t, addr: start, length: length, kind: spec.kind, stride: spec.stride)
+            if options.trace {
+                var line = "\(t.name)[\(t.pid)]: \(action.name) \(hex(start))..\(hex(start &+ length)) stride \(spec.stride): \(r.accesses) accesses, \(r.faults) faults"
+                if let sig = r.signal { line += ", --- \(sig.name) {si_addr=\(hex(sig.address))} --- +++ killed by \(sig.name) +++" }
+                report.output.append(.trace(line))
+            }
+            if let sig = r.signal {
+                report.signals.append(DeliveredSignal(location: loc, process: name, pid: t.pid, signal: sig.name, address: sig.address))
+            }
+            return
+        }
+        trace(t, call, result)
+        switch result {
+        case .ok(let v):
+            lastErrno[name] = nil
+            if let b = bind {
+                variables[b] = v
+                variableFailures[b] = nil
+            }
+        case .failed(let e):
+            lastErrno[name] = e
+            report.failedSyscalls.append(FailedSyscall(location: loc, process: name, pid: t.pid, call: call, errno: e))
+            if let b = bind {
+                variables[b] = nil
+                variableFailures[b] = loc
+            }
+        }
+    }
+
+    private func need(_ r: ModelResult?, _ what: String, _ loc: ScenarioLocation) throws -> ModelResult {
+        guard let r else { throw ScenarioError(loc, "\(what) is not modelled yet") }
+        return r
+    }
+
+    private func trace(_ t: Task, _ call: String, _ r: ModelResult) {
+        guard options.trace else { return }
+        let res: String
+        switch r {
+        case .ok(let v?): res = call.hasPrefix("fork") || call.hasPrefix("wait") ? String(v) : hex(v)
+        case .ok(nil): res = "0"
+        case .failed(let e): res = "-1 \(e.name)"
+        }
+        report.output.append(.trace("\(t.name)[\(t.pid)]: \(call) = \(res)"))
+    }
+
+    // MARK: Addresses
+
+    /// An address expression's value now.
+    private func value(_ e: AddressExpr) throws -> UInt64 {
+        let v = try e.evaluate { name in
+            guard let bound = variables[name] else {
+                if let f = variableFailures[name] {
+                    throw ScenarioError(e.location, "'\(name)' has no address: the call that binds it at line \(f.line) failed")
+                }
+                throw ScenarioError(e.location, "'\(name)' has no address yet")
+            }
+            return bound
+        }
+        guard let v else { throw ScenarioError(e.location, "address overflow: \(e.text) is outside 0 ... 2^64-1") }
+        return v
+    }
+
+    private func rangeStart(_ e: AddressExpr, _ length: UInt64) throws -> UInt64 {
+        let v = try value(e)
+        try checkRange(v, length, e.location)
+        return v
+    }
+
+    private func checkRange(_ start: UInt64, _ length: UInt64, _ loc: ScenarioLocation) throws {
+        if let why = ScenarioParser.rangeProblem(start: start, length: length, arch: machine.arch) {
+            throw ScenarioError(loc, "address overflow: \(hex(start)) + \(formatLength(length)) \(why)")
+        }
+    }
+
+    // MARK: Counters and expectations
+
+    /// A counter's value now. A process that does not exist (yet, or any more) counts zero.
+    private func read(_ c: CounterRef, at loc: ScenarioLocation) throws -> Int64 {
+        switch c.source {
+        case .meminfo(let field):
+            guard let f = machine.meminfo().first(where: { $0.name == field }) else {
+                throw ScenarioError(loc, "/proc/meminfo has no \(field) on \(machine.arch.rawValue)")
+            }
+            return Int64(f.value)
+        case .vmstat(let item):
+            return machine.vmstatValue(item)
+        case .status(let p, let field):
+            guard let t = procs[p] else { return 0 }
+            return modelStatus(t)[field] ?? 0
+        case .rusage(let p, let field):
+            guard let t = procs[p] else { return 0 }
+            switch field {
+            case .minflt: return Int64(t.minFlt)
+            case .majflt: return Int64(t.majFlt)
+            case .cminflt: return Int64(t.cminFlt)
+            case .cmajflt: return Int64(t.cmajFlt)
+            }
+        case .mapsCount(let p):
+            guard let t = procs[p] else { return 0 }
+            return modelMapsCount(t)
+        }
+    }
+
+    private func check(_ e: ExpectationKind, _ s: Statement) throws -> ExpectationResult {
+        switch e {
+        case .counter(let c, let since, let op, let expected):
+            let now = try read(c, at: s.location)
+            let unit = c.isKB ? " kB" : ""
+            if let m = since {
+                guard let at = markValues[m]?[c] else {
+                    throw ScenarioError(s.location, "mark '\(m)' has not been set yet when this runs")
+                }
+                let delta = now - at
+                return ExpectationResult(location: s.location, statement: s.text, passed: op.holds(delta, expected),
+                                         expected: "\(op.rawValue) \(expected)\(unit)", actual: "\(delta)\(unit)",
+                                         detail: "now \(now)\(unit), at mark \(m) \(at)\(unit)")
+            }
+            return ExpectationResult(location: s.location, statement: s.text, passed: op.holds(now, expected),
+                                     expected: "\(op.rawValue) \(expected)\(unit)", actual: "\(now)\(unit)", detail: nil)
+        case .errno(let p, let op, let want):
+            _ = try task(p, s.location)
+            let got = lastErrno[p]
+            let same = got == want
+            return ExpectationResult(location: s.location, statement: s.text, passed: op == .eq ? same : !same,
+                                     expected: "\(op.rawValue) \(want?.name ?? "ok")", actual: got?.name ?? "ok", detail: nil)
+        case .signal(let p, let op, let want):
+            let t = try task(p, s.location)
+            let got = t.signals.last?.name
+            let same = got == want
+            return ExpectationResult(location: s.location, statement: s.text, passed: op == .eq ? same : !same,
+                                     expected: "\(op.rawValue) \(want ?? "none")", actual: got ?? "none", detail: nil)
+        }
+    }
+
+    // MARK: Views
+
+    private func render(_ view: ProcView, _ path: String, _ loc: ScenarioLocation) throws -> String {
+        switch view {
+        case .meminfo: return machine.meminfoText()
+        case .vmstat: return machine.vmstatText()
+        case .zoneinfo: return machine.zoneinfoText()
+        case .buddyinfo: return machine.buddyinfoText()
+        case .pagetypeinfo: return machine.pagetypeinfoText()
+        case .status(let who), .maps(let who):
+            let t: Task
+            if let pid = parseNumber(who) {
+                guard let found = machine.task(pid: Int(truncatingIfNeeded: pid)), found.state != .dead else {
+                    throw ScenarioError(loc, "cat: \(path): No such file or directory (no process with pid \(who))")
+                }
+                t = found
+            } else {
+                t = try task(who, loc)
+                guard t.state != .dead else {
+                    throw ScenarioError(loc, "cat: \(path): No such file or directory ('\(who)' has been reaped)")
+                }
+            }
+            if case .status = view { return modelStatusText(t) }
+            return modelMapsText(t)
+        }
+    }
+
+    // MARK: Summary
+
+    private func finish() {
+        for t in machine.tasks {
+            report.processes.append(ProcessSummary(
+                name: t.name, pid: t.pid, parent: t.parent, state: t.state.rawValue,
+                exitCode: t.state == .running ? nil : t.exitCode,
+                minflt: t.minFlt, majflt: t.majFlt, cminflt: t.cminFlt, cmajflt: t.cmajFlt,
+                status: modelStatus(t), vmas: modelMapsCount(t), signal: t.signals.last?.name))
+        }
+        report.meminfo = machine.meminfo().map { ($0.name, $0.value) }
+        report.vmstat = VMStat.allCases.map { ($0.name, machine.vmstatValue($0)) }
+    }
+}
+
+// MARK: Names as strace prints them
+
+func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
+func protName(_ p: Prot) -> String {
+    if p.isEmpty { return "PROT_NONE" }
+    return [p.contains(.read) ? "PROT_READ" : nil, p.contains(.write) ? "PROT_WRITE" : nil, p.contains(.exec) ? "PROT_EXEC" : nil]
+        .compactMap { $0 }.joined(separator: "|")
+}
+
+func flagNames(_ f: MapFlags) -> String {
+    let names: [(MapFlags, String)] = [(.shared, "MAP_SHARED"), (.private, "MAP_PRIVATE"), (.fixed, "MAP_FIXED"),
+                                       (.anonymous, "MAP_ANONYMOUS"), (.growsdown, "MAP_GROWSDOWN"), (.locked, "MAP_LOCKED"),
+                                       (.noreserve, "MAP_NORESERVE"), (.populate, "MAP_POPULATE"), (.stack, "MAP_STACK"),
+                                       (.hugetlb, "MAP_HUGETLB"), (.fixedNoreplace, "MAP_FIXED_NOREPLACE")]
+    let s = names.filter { f.contains($0.0) }.map(\.1).joined(separator: "|")
+    return s.isEmpty ? "0" : s
+}
+
+func mremapFlagNames(_ f: MremapFlags) -> String {
+    let s = [(MremapFlags.maymove, "MREMAP_MAYMOVE"), (.fixed, "MREMAP_FIXED"), (.dontunmap, "MREMAP_DONTUNMAP")]
+        .filter { f.contains($0.0) }.map(\.1).joined(separator: "|")
+    return s.isEmpty ? "0" : s
+}
+
+func adviceName(_ a: Advice) -> String {
+    "MADV_" + (ScenarioCatalog.advice.first { $0.advice == a }?.name.uppercased() ?? String(a.rawValue))
+}
