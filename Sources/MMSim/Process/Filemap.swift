@@ -53,6 +53,41 @@ extension Machine {
         return pfn
     }
 
+    /// write(2) through the page cache (generic_perform_write()): every page touched is
+    /// found or added and dirtied; the file grows when written past its end.
+    public func writeFile(_ f: SimFile, offset: UInt64, length: UInt64) {
+        guard length > 0 else { return }
+        let first = offset >> Page.shift, last = (offset + length - 1) >> Page.shift
+        if last >= f.pages {
+            f.cache.append(contentsOf: [PFN?](repeating: nil, count: Int(last + 1 - f.pages)))
+            f.pages = last + 1
+        }
+        for i in first...last {
+            guard let pfn = addToPageCache(f, i) else { return }
+            frames[pfn].pointee.content &+= 1
+            markFileDirty(pfn)
+        }
+    }
+
+    /// read(2) through the page cache (filemap_read()): missing pages are read with the
+    /// read-ahead window (pgpgin), cached ones are just copied.
+    public func readFile(_ f: SimFile, offset: UInt64, length: UInt64) {
+        guard length > 0, offset < f.pages << Page.shift else { return }
+        let first = offset >> Page.shift, last = min((offset + length - 1) >> Page.shift, f.pages - 1)
+        var i = first
+        while i <= last {
+            if f.cache[Int(i)] == nil {
+                // page_cache_sync_ra(): the window from here, ra_pages long.
+                let end = min(i + Self.readAheadPages, f.pages)
+                for j in i..<end where f.cache[Int(j)] == nil {
+                    guard addToPageCache(f, j) != nil else { return }
+                    counters.add(.pgpgin, 4)
+                }
+            }
+            i += 1
+        }
+    }
+
     /// POSIX_FADV_DONTNEED: drop the clean, unmapped pages from the cache.
     public func dropCache(_ f: SimFile) {
         for i in 0..<f.cache.count {

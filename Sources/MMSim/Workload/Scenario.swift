@@ -265,7 +265,9 @@ public enum StatementKind: Sendable, Hashable {
     /// A process acts; `bind` names a variable that receives the result (an address).
     case action(process: String, ProcessAction, bind: String?)
     /// `file create NAME SIZE`
-    case fileCreate(name: String, size: UInt64)
+    case fileCreate(name: String, size: UInt64, cold: Bool)
+    /// file read|write NAME OFFSET LEN, file drop NAME (POSIX_FADV_DONTNEED), file sync NAME (fsync).
+    case fileIO(name: String, verb: String, offset: UInt64, length: UInt64)
     case mark(String)
     case expect(ExpectationKind)
     case cat(ProcView, path: String)

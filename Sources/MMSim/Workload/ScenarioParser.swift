@@ -146,13 +146,34 @@ public struct ScenarioParser {
             append(.spawn(name: n.text, cpu: cpu), loc, text)
         case "file":
             let verb = try c.word("'create' after 'file'")
-            guard verb.text == "create" else { throw ScenarioError(c.location(of: verb), "unknown file command '\(verb.text)'; known: file create NAME SIZE") }
-            let n = try c.word("a file name after 'file create'")
-            let size = try parseLength(&c, "the file size")
-            try c.expectEnd()
-            try boot(loc)
-            files.insert(n.text)
-            append(.fileCreate(name: n.text, size: size), loc, text)
+            let known = "file create NAME SIZE [cold], file read|write NAME OFFSET LEN, file drop NAME, file sync NAME"
+            switch verb.text {
+            case "create":
+                let n = try c.word("a file name after 'file create'")
+                let size = try parseLength(&c, "the file size")
+                var cold = false
+                if let w = c.peek, w.text == "cold" {
+                    _ = c.next()
+                    cold = true
+                }
+                try c.expectEnd()
+                try boot(loc)
+                files.insert(n.text)
+                append(.fileCreate(name: n.text, size: size, cold: cold), loc, text)
+            case "read", "write", "drop", "sync":
+                let n = try c.word("a file name after 'file \(verb.text)'")
+                guard files.contains(n.text) else { throw ScenarioError(c.location(of: n), "file '\(n.text)' does not exist; create it with 'file create'") }
+                var offset: UInt64 = 0, length: UInt64 = 0
+                if verb.text == "read" || verb.text == "write" {
+                    offset = try parseLength(&c, "the offset")
+                    length = try parseLength(&c, "the length")
+                }
+                try c.expectEnd()
+                try boot(loc)
+                append(.fileIO(name: n.text, verb: verb.text, offset: offset, length: length), loc, text)
+            default:
+                throw ScenarioError(c.location(of: verb), "unknown file command '\(verb.text)'; known: \(known)")
+            }
         case "mark":
             let n = try c.word("a mark name after 'mark'")
             try checkIdentifier(n.text, c.location(of: n), what: "mark name")

@@ -87,9 +87,21 @@ extension ScenarioRunner {
         t.mm?.brk ?? 0
     }
 
-    /// A file of `size` bytes, its pages in the page cache (written, fsync()ed and read back).
-    func modelCreateFile(name: String, size: UInt64) -> Int? {
-        machine.createFile(name: name, size: size).id
+    /// A file of `size` bytes, its pages in the page cache (written, fsync()ed and read back)
+    /// unless `cold`.
+    func modelCreateFile(name: String, size: UInt64, cold: Bool) -> Int {
+        machine.createFile(name: name, size: size, cached: !cold).id
+    }
+
+    /// read(2), write(2), POSIX_FADV_DONTNEED or fsync(2) on a file.
+    func modelFileIO(_ id: Int, verb: String, offset: UInt64, length: UInt64) {
+        let f = machine.files[id]
+        switch verb {
+        case "read": machine.readFile(f, offset: offset, length: length)
+        case "write": machine.writeFile(f, offset: offset, length: length)
+        case "drop": machine.dropCache(f)
+        default: machine.syncFile(f)
+        }
     }
 
     /// wait4() for a given child (nil = any): the reaped child.

@@ -180,11 +180,11 @@ public final class ScenarioRunner {
                 throw ScenarioError(loc, "the machine has no memory left to create process '\(name)'")
             }
             if options.trace { report.output.append(.trace("\(name)[\(t.pid)]: spawned on cpu \(t.cpu)")) }
-        case .fileCreate(let name, let size):
-            guard let id = modelCreateFile(name: name, size: size) else {
-                throw ScenarioError(loc, "files are not modelled yet (no page cache in this model)")
-            }
-            files[name] = id
+        case .fileCreate(let name, let size, let cold):
+            files[name] = modelCreateFile(name: name, size: size, cold: cold)
+        case .fileIO(let name, let verb, let offset, let length):
+            guard let id = files[name] else { throw ScenarioError(loc, "file '\(name)' does not exist") }
+            modelFileIO(id, verb: verb, offset: offset, length: length)
         case .mark(let name):
             var values: [CounterRef: Int64] = [:]
             for c in sinceCounters[name] ?? [] { values[c] = try read(c, at: loc) }
