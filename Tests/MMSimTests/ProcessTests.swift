@@ -358,3 +358,29 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
         try m.checkInvariants()
     }
 }
+
+@Suite struct MremapMoveTests {
+    /// mremap(MREMAP_MAYMOVE) of a PMD-aligned range moves whole PTE tables: no new table
+    /// is allocated for the destination, the pages follow, nothing is copied or faulted.
+    @Test func alignedMoveTakesTheTables() throws {
+        let m = try Machine(.reference)
+        let t = m.spawn(name: "wl", cpu: 1)
+        let len = 4 * Size.MiB
+        _ = m.mmap(t, addr: fixedAddr, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.mmap(t, addr: fixedAddr + len, length: Page.size, prot: .read, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(t, addr: fixedAddr, length: len, kind: .write)
+        let before = m.counters[.pgallocNormal]
+        let ptes = t.mm!.pageTable.counts.pte
+        let dest = fixedAddr + Size.GiB
+        let r = m.mremap(t, oldAddr: fixedAddr, oldLength: len, newLength: 2 * len, flags: .maymove, newAddr: 0)
+        let newAddr = try r.get()
+        #expect(newAddr != fixedAddr)
+        _ = dest
+        #expect(t.mm!.pageTable.counts.pte == ptes, "the two PTE tables moved with their entries")
+        #expect(m.counters[.pgallocNormal] - before <= 4, "only upper tables and gather pages, no PTE copies")
+        let p = Phase(m, t)
+        m.access(t, addr: newAddr, length: len, kind: .read)
+        p.expect(["ru_minflt": 0, "status.VmRSS_kB": 0], "read moved pages")
+        try m.checkInvariants()
+    }
+}

@@ -57,6 +57,17 @@ extension Machine {
 
     /// get_unmapped_area() top-down (arch_get_unmapped_area_topdown()): the highest gap of
     /// `len` bytes below mmap_base, or the hint when it is free.
+    /// Anonymous mappings whose length is a multiple of 2 MiB are placed 2 MiB aligned, as
+    /// __get_unmapped_area() does through thp_get_unmapped_area_vmflags(): it asks for
+    /// len + 2 MiB and aligns the start up inside that.
+    func unmappedArea(_ mm: MM, len: UInt64, hint: UInt64, anonymous: Bool) -> UInt64? {
+        let pmd = PageTableLevel.pmd.entrySpan
+        if anonymous && len & (pmd - 1) == 0 && hint == 0, let a = unmappedArea(mm, len: len + pmd, hint: 0) {
+            return (a + pmd - 1) & ~(pmd - 1)
+        }
+        return unmappedArea(mm, len: len, hint: hint)
+    }
+
     func unmappedArea(_ mm: MM, len: UInt64, hint: UInt64) -> UInt64? {
         if hint != 0, hint & Page.offsetMask == 0, hint <= mm.taskSize, len <= mm.taskSize - hint,
            vmaRange(mm, hint, hint + len).isEmpty {
@@ -110,7 +121,7 @@ extension Machine {
                 return .failure(.EEXIST)
             }
         } else {
-            guard let a = unmappedArea(mm, len: len, hint: addr & ~Page.offsetMask) else { return .failure(.ENOMEM) }
+            guard let a = unmappedArea(mm, len: len, hint: addr & ~Page.offsetMask, anonymous: file == nil && !flags.contains(.shared)) else { return .failure(.ENOMEM) }
             start = a
         }
         guard mm.vmas.count < Self.maxMapCount else { return .failure(.ENOMEM) }

@@ -313,7 +313,7 @@ extension Machine {
             _ = doMunmap(t, mm, newAddr, newLen)
             dest = newAddr
         } else {
-            guard let d = unmappedArea(mm, len: newLen, hint: 0) else { return .failure(.ENOMEM) }
+            guard let d = unmappedArea(mm, len: newLen, hint: 0, anonymous: mm.vmas[i].isAnonymous && !mm.vmas[i].isShared) else { return .failure(.ENOMEM) }
             dest = d
         }
         guard let j = mm.findVMAIndex(addr), mm.vmas[j].start <= addr else { return .failure(.EFAULT) }
@@ -341,16 +341,32 @@ extension Machine {
         return .success(dest)
     }
 
-    /// move_ptes(): every present entry of the old range to the same offset in the new one.
+    /// move_page_tables(): where source and destination are both PMD aligned over a whole
+    /// 2 MiB, the PMD entry itself moves (move_pgt_entry(): the PTE table or huge page goes
+    /// along, nothing is copied); elsewhere move_ptes() moves entry by entry.
     func movePageTables(_ tlb: MMUGather, _ mm: MM, from: UInt64, to: UInt64, length: UInt64) {
+        let span = PageTableLevel.pmd.entrySpan
         var off: UInt64 = 0
         while off < length {
-            if let slot = mm.pageTable.slot(VirtAddr(from + off), level: .pte), slot.pointee != 0 {
+            let src = from + off, dst = to + off
+            if src & (span - 1) == 0 && dst & (span - 1) == 0 && length - off >= span,
+               let sp = mm.pageTable.slot(VirtAddr(src), level: .pmd), sp.pointee != 0,
+               let dp = try? mm.pageTable.allocSlot(VirtAddr(dst), level: .pmd), dp.pointee == 0 {
+                dp.pointee = sp.pointee
+                sp.pointee = 0
+                if let d = mm.pageTable.withdrawTable(src) { mm.pageTable.depositTable(dst, d) }
+                // move_normal_pmd() flushes the old range with the VMA's own (4 KiB) stride:
+                // every 4 KiB translation below the moved table must go.
+                tlb.noteCleared(src, span, level: .pte)
+                off += span
+                continue
+            }
+            if let slot = mm.pageTable.slot(VirtAddr(src), level: .pte), slot.pointee != 0 {
                 let pte = slot.pointee
                 slot.pointee = 0
-                tlb.noteCleared(from + off, Page.size, level: .pte)
-                if let dst = try? mm.pageTable.allocSlot(VirtAddr(to + off), level: .pte) {
-                    dst.pointee = pte
+                tlb.noteCleared(src, Page.size, level: .pte)
+                if let d = try? mm.pageTable.allocSlot(VirtAddr(dst), level: .pte) {
+                    d.pointee = pte
                 }
             }
             off += Page.size
