@@ -435,20 +435,24 @@ public final class TLB {
         let key = Self.key(vpn: vpn, size: size)
         let global = attrs & Self.globalBit != 0
         let base = a.setBase(vpn)
-        // Branch-free way scan: a way with the same tag (overwritten in place), else an
-        // invalid way, else the least recently used one.
+        // Branch-free way scan over the raw columns: a way with the same tag (overwritten in
+        // place), else an invalid way, else the least recently used one.
         var match = -1, free = -1, lru = 0
         var oldest = UInt64.max
+        let keys = a.keys + base, meta = a.meta + base, stamps = a.stamps + base
+        let anyASID = global
         var w = 0
-        while w < a.ways {
-            let e = TLBSlot(a, base &+ w)
-            let k = e.key
-            let sameTag = k == key && (e.asid == asid || global || e.isGlobal)
-            match = sameTag ? w : match
+        let n = a.ways
+        while w < n {
+            let k = keys[w]
+            let m = meta[w]
+            let sameASID = anyASID || UInt16(truncatingIfNeeded: m) == asid || m & TLBSlot.globalMeta != 0
+            match = (k == key && sameASID) ? w : match
             free = k == 0 ? w : free
-            let older = e.stamp < oldest
+            let st = stamps[w]
+            let older = st < oldest
             lru = older ? w : lru
-            oldest = older ? e.stamp : oldest
+            oldest = older ? st : oldest
             w &+= 1
         }
         let replacing = match >= 0
