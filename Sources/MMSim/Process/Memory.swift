@@ -304,8 +304,15 @@ extension Machine {
                         let pfn = leaf.pfn
                         let anon = frames[pfn].pointee.flags.contains(.swapbacked)
                         if case .shmem = vma.kind {
+                            // zap_present_folio_ptes() treats shmem like any file folio: a dirty
+                            // PTE dirties the folio (shmem counts no dirty pages) and delays the rmap.
                             mm.addRSS(.shmemPages, -1)
-                            removeFileRmap(pfn)
+                            if leaf.dirty {
+                                frames[pfn].pointee.flags.insert(.dirty)
+                                tlb.delayRmap(pfn)
+                            } else {
+                                removeFileRmap(pfn)
+                            }
                         } else if anon {
                             mm.addRSS(.anonPages, -1)
                             removeAnonRmap(pfn)

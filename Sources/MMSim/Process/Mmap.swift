@@ -125,6 +125,9 @@ extension Machine {
             start = a
         }
         guard mm.vmas.count < Self.maxMapCount else { return .failure(.ENOMEM) }
+        // HugeTLB pools are not modelled yet: the pool is empty, so hugetlb_reserve_pages()
+        // cannot reserve and the mapping fails as it does on a kernel with nr_hugepages = 0.
+        if flags.contains(.hugetlb) { return .failure(.ENOMEM) }
         var vmFlags = VMFlags(prot: prot).union([.mayRead, .mayWrite, .mayExec])
         let kind: VMAKind
         if flags.contains(.shared) {

@@ -132,6 +132,9 @@ extension Machine {
             }
             if v.flags.contains(.account) { committedAS += Int64(v.pages) }
             if case .shmem(let id) = v.kind { retainShmemMapping(id) }
+            // vma_needs_copy(): only VMAs with an anon_vma have entries fork must copy;
+            // shared and untouched private file mappings fault again in the child.
+            guard v.anonVMA != 0 else { continue }
             do {
                 try copyPageRange(from: src, to: dst, v)
             } catch {

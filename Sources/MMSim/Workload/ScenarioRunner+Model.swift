@@ -137,6 +137,8 @@ extension ScenarioRunner {
         switch name {
         case "vm.overcommit_memory" where values[0] == 0:
             return true // the heuristic mode (__vm_enough_memory() with OVERCOMMIT_GUESS) is the model's
+        case "vm.hugetlb_optimize_vmemmap" where values[0] == 0:
+            return true // HVO off: the model has no HugeTLB vmemmap optimization yet
         case "vm.min_free_kbytes":
             machine.minFreeKbytes = UInt64(values[0])
             machine.setupPerZoneWatermarks()
@@ -148,7 +150,14 @@ extension ScenarioRunner {
 
     /// Applies a sysfs write after boot; false when the model does not take it.
     func modelSysfs(_ path: String, _ value: String) -> Bool {
+        let v = value.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
         switch path {
+        case "/sys/kernel/mm/transparent_hugepage/use_zero_page":
+            return v == "1"       // the huge zero page is always used for THP read faults
+        case "/sys/kernel/mm/transparent_hugepage/shmem_enabled":
+            return v == "never"   // shmem has no huge pages in the model
+        case "/sys/kernel/mm/transparent_hugepage/defrag":
+            return v == "madvise" // no compaction in the model: the default's behaviour
         case "/sys/kernel/mm/transparent_hugepage/enabled":
             guard let mode = THPMode(rawValue: value.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))) else { return false }
             machine.setTHPMode(mode)
