@@ -90,19 +90,30 @@ extension Machine {
     /// could never fit: more pages than RAM plus swap.
     func vmEnoughMemory(_ pages: UInt64) -> Bool { pages <= totalRAMPages }
 
+    // MARK: Syscall entry
+
+    /// The common entry of the memory syscalls: the task must be alive with an mm; the
+    /// model acts on its CPU; the result is remembered as the task's last errno.
+    func syscall<T>(_ t: Task, _ body: (MM) -> SyscallResult<T>) -> SyscallResult<T> {
+        guard t.state == .running, let mm = t.mm else {
+            t.lastErrno = .EINVAL
+            return .failure(.EINVAL)
+        }
+        currentCPU = t.cpu
+        let r = body(mm)
+        t.lastErrno = r.failureValue
+        return r
+    }
+
     // MARK: mmap
 
     /// do_mmap(): validate, place, account, insert (merging) and populate a mapping.
     public func mmap(_ t: Task, addr: UInt64 = 0, length: UInt64, prot: Prot, flags: MapFlags,
                      file: Int? = nil, offset: UInt64 = 0) -> SyscallResult<UInt64> {
-        let r = doMmap(t, addr: addr, length: length, prot: prot, flags: flags, file: file, offset: offset)
-        t.lastErrno = r.failureValue
-        return r
+        syscall(t) { doMmap(t, $0, addr: addr, length: length, prot: prot, flags: flags, file: file, offset: offset) }
     }
 
-    func doMmap(_ t: Task, addr: UInt64, length: UInt64, prot: Prot, flags: MapFlags, file: Int?, offset: UInt64) -> SyscallResult<UInt64> {
-        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
-        currentCPU = t.cpu
+    func doMmap(_ t: Task, _ mm: MM, addr: UInt64, length: UInt64, prot: Prot, flags: MapFlags, file: Int?, offset: UInt64) -> SyscallResult<UInt64> {
         guard length > 0 else { return .failure(.EINVAL) }
         guard flags.contains(.shared) != flags.contains(.private) else { return .failure(.EINVAL) }
         guard offset & Page.offsetMask == 0 else { return .failure(.EINVAL) }
@@ -198,22 +209,12 @@ extension Machine {
 
     /// munmap()
     public func munmap(_ t: Task, addr: UInt64, length: UInt64) -> SyscallResult<Void> {
-        let r: SyscallResult<Void>
-        if t.state != .running || t.mm == nil {
-            r = .failure(.EINVAL)
-        } else if addr & Page.offsetMask != 0 || length == 0 {
-            r = .failure(.EINVAL)
-        } else {
+        syscall(t) { mm in
+            guard addr & Page.offsetMask == 0, length > 0 else { return .failure(.EINVAL) }
             let len = (length &+ Page.offsetMask) & ~Page.offsetMask
-            if len == 0 || addr > t.mm!.taskSize || len > t.mm!.taskSize - addr {
-                r = .failure(.EINVAL)
-            } else {
-                currentCPU = t.cpu
-                r = doMunmap(t, t.mm!, addr, len)
-            }
+            guard len != 0, addr <= mm.taskSize, len <= mm.taskSize - addr else { return .failure(.EINVAL) }
+            return doMunmap(t, mm, addr, len)
         }
-        t.lastErrno = r.failureValue
-        return r
     }
 
     /// do_vmi_munmap(): split at the edges, take the VMAs out, unmap their pages and page

@@ -31,14 +31,10 @@ extension Machine {
     /// mprotect(): new protections for every VMA of the range, the page tables changed to
     /// match (change_protection()), the TLB flushed for the entries that lost rights.
     public func mprotect(_ t: Task, addr: UInt64, length: UInt64, prot: Prot) -> SyscallResult<Void> {
-        let r = doMprotect(t, addr, length, prot)
-        t.lastErrno = r.failureValue
-        return r
+        syscall(t) { doMprotect($0, addr, length, prot) }
     }
 
-    func doMprotect(_ t: Task, _ addr: UInt64, _ length: UInt64, _ prot: Prot) -> SyscallResult<Void> {
-        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
-        currentCPU = t.cpu
+    func doMprotect(_ mm: MM, _ addr: UInt64, _ length: UInt64, _ prot: Prot) -> SyscallResult<Void> {
         let end: UInt64
         switch checkRange(mm, addr, length) {
         case .success(let e): end = e
@@ -100,21 +96,15 @@ extension Machine {
 
     /// mlock(): VM_LOCKED on the range, every page faulted in and moved to the unevictable list.
     public func mlock(_ t: Task, addr: UInt64, length: UInt64) -> SyscallResult<Void> {
-        let r = setLocked(t, addr & ~Page.offsetMask, length + (addr & Page.offsetMask), lock: true)
-        t.lastErrno = r.failureValue
-        return r
+        syscall(t) { setLocked(t, $0, addr & ~Page.offsetMask, length + (addr & Page.offsetMask), lock: true) }
     }
 
     /// munlock(): VM_LOCKED off; pages go back to the evictable LRU.
     public func munlock(_ t: Task, addr: UInt64, length: UInt64) -> SyscallResult<Void> {
-        let r = setLocked(t, addr & ~Page.offsetMask, length + (addr & Page.offsetMask), lock: false)
-        t.lastErrno = r.failureValue
-        return r
+        syscall(t) { setLocked(t, $0, addr & ~Page.offsetMask, length + (addr & Page.offsetMask), lock: false) }
     }
 
-    func setLocked(_ t: Task, _ addr: UInt64, _ length: UInt64, lock: Bool) -> SyscallResult<Void> {
-        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
-        currentCPU = t.cpu
+    func setLocked(_ t: Task, _ mm: MM, _ addr: UInt64, _ length: UInt64, lock: Bool) -> SyscallResult<Void> {
         let end: UInt64
         switch checkRange(mm, addr, length) {
         case .success(let e): end = e
@@ -144,23 +134,23 @@ extension Machine {
 
     /// mlockall(): MCL_CURRENT locks every VMA now; MCL_FUTURE makes new mappings locked.
     public func mlockall(_ t: Task, current: Bool, future: Bool) -> SyscallResult<Void> {
-        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
-        guard current || future else { return .failure(.EINVAL) }
-        mm.lockFuture = future
-        if current {
-            for v in mm.vmas { _ = setLocked(t, v.start, v.length, lock: true) }
+        syscall(t) { mm in
+            guard current || future else { return .failure(.EINVAL) }
+            mm.lockFuture = future
+            if current {
+                for v in mm.vmas { _ = setLocked(t, mm, v.start, v.length, lock: true) }
+            }
+            return .success(())
         }
-        t.lastErrno = nil
-        return .success(())
     }
 
     /// munlockall(): every VMA unlocked, new mappings no longer locked.
     public func munlockall(_ t: Task) -> SyscallResult<Void> {
-        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
-        mm.lockFuture = false
-        for v in mm.vmas where v.flags.contains(.locked) { _ = setLocked(t, v.start, v.length, lock: false) }
-        t.lastErrno = nil
-        return .success(())
+        syscall(t) { mm in
+            mm.lockFuture = false
+            for v in mm.vmas where v.flags.contains(.locked) { _ = setLocked(t, mm, v.start, v.length, lock: false) }
+            return .success(())
+        }
     }
 
     /// mlock_folio(): to the unevictable list (unevictable_pgs_mlocked, _culled).
@@ -193,14 +183,10 @@ extension Machine {
     /// madvise(): MADV_DONTNEED/FREE drop or mark pages, WILLNEED reads ahead (nothing for
     /// anonymous memory), HUGEPAGE/NOHUGEPAGE/DONTFORK/DOFORK change flags, POPULATE_* fault in.
     public func madvise(_ t: Task, addr: UInt64, length: UInt64, advice: Advice) -> SyscallResult<Void> {
-        let r = doMadvise(t, addr, length, advice)
-        t.lastErrno = r.failureValue
-        return r
+        syscall(t) { doMadvise(t, $0, addr, length, advice) }
     }
 
-    func doMadvise(_ t: Task, _ addr: UInt64, _ length: UInt64, _ advice: Advice) -> SyscallResult<Void> {
-        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
-        currentCPU = t.cpu
+    func doMadvise(_ t: Task, _ mm: MM, _ addr: UInt64, _ length: UInt64, _ advice: Advice) -> SyscallResult<Void> {
         let end: UInt64
         switch checkRange(mm, addr, length) {
         case .success(let e): end = e
@@ -265,14 +251,10 @@ extension Machine {
     /// (with MREMAP_MAYMOVE) by moving the page-table entries (move_page_tables()).
     public func mremap(_ t: Task, oldAddr: UInt64, oldLength: UInt64, newLength: UInt64,
                        flags: MremapFlags = [], newAddr: UInt64 = 0) -> SyscallResult<UInt64> {
-        let r = doMremap(t, oldAddr, oldLength, newLength, flags, newAddr)
-        t.lastErrno = r.failureValue
-        return r
+        syscall(t) { doMremap(t, $0, oldAddr, oldLength, newLength, flags, newAddr) }
     }
 
-    func doMremap(_ t: Task, _ addr: UInt64, _ oldLength: UInt64, _ newLength: UInt64, _ flags: MremapFlags, _ newAddr: UInt64) -> SyscallResult<UInt64> {
-        guard t.state == .running, let mm = t.mm else { return .failure(.EINVAL) }
-        currentCPU = t.cpu
+    func doMremap(_ t: Task, _ mm: MM, _ addr: UInt64, _ oldLength: UInt64, _ newLength: UInt64, _ flags: MremapFlags, _ newAddr: UInt64) -> SyscallResult<UInt64> {
         guard addr & Page.offsetMask == 0, newLength > 0 else { return .failure(.EINVAL) }
         if flags.contains(.fixed) && !flags.contains(.maymove) { return .failure(.EINVAL) }
         let oldLen = (oldLength + Page.offsetMask) & ~Page.offsetMask
