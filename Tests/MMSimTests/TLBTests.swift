@@ -340,3 +340,132 @@ struct TLBDirtyTests {
         #expect(tlb.lookup(va(99), asid: a1, access: .execute) != nil)
     }
 }
+
+// MARK: Behaviour pinning
+
+@Suite("TLB behaviour digest")
+struct TLBDigestTests {
+    /// Digests of `tlbTraceDigest` (30,000 operations) computed with the original,
+    /// scan-everything implementation: the filter-tag miss paths must reproduce every
+    /// hit, miss, LRU victim, counter and flush result exactly.
+    @Test func seededTraceMatchesReference() {
+        let expected: [[UInt64]] = [
+            [0x7ddebb6690aa7467, 0x41474c9c2084e9aa, 0xc2c7a1050163c0c4],
+            [0x908daa953780d5f5, 0x3f86b518ea335f24, 0x91df7221fb24a156],
+            [0xf6562e5f8da897fd, 0xe07d60c4db80dc99, 0xe5e64ad70f76e030],
+        ]
+        for (gi, g) in tlbTraceGeometries().enumerated() {
+            for (si, seed) in [UInt64(1), 2, 3].enumerated() {
+                #expect(tlbTraceDigest(geometry: g, seed: seed, ops: 30_000) == expected[gi][si], "geometry \(gi) seed \(seed)")
+            }
+        }
+    }
+}
+
+/// A seeded mix of every public TLB operation, folded into one FNV-1a digest of every
+/// result, the counters and the final entries: pins the exact behaviour (hits, LRU
+/// victims, counters, flush results) of an implementation.
+private func tlbTraceDigest(geometry: TLBGeometry, seed: UInt64, ops: Int) -> UInt64 {
+    var rng = seed
+    func next() -> UInt64 {
+        rng &+= 0x9E37_79B9_7F4A_7C15
+        var z = rng
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    func mix(_ v: UInt64) { h = (h ^ v) &* 0x0000_0100_0000_01b3 }
+    func mixT(_ t: Translation?) {
+        guard let t else { mix(0xdead); return }
+        mix(t.basePFN.raw); mix(UInt64(t.size.rawValue)); mix(UInt64(t.attrs.rawValue))
+    }
+    let tlb = TLB(geometry: geometry)
+    // A few 1G regions, each with a few 2M regions, each with a few hundred 4K pages.
+    func randomVA() -> VirtAddr {
+        let r = next()
+        let g = (r & 3) &+ 1                    // 1 GiB region 1...4
+        let m = (r >> 2) % 6                     // 2 MiB piece
+        let p = (r >> 8) % 300                   // 4 KiB page
+        return VirtAddr((g << 30) | (m << 21) | (p << 12) | ((r >> 20) & 0xFFF))
+    }
+    for _ in 0..<ops {
+        let r = next()
+        let va = randomVA()
+        let asid = ASID(UInt16(truncatingIfNeeded: (r >> 8) % 4))
+        switch r % 100 {
+        case 0..<45:
+            let access: AccessKind = (r >> 12) % 5 == 0 ? .execute : (r >> 12) % 3 == 0 ? .write : .read
+            let t = tlb.lookup(va, asid: asid, access: access)
+            mixT(t)
+            if t == nil {
+                let sizeR = (r >> 16) % 20
+                let size: PageSize = sizeR == 0 ? .size1G : sizeR < 4 ? .size2M : .size4K
+                let frames = UInt64(size.bytes >> 12)
+                let pfn = ((r >> 24) & 0xFFFF) &* frames
+                var attrs = TranslationAttrs(rawValue: UInt8(truncatingIfNeeded: r >> 40) & 0x17)
+                if (r >> 48) % 8 == 0 { attrs.insert(.global) }
+                if access == .write, (r >> 52) % 4 != 0 { attrs.insert(.dirty) }
+                tlb.insert(va, asid: asid, translation: Translation(basePFN: PFN(pfn), size: size, attrs: attrs),
+                           instruction: access == .execute)
+            }
+        case 45..<70:
+            let access: AccessKind = (r >> 12) % 5 == 0 ? .execute : (r >> 12) % 3 == 0 ? .write : .read
+            mixT(tlb.lookup(va, asid: asid, access: access))
+        case 70..<80:
+            let sizeR = (r >> 16) % 20
+            let size: PageSize = sizeR == 0 ? .size1G : sizeR < 4 ? .size2M : .size4K
+            let frames = UInt64(size.bytes >> 12)
+            var attrs = TranslationAttrs(rawValue: UInt8(truncatingIfNeeded: r >> 40) & 0x17)
+            if (r >> 48) % 6 == 0 { attrs.insert(.global) }
+            tlb.insert(va, asid: asid, translation: Translation(basePFN: PFN(((r >> 24) & 0xFFFF) &* frames), size: size, attrs: attrs),
+                       instruction: (r >> 56) % 4 == 0)
+        case 80..<92:
+            mix(UInt64(tlb.flushPage(va, asid: asid)))
+        case 92..<96:
+            let len = ((r >> 16) % 700) << 12
+            mix(UInt64(tlb.flushRange(start: va, end: VirtAddr(va.raw &+ len), asid: asid)))
+        case 96:
+            let len = ((r >> 16) % 3000) << 12
+            mix(UInt64(tlb.flushKernelRange(start: va, end: VirtAddr(va.raw &+ len))))
+        case 97:
+            mix(UInt64(tlb.flushASID(asid)))
+        case 98:
+            if (r >> 16) % 4 == 0 { mix(UInt64(tlb.flushAllNonGlobal())) }
+        default:
+            if (r >> 16) % 8 == 0 { mix(UInt64(tlb.flushAll())) }
+        }
+    }
+    let c = tlb.counters
+    for v in [c.l1dHits, c.l1dMisses, c.l1iHits, c.l1iMisses, c.l2Hits, c.l2Misses, c.dirtyMissesL1, c.dirtyMissesL2,
+              c.inserts, c.refills, c.l1dEvictions, c.l1iEvictions, c.l2Evictions,
+              c.flushPage.calls, c.flushPage.entries, c.flushRange.calls, c.flushRange.entries,
+              c.flushASID.entries, c.flushAllNonGlobal.entries, c.flushAll.entries, c.flushKernelRange.entries] { mix(v) }
+    tlb.forEachEntry { e in
+        mix(UInt64(e.level.rawValue)); mix(e.vpnBase.raw); mix(UInt64(e.asid.raw)); mixT(e.translation)
+        mix(UInt64(e.leafSize.rawValue))
+    }
+    for l in TLBLevel.allCases { mix(UInt64(tlb.entryCount(l))) }
+    return h
+}
+
+/// Geometries for the trace: the default, a small one (evictions everywhere), and odd associativities.
+private func tlbTraceGeometries() -> [TLBGeometry] {
+    var small = TLBGeometry()
+    small.l1d4K = TLBArrayGeometry(entries: 8, ways: 4)
+    small.l1d2M = TLBArrayGeometry(entries: 4, ways: 2)
+    small.l1d1G = TLBArrayGeometry(entries: 2, ways: 2)
+    small.l1i4K = TLBArrayGeometry(entries: 16, ways: 8)
+    small.l1i2M = TLBArrayGeometry(entries: 4, ways: 4)
+    small.l2 = TLBArrayGeometry(entries: 48, ways: 12)
+    small.l2_1G = TLBArrayGeometry(entries: 2, ways: 1)
+    var wide = TLBGeometry()
+    wide.l1d4K = TLBArrayGeometry(entries: 32, ways: 16)
+    wide.l1d2M = TLBArrayGeometry(entries: 9, ways: 9)
+    wide.l1d1G = TLBArrayGeometry(entries: 1, ways: 1)
+    wide.l1i4K = TLBArrayGeometry(entries: 24, ways: 3)
+    wide.l1i2M = TLBArrayGeometry(entries: 17, ways: 17)
+    wide.l2 = TLBArrayGeometry(entries: 96, ways: 24)
+    wide.l2_1G = TLBArrayGeometry(entries: 8, ways: 8)
+    return [TLBGeometry(), small, wide]
+}

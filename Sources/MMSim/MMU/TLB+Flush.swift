@@ -11,21 +11,34 @@ extension TLB {
     /// TLBI VAE1, which remove them.)
     @discardableResult
     public func flushPage(_ va: VirtAddr, asid: ASID) -> Int {
+        let a = asid.raw
+        let live = self.live
+        let vpn4K = va.raw &>> 12, vpn2M = va.raw &>> 21, vpn1G = va.raw &>> 30
+        let k4K = Self.key(vpn: vpn4K, size: 0), k2M = Self.key(vpn: vpn2M, size: 1), k1G = Self.key(vpn: vpn1G, size: 2)
+        // Each array (and each size of the L2) holding entries: the one set `va` maps to.
         var n = 0
-        for (a, size) in arraySizePairs {
-            let vpn = va.raw &>> Self.shift(size)
-            n &+= invalidateMatches(a, vpn: vpn, key: Self.key(vpn: vpn, size: size), asid: asid.raw)
-        }
-        if state.pointee.fractured > 0 {
-            let vpn1G = va.raw &>> 30
-            n &+= scan(l1i2M) { e in
-                Self.isFractured(e) && (e.key &>> 3) &>> 9 == vpn1G
-                    && (e.asid == asid.raw || e.attrs & Self.globalBit != 0)
-            }
-        }
-        state.pointee.counters.flushPage.calls &+= 1
-        state.pointee.counters.flushPage.entries &+= UInt64(n)
+        if live[TLBLevel.l1d4K.rawValue] != 0 { n &+= invalidateMatches(.l1d4K, slot: TLBLevel.l1d4K.rawValue, usualWays: 4, vpn: vpn4K, key: k4K, asid: a) }
+        if live[TLBLevel.l1d2M.rawValue] != 0 { n &+= invalidateMatches(.l1d2M, slot: TLBLevel.l1d2M.rawValue, usualWays: 4, vpn: vpn2M, key: k2M, asid: a) }
+        if live[TLBLevel.l1d1G.rawValue] != 0 { n &+= invalidateMatches(.l1d1G, slot: TLBLevel.l1d1G.rawValue, usualWays: 4, vpn: vpn1G, key: k1G, asid: a) }
+        if live[TLBLevel.l1i4K.rawValue] != 0 { n &+= invalidateMatches(.l1i4K, slot: TLBLevel.l1i4K.rawValue, usualWays: 8, vpn: vpn4K, key: k4K, asid: a) }
+        if live[TLBLevel.l1i2M.rawValue] != 0 { n &+= invalidateMatches(.l1i2M, slot: TLBLevel.l1i2M.rawValue, usualWays: 8, vpn: vpn2M, key: k2M, asid: a) }
+        if live[TLBLevel.l2.rawValue] != 0 { n &+= invalidateMatches(.l2, slot: TLBLevel.l2.rawValue, usualWays: 12, vpn: vpn4K, key: k4K, asid: a) }
+        if live[7] != 0 { n &+= invalidateMatches(.l2, slot: 7, usualWays: 12, vpn: vpn2M, key: k2M, asid: a) }
+        if live[TLBLevel.l2_1G.rawValue] != 0 { n &+= invalidateMatches(.l2_1G, slot: TLBLevel.l2_1G.rawValue, usualWays: 4, vpn: vpn1G, key: k1G, asid: a) }
+        let s = state
+        if s.pointee.fractured > 0 { n &+= flushFractured(vpn1G: vpn1G, asid: a) }
+        s.pointee.counters.flushPage.calls &+= 1
+        s.pointee.counters.flushPage.entries &+= UInt64(n)
         return n
+    }
+
+    /// Removes every fractured piece of the 1 GiB page `vpn1G` tagged `asid` or global.
+    @inline(never)
+    func flushFractured(vpn1G: UInt64, asid: UInt16) -> Int {
+        scan(l1i2M) { e in
+            Self.isFractured(e) && (e.key &>> 3) &>> 9 == vpn1G
+                && (e.asid == asid || e.attrs & Self.globalBit != 0)
+        }
     }
 
     /// flush_tlb_mm_range() done page by page (INVLPG per page, TLBI VAE1 / RVAE1): removes
@@ -117,6 +130,7 @@ extension TLB {
 
     // MARK: Internals
 
+    @inline(__always)
     func array(_ level: TLBLevel) -> TLBArray {
         switch level {
         case .l1d4K: l1d4K
@@ -126,29 +140,6 @@ extension TLB {
         case .l1i2M: l1i2M
         case .l2: l2
         case .l2_1G: l2_1G
-        }
-    }
-
-    /// Each array with each entry size it can hold (raw PageSize values), without allocating.
-    var arraySizePairs: ArraySizePairs { ArraySizePairs(tlb: self) }
-
-    struct ArraySizePairs: Sequence, IteratorProtocol {
-        let tlb: TLB
-        var i = 0
-        init(tlb: TLB) { self.tlb = tlb }
-        mutating func next() -> (TLBArray, UInt8)? {
-            defer { i += 1 }
-            switch i {
-            case 0: return (tlb.l1d4K, 0)
-            case 1: return (tlb.l1d2M, 1)
-            case 2: return (tlb.l1d1G, 2)
-            case 3: return (tlb.l1i4K, 0)
-            case 4: return (tlb.l1i2M, 1)
-            case 5: return (tlb.l2, 0)
-            case 6: return (tlb.l2, 1)
-            case 7: return (tlb.l2_1G, 2)
-            default: return nil
-            }
         }
     }
 
@@ -171,21 +162,57 @@ extension TLB {
     func invalidate(_ e: TLBSlot, in a: TLBArray) {
         if Self.isFractured(e) { state.pointee.fractured &-= 1 }
         live[Self.slot(a.level, size: Self.entrySize(e))] &-= 1
-        e.key = 0
+        e.clear()
     }
 
     /// Removes every entry of `key`'s set that matches it under `asid` (or is global).
     func invalidateMatches(_ a: TLBArray, vpn: UInt64, key: UInt64, asid: UInt16, anyASID: Bool = false) -> Int {
-        guard live[Self.slot(a.level, size: Self.entrySize(key))] != 0 else { return 0 }
-        var n = 0
+        let slot = Self.slot(a.level, size: Self.entrySize(key))
+        guard live[slot] != 0 else { return 0 }
+        return invalidateMatches(a, a.level, ways: a.ways, slot: slot, vpn: vpn, key: key, asid: asid, anyASID: anyASID)
+    }
+
+    /// `invalidateMatches` of one set of array `level` (entries counted in `live[slot]`)
+    /// under `asid` (or global), unrolled for the array's usual associativity.
+    @inline(__always)
+    func invalidateMatches(_ level: TLBLevel, slot: Int, usualWays: Int, vpn: UInt64, key: UInt64, asid: UInt16) -> Int {
+        let a = array(level)
+        return a.ways == usualWays
+            ? invalidateMatches(a, level, ways: usualWays, slot: slot, vpn: vpn, key: key, asid: asid, anyASID: false)
+            : invalidateMatchesAnyWays(level, slot: slot, vpn: vpn, key: key, asid: asid, anyASID: false)
+    }
+
+    @inline(never)
+    func invalidateMatchesAnyWays(_ level: TLBLevel, slot: Int, vpn: UInt64, key: UInt64, asid: UInt16, anyASID: Bool) -> Int {
+        let a = array(level)
+        return invalidateMatches(a, level, ways: a.ways, slot: slot, vpn: vpn, key: key, asid: asid, anyASID: anyASID)
+    }
+
+    /// `invalidateMatches` for entries counted in `live[slot]`: the filter tags name the
+    /// candidate ways, the keys and ASIDs confirm them. `level` and `ways` are those of `a`.
+    @inline(__always)
+    func invalidateMatches(_ a: TLBArray, _ level: TLBLevel, ways: Int, slot: Int, vpn: UInt64, key: UInt64,
+                           asid: UInt16, anyASID: Bool) -> Int {
         let base = a.setBase(vpn)
-        for w in 0..<a.ways {
-            let e = TLBSlot(a, base &+ w)
-            if e.key == key && (anyASID || e.asid == asid || e.attrs & Self.globalBit != 0) {
-                invalidate(e, in: a)
-                n &+= 1
+        let tag = TLBArray.tag(key)
+        let keys = a.keys, meta = a.meta
+        var n = 0
+        for j in 0..<TLBArray.words(ways) {
+            var c = TLBArray.candidates(a.tagWord(base, j), tag) & TLBArray.lanes(ways: ways, word: j)
+            while c != 0 {
+                let i = base &+ j &* 8 &+ c.trailingZeroBitCount &>> 3
+                let m = meta[i]
+                if keys[i] == key && (anyASID || UInt16(truncatingIfNeeded: m) == asid || m & TLBSlot.globalMeta != 0) {
+                    // Only the iTLB 2M array holds fractured pieces.
+                    if level == .l1i2M && UInt8(truncatingIfNeeded: m &>> 40) != Self.entrySize(key) { state.pointee.fractured &-= 1 }
+                    keys[i] = 0
+                    a.tags[i] = 0
+                    n &+= 1
+                }
+                c &= c &- 1
             }
         }
+        live[slot] &-= n
         return n
     }
 

@@ -84,6 +84,11 @@ public struct TLBEntryInfo: Sendable, Hashable {
 /// One set-associative array: `sets * ways` entries, set-major, stored as parallel
 /// columns so that a probe reads only the tags (8 bytes) and the ASID/attribute words
 /// (4 bytes) of its set: a 12-way L2 set is 144 bytes, not 12 whole entries.
+///
+/// A byte column of filter tags (`0x80 | 7 hash bits of the key` when valid, 0 when
+/// invalid) lets the miss paths (lookups past L1, fills, flushes) test a whole set with
+/// a few word operations (8 ways per word) and read only the ways whose hash matches;
+/// it also tells invalid ways apart without reading the keys.
 @usableFromInline
 struct TLBArray {
     /// (VPN at the entry size) << 3 | size << 1 | 1; 0 = invalid.
@@ -96,10 +101,16 @@ struct TLBArray {
     @usableFromInline let pfns: UnsafeMutablePointer<UInt64>
     /// LRU use stamps: larger = more recently used.
     @usableFromInline let stamps: UnsafeMutablePointer<UInt64>
+    /// Filter tags, `Self.tag(key)` for a valid entry, 0 for an invalid one; padded by 8
+    /// bytes so that a set's last tag word can always be loaded whole.
+    @usableFromInline let tags: UnsafeMutablePointer<UInt8>
     @usableFromInline let setMask: UInt64
     @usableFromInline let ways: Int
     @usableFromInline let count: Int
     @usableFromInline let level: TLBLevel
+
+    @usableFromInline static let lanes: UInt64 = 0x8080_8080_8080_8080
+    @usableFromInline static let ones: UInt64 = 0x0101_0101_0101_0101
 
     init(_ g: TLBArrayGeometry, level: TLBLevel) {
         precondition(g.ways > 0 && g.entries > 0 && g.entries % g.ways == 0, "TLB \(level): \(g.entries) entries / \(g.ways) ways")
@@ -113,6 +124,8 @@ struct TLBArray {
         pfns.initialize(repeating: 0, count: g.entries)
         stamps = .allocate(capacity: g.entries)
         stamps.initialize(repeating: 0, count: g.entries)
+        tags = .allocate(capacity: g.entries + 8)
+        tags.initialize(repeating: 0, count: g.entries + 8)
         setMask = UInt64(sets - 1)
         ways = g.ways
         count = g.entries
@@ -124,11 +137,47 @@ struct TLBArray {
         meta.deallocate()
         pfns.deallocate()
         stamps.deallocate()
+        tags.deallocate()
     }
 
     /// Index of the first way of the set `vpn` maps to.
     @inlinable @inline(__always)
     func setBase(_ vpn: UInt64) -> Int { Int(truncatingIfNeeded: vpn & setMask) &* ways }
+
+    /// The filter tag of a valid key: bit 7 set, 7 bits of a multiplicative hash of the
+    /// whole key (the set index bits are the VPN's low ones; the hash's top bits mix all).
+    @inlinable @inline(__always)
+    static func tag(_ key: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) &>> 57) | 0x80 }
+
+    /// Tag word `j` of the set at `base`: ways `8j ..< 8j+8`, way `8j+b` in byte `b`.
+    @inlinable @inline(__always)
+    func tagWord(_ base: Int, _ j: Int) -> UInt64 {
+        UInt64(littleEndian: UnsafeRawPointer(tags + (base &+ j &* 8)).loadUnaligned(as: UInt64.self))
+    }
+
+    /// The lanes of tag word `j` that belong to a set of `ways` ways (folds to a
+    /// constant when `ways` is one).
+    @inlinable @inline(__always)
+    static func lanes(ways: Int, word j: Int) -> UInt64 {
+        let rest = ways &- j &* 8
+        return rest >= 8 ? Self.lanes : Self.lanes & ((1 &<< UInt64(truncatingIfNeeded: rest &* 8)) &- 1)
+    }
+
+    /// Tag words per set of `ways` ways.
+    @inlinable @inline(__always)
+    static func words(_ ways: Int) -> Int { (ways &+ 7) &>> 3 }
+
+    /// 0x80 in every lane of `word` equal to `tag` (and possibly in a few others just
+    /// above an equal one: candidates, to be confirmed against the keys).
+    @inlinable @inline(__always)
+    static func candidates(_ word: UInt64, _ tag: UInt8) -> UInt64 {
+        let x = word ^ (Self.ones &* UInt64(tag))
+        return (x &- Self.ones) & ~x & Self.lanes
+    }
+
+    /// Way within the word of the highest lane set in `mask` (nonzero).
+    @inlinable @inline(__always)
+    static func highestLane(_ mask: UInt64) -> Int { (63 &- mask.leadingZeroBitCount) &>> 3 }
 
     /// The matching entry for `key` under `asid` (or a global one), if any.
     /// Branch-free over the ways (a data-dependent early exit mispredicts on random
@@ -154,6 +203,28 @@ struct TLBArray {
         }
         return hit
     }
+
+    /// `find` through the filter tags, for the miss paths: the index of the last way
+    /// matching `key` under `asid` (or global), or -1. Same result as `find`.
+    /// `ways` is `self.ways`, passed so that it can fold to a constant.
+    @inline(__always)
+    func probe(vpn: UInt64, key: UInt64, asid: UInt16, ways: Int) -> Int {
+        let base = setBase(vpn)
+        let t = Self.tag(key)
+        var j = Self.words(ways) &- 1
+        while j >= 0 {
+            var c = Self.candidates(tagWord(base, j), t) & Self.lanes(ways: ways, word: j)
+            while c != 0 {
+                let lane = Self.highestLane(c)
+                let i = base &+ j &* 8 &+ lane
+                let m = meta[i]
+                if (keys[i] ^ key) | ((m ^ UInt64(asid)) & (m &>> 16) & 0xFFFF) == 0 { return i }
+                c &= ~(UInt64(0x80) &<< UInt64(truncatingIfNeeded: lane &* 8))
+            }
+            j &-= 1
+        }
+        return -1
+    }
 }
 
 /// A reference to one entry of a `TLBArray`.
@@ -166,10 +237,7 @@ struct TLBSlot {
         self.array = array
         self.index = index
     }
-    @inlinable @inline(__always) var key: UInt64 {
-        get { array.keys[index] }
-        nonmutating set { array.keys[index] = newValue }
-    }
+    @inlinable @inline(__always) var key: UInt64 { array.keys[index] }
     @inlinable @inline(__always) var pfn: UInt64 { array.pfns[index] }
     @inlinable @inline(__always) var stamp: UInt64 {
         get { array.stamps[index] }
@@ -179,14 +247,11 @@ struct TLBSlot {
     @inlinable @inline(__always) var attrs: UInt8 { UInt8(truncatingIfNeeded: array.meta[index] &>> 32) }
     @inlinable @inline(__always) var leafSize: UInt8 { UInt8(truncatingIfNeeded: array.meta[index] &>> 40) }
     @inlinable @inline(__always) var isGlobal: Bool { array.meta[index] & Self.globalMeta != 0 }
-    /// Overwrites the entry.
+    /// Marks the entry invalid (key and filter tag).
     @inline(__always)
-    func store(key: UInt64, pfn: UInt64, stamp: UInt64, asid: UInt16, attrs: UInt8, leafSize: UInt8) {
-        array.keys[index] = key
-        array.pfns[index] = pfn
-        array.stamps[index] = stamp
-        let asidMask: UInt64 = attrs & TLB.globalBit != 0 ? 0 : 0xFFFF
-        array.meta[index] = UInt64(asid) | asidMask &<< 16 | UInt64(attrs) &<< 32 | UInt64(leafSize) &<< 40
+    func clear() {
+        array.keys[index] = 0
+        array.tags[index] = 0
     }
 }
 
@@ -329,68 +394,120 @@ public final class TLB {
         return lookupSlow(va, asid: asid.raw, access: access)
     }
 
-    /// Everything after an L1 4K miss: L1 2M/1G, then L2.
+    /// `TLBArray.probe` of array `level`, unrolled for its usual associativity.
+    @inline(__always)
+    func probe(_ level: TLBLevel, usualWays: Int, vpn: UInt64, key: UInt64, asid: UInt16) -> Int {
+        let a = array(level)
+        return a.ways == usualWays ? a.probe(vpn: vpn, key: key, asid: asid, ways: usualWays)
+                                   : probeAnyWays(level, vpn: vpn, key: key, asid: asid)
+    }
+
+    /// `TLBArray.probe` for any associativity, out of line.
+    @inline(never)
+    func probeAnyWays(_ level: TLBLevel, vpn: UInt64, key: UInt64, asid: UInt16) -> Int {
+        let a = array(level)
+        return a.probe(vpn: vpn, key: key, asid: asid, ways: a.ways)
+    }
+
+    /// Everything after an L1 4K miss: L1 2M/1G, then L2. While the hierarchy holds only
+    /// 4 KiB entries (for this side) this is one probe of the L2; hits are finished out of line.
     @inline(never) @usableFromInline
     func lookupSlow(_ va: VirtAddr, asid: UInt16, access: AccessKind) -> Translation? {
-        let s = state
-        let exec = access == .execute
-        let write = access == .write
-        let vpn2M = va.raw &>> 21
-        let vpn1G = va.raw &>> 30
-        let k2M = Self.key(vpn: vpn2M, size: 1)
-        let k1G = Self.key(vpn: vpn1G, size: 2)
-
-        // L1 large-page arrays.
-        var l1hit: TLBSlot? = nil
-        var l1size: UInt8 = 1
         let live = self.live
-        if exec {
-            if live[TLBLevel.l1i2M.rawValue] != 0 { l1hit = l1i2M.find(vpn: vpn2M, key: k2M, asid: asid) }
-        } else if live[TLBLevel.l1d2M.rawValue] != 0, let e = l1d2M.find(vpn: vpn2M, key: k2M, asid: asid) {
-            l1hit = e
-        } else if live[TLBLevel.l1d1G.rawValue] != 0, let e = l1d1G.find(vpn: vpn1G, key: k1G, asid: asid) {
-            l1hit = e
-            l1size = 2
-        }
-        if let e = l1hit {
-            if write && e.attrs & Self.dirtyBit == 0 {
-                s.pointee.counters.dirtyMissesL1 &+= 1
-                return nil
+        let large = access == .execute ? live[TLBLevel.l1i2M.rawValue] : live[TLBLevel.l1d2M.rawValue] | live[TLBLevel.l1d1G.rawValue]
+        if large | live[7] | live[TLBLevel.l2_1G.rawValue] != 0 { return lookupSlowAllSizes(va, asid: asid, access: access) }
+        let s = state
+        if access == .execute { s.pointee.counters.l1iMisses &+= 1 } else { s.pointee.counters.l1dMisses &+= 1 }
+        let vpn4K = va.raw &>> 12
+        let i = probe(.l2, usualWays: 12, vpn: vpn4K, key: Self.key(vpn: vpn4K, size: 0), asid: asid)
+        if i >= 0 { return l2Hit(va, size: 0, i, asid: asid, access: access) }
+        s.pointee.counters.l2Misses &+= 1
+        return nil
+    }
+
+    /// `lookupSlow` when large-page entries are cached: probes every size.
+    @inline(never)
+    func lookupSlowAllSizes(_ va: VirtAddr, asid: UInt16, access: AccessKind) -> Translation? {
+        let s = state
+        let live = self.live
+        // L1 large-page arrays (skipped while empty).
+        if access == .execute {
+            if live[TLBLevel.l1i2M.rawValue] != 0 {
+                let vpn2M = va.raw &>> 21
+                let i = probe(.l1i2M, usualWays: 8, vpn: vpn2M, key: Self.key(vpn: vpn2M, size: 1), asid: asid)
+                if i >= 0 { return l1Hit(.l1i2M, i, access: access) }
             }
-            s.pointee.clock &+= 1
-            e.stamp = s.pointee.clock
-            if exec { s.pointee.counters.l1iHits &+= 1 } else { s.pointee.counters.l1dHits &+= 1 }
-            return Self.translation(e, size: l1size)
+            s.pointee.counters.l1iMisses &+= 1
+        } else {
+            if live[TLBLevel.l1d2M.rawValue] != 0 {
+                let vpn2M = va.raw &>> 21
+                let i = probe(.l1d2M, usualWays: 4, vpn: vpn2M, key: Self.key(vpn: vpn2M, size: 1), asid: asid)
+                if i >= 0 { return l1Hit(.l1d2M, i, access: access) }
+            }
+            if live[TLBLevel.l1d1G.rawValue] != 0 {
+                let vpn1G = va.raw &>> 30
+                let i = probe(.l1d1G, usualWays: 4, vpn: vpn1G, key: Self.key(vpn: vpn1G, size: 2), asid: asid)
+                if i >= 0 { return l1Hit(.l1d1G, i, access: access) }
+            }
+            s.pointee.counters.l1dMisses &+= 1
         }
-        if exec { s.pointee.counters.l1iMisses &+= 1 } else { s.pointee.counters.l1dMisses &+= 1 }
 
         // L2: the unified array under a 4K and a 2M tag, then the 1G array.
         let vpn4K = va.raw &>> 12
-        var hit: TLBSlot? = nil
-        var size: UInt8 = 0
-        if let e = l2.find(vpn: vpn4K, key: Self.key(vpn: vpn4K, size: 0), asid: asid) {
-            hit = e
-        } else if live[7] != 0, let e = l2.find(vpn: vpn2M, key: k2M, asid: asid) {
-            hit = e
-            size = 1
-        } else if live[TLBLevel.l2_1G.rawValue] != 0, let e = l2_1G.find(vpn: vpn1G, key: k1G, asid: asid) {
-            hit = e
-            size = 2
+        var i = probe(.l2, usualWays: 12, vpn: vpn4K, key: Self.key(vpn: vpn4K, size: 0), asid: asid)
+        if i >= 0 { return l2Hit(va, size: 0, i, asid: asid, access: access) }
+        if live[7] != 0 {
+            let vpn2M = va.raw &>> 21
+            i = probe(.l2, usualWays: 12, vpn: vpn2M, key: Self.key(vpn: vpn2M, size: 1), asid: asid)
+            if i >= 0 { return l2Hit(va, size: 1, i, asid: asid, access: access) }
         }
-        guard let e = hit else {
-            s.pointee.counters.l2Misses &+= 1
+        if live[TLBLevel.l2_1G.rawValue] != 0 {
+            let vpn1G = va.raw &>> 30
+            i = probe(.l2_1G, usualWays: 4, vpn: vpn1G, key: Self.key(vpn: vpn1G, size: 2), asid: asid)
+            if i >= 0 { return l2Hit(va, size: 2, i, asid: asid, access: access) }
+        }
+        s.pointee.counters.l2Misses &+= 1
+        return nil
+    }
+
+    /// A hit in an L1 large-page array: entry `i` of `level` (l1d2M, l1d1G or l1i2M).
+    @inline(never) @usableFromInline
+    func l1Hit(_ level: TLBLevel, _ i: Int, access: AccessKind) -> Translation? {
+        let a = level == .l1d2M ? l1d2M : level == .l1d1G ? l1d1G : l1i2M
+        let size: UInt8 = level == .l1d1G ? 2 : 1
+        let s = state
+        let attrs = UInt8(truncatingIfNeeded: a.meta[i] &>> 32)
+        if access == .write && attrs & Self.dirtyBit == 0 {
+            s.pointee.counters.dirtyMissesL1 &+= 1
             return nil
         }
-        if write && e.attrs & Self.dirtyBit == 0 {
+        let clock = s.pointee.clock &+ 1
+        s.pointee.clock = clock
+        a.stamps[i] = clock
+        if access == .execute { s.pointee.counters.l1iHits &+= 1 } else { s.pointee.counters.l1dHits &+= 1 }
+        return Translation(basePFN: PFN(a.pfns[i]), size: PageSize(rawValue: Int(size)).unsafelyUnwrapped,
+                           attrs: TranslationAttrs(rawValue: attrs))
+    }
+
+    /// A hit in the L2 (entry `i` of the unified array for sizes 0 and 1, of the 1G array
+    /// for size 2) after an L1 miss: refills the L1 unless it is a write to a clean entry.
+    @inline(never) @usableFromInline
+    func l2Hit(_ va: VirtAddr, size: UInt8, _ i: Int, asid: UInt16, access: AccessKind) -> Translation? {
+        let a = size == 2 ? l2_1G : l2
+        let s = state
+        let m = a.meta[i]
+        let attrs = UInt8(truncatingIfNeeded: m &>> 32)
+        if access == .write && attrs & Self.dirtyBit == 0 {
             s.pointee.counters.dirtyMissesL2 &+= 1
             return nil
         }
-        s.pointee.clock &+= 1
-        e.stamp = s.pointee.clock
+        let clock = s.pointee.clock &+ 1
+        s.pointee.clock = clock
+        a.stamps[i] = clock
         s.pointee.counters.l2Hits &+= 1
         s.pointee.counters.refills &+= 1
-        let entry = e
-        return fillL1(va, asid: entry.asid, size: size, pfn: entry.pfn, attrs: entry.attrs, instruction: exec)
+        return fillL1(va, asid: UInt16(truncatingIfNeeded: m), size: size, pfn: a.pfns[i], attrs: attrs,
+                      instruction: access == .execute)
     }
 
     // MARK: Fill
@@ -403,74 +520,177 @@ public final class TLB {
         let size = UInt8(truncatingIfNeeded: t.size.rawValue)
         assert(t.basePFN.raw & ((1 &<< (Self.shift(size) &- 12)) &- 1) == 0, "TLB insert: base frame \(t.basePFN) not aligned to \(t.size)")
         state.pointee.counters.inserts &+= 1
-        _ = fillL1(va, asid: asid.raw, size: size, pfn: t.basePFN.raw, attrs: t.attrs.rawValue, instruction: instruction)
+        let pfn = t.basePFN.raw, attrs = t.attrs.rawValue
+        if size == 0 {
+            // The common case (a 4 KiB page after a walk), with both fills inlined.
+            let vpn = va.raw &>> 12
+            // Unrolled for the default associativities; other geometries take the generic fill.
+            let key = Self.key(vpn: vpn, size: 0), tag = TLBArray.tag(key)
+            let mw = Self.metaWord(asid: asid.raw, attrs: attrs, leafSize: 0)
+            if instruction {
+                if l1i4K.ways == 8 {
+                    fillInline(l1i4K, .l1i4K, ways: 8, vpn: vpn, key: key, tag: tag, size: 0, leafSize: 0, asid: asid.raw, meta: mw, pfn: pfn)
+                } else {
+                    fill(.l1i4K, vpn: vpn, size: 0, leafSize: 0, asid: asid.raw, pfn: pfn, attrs: attrs)
+                }
+            } else if l1d4K.ways == 4 {
+                fillInline(l1d4K, .l1d4K, ways: 4, vpn: vpn, key: key, tag: tag, size: 0, leafSize: 0, asid: asid.raw, meta: mw, pfn: pfn)
+            } else {
+                fill(.l1d4K, vpn: vpn, size: 0, leafSize: 0, asid: asid.raw, pfn: pfn, attrs: attrs)
+            }
+            if l2.ways == 12 {
+                fillInline(l2, .l2, ways: 12, vpn: vpn, key: key, tag: tag, size: 0, leafSize: 0, asid: asid.raw, meta: mw, pfn: pfn)
+            } else {
+                fill(.l2, vpn: vpn, size: 0, leafSize: 0, asid: asid.raw, pfn: pfn, attrs: attrs)
+            }
+            return
+        }
+        _ = fillL1(va, asid: asid.raw, size: size, pfn: pfn, attrs: attrs, instruction: instruction)
         let vpn = va.raw &>> Self.shift(size)
-        fill(size == 2 ? l2_1G : l2, vpn: vpn, size: size, leafSize: size, asid: asid.raw, pfn: t.basePFN.raw, attrs: t.attrs.rawValue)
+        if size == 2 {
+            fill(.l2_1G, vpn: vpn, size: 2, leafSize: 2, asid: asid.raw, pfn: pfn, attrs: attrs)
+        } else {
+            fill(.l2, vpn: vpn, size: size, leafSize: size, asid: asid.raw, pfn: pfn, attrs: attrs)
+        }
     }
 
     /// Fills the L1 array for a translation of `size`; returns what a lookup of `va` now sees.
-    @usableFromInline
+    @inline(never) @usableFromInline
     func fillL1(_ va: VirtAddr, asid: UInt16, size: UInt8, pfn: UInt64, attrs: UInt8, instruction: Bool) -> Translation {
         let vpn = va.raw &>> Self.shift(size)
         if instruction {
             switch size {
-            case 0: fill(l1i4K, vpn: vpn, size: 0, leafSize: 0, asid: asid, pfn: pfn, attrs: attrs)
-            case 1: fill(l1i2M, vpn: vpn, size: 1, leafSize: 1, asid: asid, pfn: pfn, attrs: attrs)
+            case 0: fill(.l1i4K, vpn: vpn, size: 0, leafSize: 0, asid: asid, pfn: pfn, attrs: attrs)
+            case 1: fill(.l1i2M, vpn: vpn, size: 1, leafSize: 1, asid: asid, pfn: pfn, attrs: attrs)
             default:
                 // Fracture: cache the 2 MiB piece of the 1 GiB page that holds va.
                 let vpn2M = va.raw &>> 21
                 let piecePFN = pfn &+ ((vpn2M & 511) &<< 9)
-                fill(l1i2M, vpn: vpn2M, size: 1, leafSize: 2, asid: asid, pfn: piecePFN, attrs: attrs)
+                fill(.l1i2M, vpn: vpn2M, size: 1, leafSize: 2, asid: asid, pfn: piecePFN, attrs: attrs)
                 return Translation(basePFN: PFN(piecePFN), size: .size2M, attrs: TranslationAttrs(rawValue: attrs))
             }
         } else {
-            fill(size == 0 ? l1d4K : size == 1 ? l1d2M : l1d1G, vpn: vpn, size: size, leafSize: size, asid: asid, pfn: pfn, attrs: attrs)
+            switch size {
+            case 0:
+                if l1d4K.ways == 4 {
+                    fillInline(l1d4K, .l1d4K, ways: 4, vpn: vpn, size: 0, leafSize: 0, asid: asid, pfn: pfn, attrs: attrs)
+                } else {
+                    fill(.l1d4K, vpn: vpn, size: 0, leafSize: 0, asid: asid, pfn: pfn, attrs: attrs)
+                }
+            case 1: fill(.l1d2M, vpn: vpn, size: 1, leafSize: 1, asid: asid, pfn: pfn, attrs: attrs)
+            default: fill(.l1d1G, vpn: vpn, size: 2, leafSize: 2, asid: asid, pfn: pfn, attrs: attrs)
+            }
         }
         return Translation(basePFN: PFN(pfn), size: PageSize(rawValue: Int(size)).unsafelyUnwrapped, attrs: TranslationAttrs(rawValue: attrs))
     }
 
-    @usableFromInline
-    func fill(_ a: TLBArray, vpn: UInt64, size: UInt8, leafSize: UInt8, asid: UInt16, pfn: UInt64, attrs: UInt8) {
-        let s = state
+    /// `fillInline`, out of line: for the large-page arrays and uncommon geometries.
+    @inline(never) @usableFromInline
+    func fill(_ level: TLBLevel, vpn: UInt64, size: UInt8, leafSize: UInt8, asid: UInt16, pfn: UInt64, attrs: UInt8) {
+        let a = array(level)
+        fillInline(a, level, ways: a.ways, vpn: vpn, size: size, leafSize: leafSize, asid: asid, pfn: pfn, attrs: attrs)
+    }
+
+    /// Stores a translation in the set of `a` that `vpn` maps to: over a way with the
+    /// same tag (and the same ASID, or either one global), else the last invalid way,
+    /// else the least recently used way (the first with the smallest stamp).
+    /// `level` is `a.level` and `ways` is `a.ways`, passed so that they fold to constants.
+    @inline(__always)
+    func fillInline(_ a: TLBArray, _ level: TLBLevel, ways: Int, vpn: UInt64, size: UInt8, leafSize: UInt8,
+                    asid: UInt16, pfn: UInt64, attrs: UInt8) {
         let key = Self.key(vpn: vpn, size: size)
-        let global = attrs & Self.globalBit != 0
+        fillInline(a, level, ways: ways, vpn: vpn, key: key, tag: TLBArray.tag(key), size: size, leafSize: leafSize,
+                   asid: asid, meta: Self.metaWord(asid: asid, attrs: attrs, leafSize: leafSize), pfn: pfn)
+    }
+
+    /// The `meta` column word of an entry.
+    @inline(__always)
+    static func metaWord(asid: UInt16, attrs: UInt8, leafSize: UInt8) -> UInt64 {
+        let asidMask: UInt64 = attrs & Self.globalBit != 0 ? 0 : 0xFFFF
+        return UInt64(asid) | asidMask &<< 16 | UInt64(attrs) &<< 32 | UInt64(leafSize) &<< 40
+    }
+
+    /// `fillInline` with the key, its filter tag and the meta word already computed
+    /// (shared by the L1 and L2 fills of one insert).
+    @inline(__always)
+    func fillInline(_ a: TLBArray, _ level: TLBLevel, ways: Int, vpn: UInt64, key: UInt64, tag: UInt8, size: UInt8,
+                    leafSize: UInt8, asid: UInt16, meta metaWord: UInt64, pfn: UInt64) {
+        let s = state
         let base = a.setBase(vpn)
-        // Branch-free way scan over the raw columns: a way with the same tag (overwritten in
-        // place), else an invalid way, else the least recently used one.
-        var match = -1, free = -1, lru = 0
-        var oldest = UInt64.max
-        let keys = a.keys + base, meta = a.meta + base, stamps = a.stamps + base
-        let anyASID = global
-        var w = 0
-        let n = a.ways
-        while w < n {
-            let k = keys[w]
-            let m = meta[w]
-            let sameASID = anyASID || UInt16(truncatingIfNeeded: m) == asid || m & TLBSlot.globalMeta != 0
-            match = (k == key && sameASID) ? w : match
-            free = k == 0 ? w : free
-            let st = stamps[w]
-            let older = st < oldest
-            lru = older ? w : lru
-            oldest = older ? st : oldest
-            w &+= 1
+        let keys = a.keys, meta = a.meta
+        let global = metaWord & TLBSlot.globalMeta != 0
+        let words = TLBArray.words(ways)
+        // A way with the same tag: the filter tags name the candidates (usually none).
+        var victim = -1
+        var j = words &- 1
+        search: while j >= 0 {
+            var c = TLBArray.candidates(a.tagWord(base, j), tag) & TLBArray.lanes(ways: ways, word: j)
+            while c != 0 {
+                let lane = TLBArray.highestLane(c)
+                let i = base &+ j &* 8 &+ lane
+                let m = meta[i]
+                if keys[i] == key && (global || UInt16(truncatingIfNeeded: m) == asid || m & TLBSlot.globalMeta != 0) {
+                    victim = i
+                    break search
+                }
+                c &= ~(UInt64(0x80) &<< UInt64(truncatingIfNeeded: lane &* 8))
+            }
+            j &-= 1
         }
-        let replacing = match >= 0
-        let victim = TLBSlot(a, base &+ (replacing ? match : free >= 0 ? free : lru))
-        if victim.key != 0 {
+        let replacing = victim >= 0
+        if !replacing {
+            // The last invalid way (filter tag 0)...
+            j = words &- 1
+            while j >= 0 {
+                let free = ~a.tagWord(base, j) & TLBArray.lanes(ways: ways, word: j)
+                if free != 0 {
+                    victim = base &+ j &* 8 &+ TLBArray.highestLane(free)
+                    break
+                }
+                j &-= 1
+            }
+            // ...else the first way with the smallest stamp.
+            if victim < 0 {
+                let stamps = a.stamps + base
+                var lru = 0
+                var oldest = stamps[0]
+                for w in 1..<ways {
+                    let st = stamps[w]
+                    let older = st < oldest
+                    lru = older ? w : lru
+                    oldest = older ? st : oldest
+                }
+                victim = base &+ lru
+            }
+        }
+        let old = keys[victim]
+        let live = self.live
+        if old != 0 {
             if !replacing {
-                switch a.level {
+                switch level {
                 case .l2, .l2_1G: s.pointee.counters.l2Evictions &+= 1
                 case .l1i4K, .l1i2M: s.pointee.counters.l1iEvictions &+= 1
                 default: s.pointee.counters.l1dEvictions &+= 1
                 }
             }
-            if Self.isFractured(victim) { s.pointee.fractured &-= 1 }
-            live[Self.slot(a.level, size: Self.entrySize(victim))] &-= 1
+            let oldSize = Self.entrySize(old)
+            // Only the iTLB 2M array holds fractured pieces.
+            if level == .l1i2M && UInt8(truncatingIfNeeded: meta[victim] &>> 40) != oldSize { s.pointee.fractured &-= 1 }
+            // Arrays other than the L2 hold one entry size: their count does not change.
+            if level == .l2 {
+                live[Self.slot(level, size: oldSize)] &-= 1
+                live[Self.slot(level, size: size)] &+= 1
+            }
+        } else {
+            live[Self.slot(level, size: size)] &+= 1
         }
         if leafSize != size { s.pointee.fractured &+= 1 }
-        live[Self.slot(a.level, size: size)] &+= 1
-        s.pointee.clock &+= 1
-        victim.store(key: key, pfn: pfn, stamp: s.pointee.clock, asid: asid, attrs: attrs, leafSize: leafSize)
+        let clock = s.pointee.clock &+ 1
+        s.pointee.clock = clock
+        keys[victim] = key
+        a.pfns[victim] = pfn
+        a.stamps[victim] = clock
+        meta[victim] = metaWord
+        a.tags[victim] = tag
     }
 }
