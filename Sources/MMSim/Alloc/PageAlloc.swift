@@ -109,8 +109,9 @@ public final class PageAllocator {
             zone.stats[VMStat.nrFreePagesBlocks.rawValue] += Int64(1 << order)
         }
         // Tail frames of a free block are marked for the invariant checker (order 0 has none).
+        // A block of MAX_PAGE_ORDER or less never crosses a memmap section: one base pointer.
         if order > 0 {
-            for i in 1..<(UInt64(1) << UInt64(order)) { frames[pfn + i].pointee.state = .buddyTail }
+            for i in 1..<(1 << order) { (p + i).pointee.state = .buddyTail }
         }
     }
 
@@ -463,7 +464,7 @@ public final class PageAllocator {
         p.pointee.order = UInt8(order)
         if order > 0 {
             // The block is free again: its tails are free tails (the checker counts the head).
-            for i in 1..<(UInt64(1) << UInt64(order)) { frames[pfn + i].pointee.state = .buddyTail }
+            for i in 1..<(1 << order) { (p + i).pointee.state = .buddyTail }
         }
         zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].pushFront(UInt32(truncatingIfNeeded: pfn.raw))
         zone.pcp[cpu].count += 1 << order
@@ -676,8 +677,8 @@ public final class PageAllocator {
         p.pointee.prev = FrameTable.nil
         if gfp.contains(.zero) { p.pointee.content = 0 }
         if order > 0 {
-            for i in 1..<(UInt64(1) << UInt64(order)) {
-                let t = frames[pfn + i]
+            for i in 1..<(1 << order) {
+                let t = p + i
                 t.pointee.state = .allocatedTail
                 t.pointee.flags = gfp.contains(.comp) ? .tail : []
                 t.pointee.refcount = 0
@@ -708,7 +709,7 @@ public final class PageAllocator {
         p.pointee.flags = []
         p.pointee.mapping = 0
         if order > 0 {
-            for i in 1..<(UInt64(1) << UInt64(order)) { frames[pfn + i].pointee.flags = [] }
+            for i in 1..<(1 << order) { (p + i).pointee.flags = [] }
         }
         counters.add(.pgfree, Int64(1 << order))
         trace?("mm_page_free", pfn, order)
