@@ -13,7 +13,8 @@ final class MMUGather {
     /// MAX_TABLE_BATCH
     static let tableBatchSlots = 509
 
-    unowned let machine: Machine
+    /// The machine outlives every gather (one unmap or exit): no reference counting per page.
+    unowned(unsafe) let machine: Machine
     let mm: MM
     let fullmm: Bool
     /// Flush range and what was cleared.

@@ -33,8 +33,9 @@ extension Machine {
     }
 
     /// Removes a folio from its LRU list on the final put (__folio_put() / lru_del).
-    func lruDel(_ pfn: PFN) {
-        let p = frames[pfn]
+    func lruDel(_ pfn: PFN) { lruDel(pfn, frames[pfn]) }
+
+    @inline(__always) func lruDel(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
         guard p.pointee.flags.contains(.lru) else { return }
         if p.pointee.flags.contains(.unevictable) {
             counters.add(.nrUnevictable, -1)
@@ -54,7 +55,7 @@ extension Machine {
     /// folio_put(): drop one reference; the last one takes the page off the LRU and frees it.
     func putPage(_ pfn: PFN) {
         let p = frames[pfn]
-        if p.pointee.refcount == 1 { lruDel(pfn) }
+        if p.pointee.refcount == 1 { lruDel(pfn, p) }
         allocator.freePages(pfn)
     }
 
@@ -85,24 +86,27 @@ extension Machine {
         let pages = end == .max ? UInt64.max : (end - start) >> strideShift
         let full = end == .max || pages > 33
         var remote = false
-        for c in 0..<config.cpus where mm.cpumask[c] {
-            let loaded = cpus[c].root == mm.pageTable.root
+        let root = mm.pageTable.root, asid = mm.asid
+        for c in 0..<cpuRefs.count where mm.cpumask[c] {
+            // The CPUs and TLBs unretained (the machine keeps them alive).
+            let loaded = cpuRefs[c]._withUnsafeGuaranteedRef { $0.root == root }
             let isLocal = c == currentCPU
             if !isLocal && loaded {
                 remote = true
                 counters.add(.nrTlbRemoteFlushReceived, 1)
             }
-            if full {
-                cpus[c].tlb.flushASID(mm.asid)
-                if loaded { counters.add(.nrTlbLocalFlushAll, 1) }
-            } else {
-                var a = start
-                while a < end {
-                    cpus[c].tlb.flushPage(VirtAddr(a), asid: mm.asid)
-                    a += UInt64(1) << strideShift
+            tlbRefs[c]._withUnsafeGuaranteedRef { tlb in
+                if full {
+                    tlb.flushASID(asid)
+                } else {
+                    var a = start
+                    while a < end {
+                        tlb.flushPage(VirtAddr(a), asid: asid)
+                        a += UInt64(1) << strideShift
+                    }
                 }
-                if loaded { counters.add(.nrTlbLocalFlushOne, Int64(pages)) }
             }
+            if loaded { counters.add(full ? .nrTlbLocalFlushAll : .nrTlbLocalFlushOne, full ? 1 : Int64(pages)) }
         }
         if remote { counters.add(.nrTlbRemoteFlush, 1) }
     }
@@ -176,7 +180,7 @@ extension Machine {
         }
         guard let leaf = PTEFormat.decode(pte, level: .pte, arch: arch), leaf.present else { throw .sigbus }
         if access == .write && !leaf.writable {
-            try doWPPage(task, mm, vma, va, slot, leaf)
+            try doWPPage(task, mm, vmaIndex, vma, va, slot, leaf)
             return
         }
         // A spurious fault (the TLB held an older entry): the walk will see the new one.
@@ -219,7 +223,7 @@ extension Machine {
     /// do_wp_page(): a write to a read-only present page. The zero page and shared pages are
     /// copied (wp_page_copy()); an anonymous page nobody else holds is reused in place
     /// (wp_page_reuse(), pgreuse).
-    func doWPPage(_ task: Task, _ mm: MM, _ vma: VMA, _ va: VirtAddr, _ slot: UnsafeMutablePointer<UInt64>, _ leaf: LeafEntry) throws(FaultError) {
+    func doWPPage(_ task: Task, _ mm: MM, _ i: Int, _ vma: VMA, _ va: VirtAddr, _ slot: UnsafeMutablePointer<UInt64>, _ leaf: LeafEntry) throws(FaultError) {
         guard vma.flags.contains(.write) else { throw .sigsegv }
         let old = leaf.pfn
         let isZero = leaf.special && old == zeroPage
@@ -244,7 +248,6 @@ extension Machine {
             }
         }
         // wp_page_copy()
-        guard let i = mm.findVMAIndex(va.raw) else { throw .sigsegv }
         prepareAnonVMA(mm, i)
         guard let new = allocator.allocPages(isZero ? [.highuserMovable, .zero] : .highuserMovable) else { throw .oom }
         if !isZero { frames[new].pointee.content = frames[old].pointee.content }
