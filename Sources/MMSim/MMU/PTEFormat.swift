@@ -449,6 +449,23 @@ public enum PTEFormat {
         arch.isX86 ? X86PTE.classify(raw, level: level) : Arm64PTE.classify(raw, level: level)
     }
 
+    /// What the kernel's per-entry loops (zap_pte_range(), copy_pte_range()) read from a
+    /// present 4 KiB PTE, without building a LeafEntry: pte_pfn(), pte_special(),
+    /// pte_dirty(), pte_write(). Nil when the hardware would not use the entry (none,
+    /// swap, PROT_NONE): those go through `decode`. Same values as `decode` gives.
+    @inline(__always)
+    public static func presentPTE(_ raw: UInt64, arch: Architecture) -> (pfn: PFN, special: Bool, dirty: Bool, writable: Bool)? {
+        if arch.isX86 {
+            guard raw & X86PTE.present != 0 else { return nil }
+            return (PFN((raw & X86PTE.frameMask(.size4K)) >> Page.shift), raw & X86PTE.special != 0,
+                    raw & X86PTE.dirty != 0, raw & X86PTE.rw != 0)
+        }
+        guard raw & Arm64PTE.typePage == Arm64PTE.typePage else { return nil }
+        let w = raw & Arm64PTE.dbm != 0
+        return (PFN((raw & Arm64PTE.frameMask(.size4K)) >> Page.shift), raw & Arm64PTE.special != 0,
+                raw & Arm64PTE.swDirty != 0 || (w && raw & Arm64PTE.rdonly == 0), w)
+    }
+
     /// An intermediate entry pointing at table `pfn` (user or kernel page tables).
     @inline(__always) public static func tableEntry(_ pfn: PFN, kernel: Bool, arch: Architecture) -> UInt64 {
         arch.isX86 ? X86PTE.tableEntry(pfn, kernel: kernel) : Arm64PTE.tableEntry(pfn, kernel: kernel)

@@ -302,8 +302,12 @@ extension Machine {
                 if pte != 0 {
                     table[idx] = 0
                     tlb.noteCleared(b, Page.size, level: .pte)
-                    if let leaf = PTEFormat.decode(pte, level: .pte, arch: arch), leaf.present || leaf.protNone,
-                       !(leaf.special && leaf.pfn == zeroPage) {
+                    // The present case without building a LeafEntry; PROT_NONE entries decoded.
+                    let entry = PTEFormat.presentPTE(pte, arch: arch)
+                        ?? PTEFormat.decode(pte, level: .pte, arch: arch).flatMap { l in
+                            l.protNone ? (l.pfn, l.special, l.dirty, l.writable) : nil
+                        }
+                    if let leaf = entry, !(leaf.special && leaf.pfn == zeroPage) {
                         let pfn = leaf.pfn
                         let anon = frames[pfn].pointee.flags.contains(.swapbacked)
                         if case .shmem = vma.kind {
