@@ -34,7 +34,7 @@ func report(_ r: Result) {
 
 func benchAllocFree() throws {
     let m = try Machine(.reference)
-    let a = m.allocator!
+    let a = m.allocator
     // Warm the pcp lists.
     for _ in 0..<1000 { if let p = a.allocPages(.highuserMovable) { a.freePages(p) } }
     let n = 5_000_000

@@ -26,7 +26,7 @@ extension Machine {
         var freeFrames = [UInt64](repeating: 0, count: zones.count)
         var pcpFrames = [UInt64](repeating: 0, count: zones.count)
         var tableFrames: Int64 = 0
-        let frames = self.frames!
+        let frames = self.frames
 
         // 1. Free lists.
         for z in zones where z.isPopulated {

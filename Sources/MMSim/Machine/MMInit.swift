@@ -2,47 +2,54 @@
 
 import Foundation
 
-extension Machine {
-    /// x86-64 RAM below 4 GiB ends here; the rest of RAM starts at 4 GiB (the PCI hole between).
-    static let x86LowRAMTop: UInt64 = 3 * Size.GiB
-    /// arm64 (QEMU virt) RAM starts at 1 GiB.
-    static let arm64RAMBase: UInt64 = Size.GiB
-    /// CONFIG_PHYSICAL_START on x86-64; arm64 images sit 2 MiB into RAM.
-    static let x86KernelBase: UInt64 = 16 * Size.MiB
-    /// Bytes of memmap per section with PMD-mapped vmemmap (section_map_size()).
-    static let sectionMapSize: UInt64 = UInt64(FrameTable.framesPerSection) * Page.structPageBytes
+/// The first half of boot, before struct pages exist: the firmware map, memblock and its
+/// reservations (setup_arch() up to sparse_init(), setup_per_cpu_areas(), swiotlb_init()),
+/// and the zone spans. The machine builds its memmap and allocator from it.
+struct EarlyBoot {
+    let cfg: MachineConfig
+    var arch: Architecture { cfg.arch }
+    var memblock = Memblock()
+    var log: [String] = []
+    var ramTop: UInt64 = 0
+    var maxPFN: UInt64 = 0
+    var physPages: UInt64 = 0
+    var kernelImage: (start: UInt64, end: UInt64) = (0, 0)
+    var kernelInit: (start: UInt64, end: UInt64) = (0, 0)
+    var zeroPage = PFN(0)
+    var directMapKB: (k4: UInt64, m2: UInt64, g1: UInt64) = (0, 0, 0)
+    /// nr_memmap_boot_pages
+    var memmapBootPages: UInt64 = 0
+    /// Zone spans as (zone, start PFN, end PFN).
+    var zoneRanges: [(ZoneType, UInt64, UInt64)] = []
 
-    /// start_kernel() for memory: firmware map, memblock reservations, sparse memmap,
-    /// zones, the buddy allocator, watermarks, per-CPU lists, then freeing init memory.
-    func boot() throws {
-        let cfg = config
+    init(_ cfg: MachineConfig) throws {
+        self.cfg = cfg
         log.append("Linux version 6.18.0-mmsim (mmsim@model) #1 SMP PREEMPT_DYNAMIC")
         log.append("Command line: mem=\(cfg.memory >> 20)M nr_cpus=\(cfg.cpus)" + (cfg.pcid || !arch.isX86 ? "" : " nopcid"))
 
         // 1. Firmware memory map (e820 on x86-64, the DT /memory node on arm64).
-        var ramTop: UInt64
         if arch.isX86 {
-            let low = min(cfg.memory, Self.x86LowRAMTop)
+            let low = min(cfg.memory, Machine.x86LowRAMTop)
             log.append("BIOS-provided physical RAM map:")
             log.append(e820Line(0, 0x9fc00, "usable"))
             log.append(e820Line(0x9fc00, 0x100000, "reserved"))
             log.append(e820Line(0x100000, low, "usable"))
-            if cfg.memory > Self.x86LowRAMTop {
-                log.append(e820Line(Self.x86LowRAMTop, 4 * Size.GiB, "reserved"))
-                log.append(e820Line(4 * Size.GiB, 4 * Size.GiB + cfg.memory - Self.x86LowRAMTop, "usable"))
+            if cfg.memory > Machine.x86LowRAMTop {
+                log.append(e820Line(Machine.x86LowRAMTop, 4 * Size.GiB, "reserved"))
+                log.append(e820Line(4 * Size.GiB, 4 * Size.GiB + cfg.memory - Machine.x86LowRAMTop, "usable"))
             }
             // e820__memblock_setup(); page 0 is kept from the kernel (trim_bios_range()).
             log.append("e820: update [mem 0x00000000-0x00000fff] usable ==> reserved")
             memblock.add(Page.size, 0x9fc00)
             memblock.add(0x100000, low)
             ramTop = low
-            if cfg.memory > Self.x86LowRAMTop {
-                ramTop = 4 * Size.GiB + cfg.memory - Self.x86LowRAMTop
+            if cfg.memory > Machine.x86LowRAMTop {
+                ramTop = 4 * Size.GiB + cfg.memory - Machine.x86LowRAMTop
                 memblock.add(4 * Size.GiB, ramTop)
             }
         } else {
-            ramTop = Self.arm64RAMBase + cfg.memory
-            memblock.add(Self.arm64RAMBase, ramTop)
+            ramTop = Machine.arm64RAMBase + cfg.memory
+            memblock.add(Machine.arm64RAMBase, ramTop)
             log.append("Machine model: linux,dummy-virt")
         }
         maxPFN = ramTop >> Page.shift
@@ -56,8 +63,8 @@ extension Machine {
         let img = cfg.kernelImage
         // A relocatable x86 kernel runs at CONFIG_PHYSICAL_START when RAM allows, else lower (2 MiB aligned).
         let imageBytes = cfg.kernelImage.totalPages * Page.size
-        let x86Base = Self.x86KernelBase + imageBytes + 8 * Size.MiB <= min(cfg.memory, Self.x86LowRAMTop) ? Self.x86KernelBase : 2 * Size.MiB
-        let imageBase = arch.isX86 ? x86Base : Self.arm64RAMBase + 2 * Size.MiB
+        let x86Base = Machine.x86KernelBase + imageBytes + 8 * Size.MiB <= min(cfg.memory, Machine.x86LowRAMTop) ? Machine.x86KernelBase : 2 * Size.MiB
+        let imageBase = arch.isX86 ? x86Base : Machine.arm64RAMBase + 2 * Size.MiB
         let imagePages = img.totalPages
         memblock.reserve(imageBase, imageBase + imagePages * Page.size, "kernel image (_text.._end)")
         kernelImage = (imageBase >> Page.shift, (imageBase >> Page.shift) + imagePages)
@@ -83,11 +90,11 @@ extension Machine {
         let sections = presentSections()
         let usemapBytes = UInt64(sections.count) * 32
         _ = memblock.alloc(usemapBytes, align: 64, name: "usemap (pageblock flags)")
-        let memmapBytes = UInt64(sections.count) * Self.sectionMapSize
-        guard memblock.alloc(memmapBytes, align: Self.sectionMapSize, name: "memmap (struct page array)") != nil else {
+        let memmapBytes = UInt64(sections.count) * Machine.sectionMapSize
+        guard memblock.alloc(memmapBytes, align: Machine.sectionMapSize, name: "memmap (struct page array)") != nil else {
             throw ConfigError(field: "memory", message: "\(formatBytes(cfg.memory)) cannot hold its own memmap")
         }
-        counters.add(.nrMemmapBootPages, Int64(memmapBytes >> Page.shift))
+        memmapBootPages = memmapBytes >> Page.shift
         let vmemmapTables = vmemmapTableCount(sections: sections)
         for _ in 0..<vmemmapTables {
             _ = memblock.alloc(Page.size, align: Page.size, name: "vmemmap page table")
@@ -107,8 +114,108 @@ extension Machine {
             }
         }
 
+        zoneRanges = zoneRanges(ramTop: ramTop)
+    }
+
+    func e820Line(_ s: UInt64, _ e: UInt64, _ kind: String) -> String {
+        "BIOS-e820: [mem \(String(format0x: s, width: 16))-\(String(format0x: e - 1, width: 16))] \(kind)"
+    }
+
+    /// Zone spans as (zone, start PFN, end PFN), limited to RAM (zone_spanned_pages_in_node()).
+    func zoneRanges(ramTop: UInt64) -> [(ZoneType, UInt64, UInt64)] {
+        let first = memblock.memory.first!.start >> Page.shift
+        let last = ramTop >> Page.shift
+        func clip(_ a: UInt64, _ b: UInt64) -> (UInt64, UInt64) {
+            let s = max(a, first), e = min(b, last)
+            return s < e ? (s, e) : (0, 0)
+        }
+        let mb16: UInt64 = (16 * Size.MiB) >> Page.shift
+        let gb4: UInt64 = (4 * Size.GiB) >> Page.shift
+        var out: [(ZoneType, UInt64, UInt64)] = []
+        if arch.isX86 {
+            let d = clip(0, mb16), d32 = clip(mb16, gb4), n = clip(gb4, .max)
+            out = [(.dma, d.0, d.1), (.dma32, d32.0, d32.1), (.normal, n.0, n.1)]
+        } else {
+            // arm64: ZONE_DMA up to the 32-bit limit, ZONE_DMA32 then empty.
+            let d = clip(0, gb4), n = clip(gb4, .max)
+            out = [(.dma, d.0, d.1), (.dma32, 0, 0), (.normal, n.0, n.1)]
+        }
+        return out
+    }
+
+    func presentPages(_ s: UInt64, _ e: UInt64) -> UInt64 {
+        memblock.memory.reduce(0) { acc, m in
+            let a = max(m.start >> Page.shift, s), b = min(m.end >> Page.shift, e)
+            return acc + (b > a ? b - a : 0)
+        }
+    }
+
+    /// Sections with any RAM (present_section_nr()).
+    func presentSections() -> [UInt64] {
+        var out: [UInt64] = []
+        for m in memblock.memory {
+            let s = (m.start >> Page.shift) >> FrameTable.sectionShift
+            let e = ((m.end >> Page.shift) - 1) >> FrameTable.sectionShift
+            for sec in s...e where out.last != sec { out.append(sec) }
+        }
+        return out
+    }
+
+    /// Page-table pages of the vmemmap mapping (PMD leaves): one PMD table per 1 GiB of
+    /// vmemmap, one PUD table per 512 GiB of it (the PGD entry lives in the image).
+    func vmemmapTableCount(sections: [UInt64]) -> Int {
+        var pmdTables = Set<UInt64>(), pudTables = Set<UInt64>()
+        for s in sections {
+            let vmemmapOffset = s * Machine.sectionMapSize
+            pmdTables.insert(vmemmapOffset >> 30)
+            pudTables.insert(vmemmapOffset >> 39)
+        }
+        return pmdTables.count + pudTables.count
+    }
+
+    /// How init_mem_mapping() covers RAM: 1 GiB pages where a whole aligned GiB is RAM,
+    /// 2 MiB pages where a whole aligned 2 MiB is, 4 KiB pages elsewhere; and the tables that takes.
+    func directMapPlan() -> (k4: UInt64, m2: UInt64, g1: UInt64, tables: Int) {
+        var k4: UInt64 = 0, m2: UInt64 = 0, g1: UInt64 = 0
+        var pteTables = Set<UInt64>(), pmdTables = Set<UInt64>(), pudTables = Set<UInt64>()
+        for m in memblock.memory {
+            let start = m.start == Page.size ? 0 : m.start   // page 0 is mapped with its range
+            var a = start
+            while a < m.end {
+                pudTables.insert(a >> 39)
+                if a & (Size.GiB - 1) == 0 && a + Size.GiB <= m.end && arch.isX86 {
+                    g1 += 1; a += Size.GiB
+                } else if a & (2 * Size.MiB - 1) == 0 && a + 2 * Size.MiB <= m.end {
+                    pmdTables.insert(a >> 30); m2 += 1; a += 2 * Size.MiB
+                } else {
+                    pmdTables.insert(a >> 30); pteTables.insert(a >> 21); k4 += 1; a += Page.size
+                }
+            }
+        }
+        return (k4, m2, g1, pteTables.count + pmdTables.count + pudTables.count)
+    }
+
+}
+
+extension Machine {
+    /// x86-64 RAM below 4 GiB ends here; the rest of RAM starts at 4 GiB (the PCI hole between).
+    static let x86LowRAMTop: UInt64 = 3 * Size.GiB
+    /// arm64 (QEMU virt) RAM starts at 1 GiB.
+    static let arm64RAMBase: UInt64 = Size.GiB
+    /// CONFIG_PHYSICAL_START on x86-64; arm64 images sit 2 MiB into RAM.
+    static let x86KernelBase: UInt64 = 16 * Size.MiB
+    /// Bytes of memmap per section with PMD-mapped vmemmap (section_map_size()).
+    static let sectionMapSize: UInt64 = UInt64(FrameTable.framesPerSection) * Page.structPageBytes
+
+    /// start_kernel() for memory: firmware map, memblock reservations, sparse memmap,
+    /// zones, the buddy allocator, watermarks, per-CPU lists, then freeing init memory.
+    /// The rest of start_kernel() for memory, once the memmap exists: zones,
+    /// memblock_free_all(), watermarks, per-CPU lists, freeing init memory.
+    func boot(_ early: EarlyBoot) throws {
+        let cfg = config
+        let img = cfg.kernelImage
+        let ranges = early.zoneRanges
         // 6. Zones (free_area_init()).
-        let ranges = zoneRanges(ramTop: ramTop)
         log.append("Zone ranges:")
         for z in ZoneType.allCases where z != .movable {
             if let r = ranges.first(where: { $0.0 == z }), r.2 > r.1 {
@@ -122,13 +229,11 @@ extension Machine {
         for m in memblock.memory {
             log.append("  node   0: [mem \(String(format0x: m.start, width: 16))-\(String(format0x: m.end - 1, width: 16))]")
         }
-        zoneBoundaries = ranges.map { ($0.0, $0.1, $0.2) }
-        installAllocator(endPFN: max(maxPFN, 1))
         for (z, s, e) in ranges where e > s {
             let zone = zones[z.rawValue]
             zone.startPFN = s
             zone.spannedPages = e - s
-            zone.presentPages = presentPages(s, e)
+            zone.presentPages = early.presentPages(s, e)
             let holes = zone.spannedPages - zone.presentPages
             if holes > 0 { log.append("On node 0, zone \(z): \(holes) pages in unavailable ranges") }
         }
@@ -195,84 +300,6 @@ extension Machine {
             setupPerZoneWatermarks()
         }
         log.append("Run /sbin/init as init process")
-    }
-
-    private func e820Line(_ s: UInt64, _ e: UInt64, _ kind: String) -> String {
-        "BIOS-e820: [mem \(String(format0x: s, width: 16))-\(String(format0x: e - 1, width: 16))] \(kind)"
-    }
-
-    /// Zone spans as (zone, start PFN, end PFN), limited to RAM (zone_spanned_pages_in_node()).
-    func zoneRanges(ramTop: UInt64) -> [(ZoneType, UInt64, UInt64)] {
-        let first = memblock.memory.first!.start >> Page.shift
-        let last = ramTop >> Page.shift
-        func clip(_ a: UInt64, _ b: UInt64) -> (UInt64, UInt64) {
-            let s = max(a, first), e = min(b, last)
-            return s < e ? (s, e) : (0, 0)
-        }
-        let mb16: UInt64 = (16 * Size.MiB) >> Page.shift
-        let gb4: UInt64 = (4 * Size.GiB) >> Page.shift
-        var out: [(ZoneType, UInt64, UInt64)] = []
-        if arch.isX86 {
-            let d = clip(0, mb16), d32 = clip(mb16, gb4), n = clip(gb4, .max)
-            out = [(.dma, d.0, d.1), (.dma32, d32.0, d32.1), (.normal, n.0, n.1)]
-        } else {
-            // arm64: ZONE_DMA up to the 32-bit limit, ZONE_DMA32 then empty.
-            let d = clip(0, gb4), n = clip(gb4, .max)
-            out = [(.dma, d.0, d.1), (.dma32, 0, 0), (.normal, n.0, n.1)]
-        }
-        return out
-    }
-
-    func presentPages(_ s: UInt64, _ e: UInt64) -> UInt64 {
-        memblock.memory.reduce(0) { acc, m in
-            let a = max(m.start >> Page.shift, s), b = min(m.end >> Page.shift, e)
-            return acc + (b > a ? b - a : 0)
-        }
-    }
-
-    /// Sections with any RAM (present_section_nr()).
-    func presentSections() -> [UInt64] {
-        var out: [UInt64] = []
-        for m in memblock.memory {
-            let s = (m.start >> Page.shift) >> FrameTable.sectionShift
-            let e = ((m.end >> Page.shift) - 1) >> FrameTable.sectionShift
-            for sec in s...e where out.last != sec { out.append(sec) }
-        }
-        return out
-    }
-
-    /// Page-table pages of the vmemmap mapping (PMD leaves): one PMD table per 1 GiB of
-    /// vmemmap, one PUD table per 512 GiB of it (the PGD entry lives in the image).
-    func vmemmapTableCount(sections: [UInt64]) -> Int {
-        var pmdTables = Set<UInt64>(), pudTables = Set<UInt64>()
-        for s in sections {
-            let vmemmapOffset = s * Self.sectionMapSize
-            pmdTables.insert(vmemmapOffset >> 30)
-            pudTables.insert(vmemmapOffset >> 39)
-        }
-        return pmdTables.count + pudTables.count
-    }
-
-    /// How init_mem_mapping() covers RAM: 1 GiB pages where a whole aligned GiB is RAM,
-    /// 2 MiB pages where a whole aligned 2 MiB is, 4 KiB pages elsewhere; and the tables that takes.
-    func directMapPlan() -> (k4: UInt64, m2: UInt64, g1: UInt64, tables: Int) {
-        var k4: UInt64 = 0, m2: UInt64 = 0, g1: UInt64 = 0
-        var pteTables = Set<UInt64>(), pmdTables = Set<UInt64>(), pudTables = Set<UInt64>()
-        for m in memblock.memory {
-            let start = m.start == Page.size ? 0 : m.start   // page 0 is mapped with its range
-            var a = start
-            while a < m.end {
-                pudTables.insert(a >> 39)
-                if a & (Size.GiB - 1) == 0 && a + Size.GiB <= m.end && arch.isX86 {
-                    g1 += 1; a += Size.GiB
-                } else if a & (2 * Size.MiB - 1) == 0 && a + 2 * Size.MiB <= m.end {
-                    pmdTables.insert(a >> 30); m2 += 1; a += 2 * Size.MiB
-                } else {
-                    pmdTables.insert(a >> 30); pteTables.insert(a >> 21); k4 += 1; a += Page.size
-                }
-            }
-        }
-        return (k4, m2, g1, pteTables.count + pmdTables.count + pudTables.count)
     }
 
     // MARK: Watermarks (mm/page_alloc.c)

@@ -8,18 +8,18 @@ public final class Machine {
     /// The boot-time allocator's record: RAM regions and reservations.
     public internal(set) var memblock = Memblock()
     /// struct page for every frame (lazily materialized per section).
-    public private(set) var frames: FrameTable!
+    public let frames: FrameTable
     /// Machine-wide vmstat counters.
-    public let counters = VMCounters()
+    public let counters: VMCounters
     /// The CPUs: TLBs, loaded page tables, walk counters.
-    public private(set) var cpus: [CPU] = []
+    public let cpus: [CPU]
     /// The CPUs again, unretained, for the MMU hot path (kept alive by `cpus`).
-    @usableFromInline private(set) var cpuRefs = FixedArray<Unmanaged<CPU>>([])
+    @usableFromInline let cpuRefs: FixedArray<Unmanaged<CPU>>
     /// Each CPU's TLB and current tag, flat, for the TLB-hit path.
-    @usableFromInline private(set) var tlbRefs = FixedArray<Unmanaged<TLB>>([])
-    @usableFromInline private(set) var cpuASIDs = FixedArray<ASID>([])
+    @usableFromInline let tlbRefs: FixedArray<Unmanaged<TLB>>
+    @usableFromInline let cpuASIDs: FixedArray<ASID>
     /// The buddy allocator.
-    public private(set) var allocator: PageAllocator!
+    public let allocator: PageAllocator
     /// dmesg: the boot log and later kernel messages, without timestamps.
     public internal(set) var log: [String] = []
     /// The shared zero page (empty_zero_page) inside the kernel image.
@@ -68,24 +68,32 @@ public final class Machine {
     public init(_ config: MachineConfig) throws {
         try config.validate()
         self.config = config
-        try boot()
-    }
-
-    /// Installs the frame table and allocator once memblock is final (called by boot).
-    func installAllocator(endPFN: UInt64) {
-        let mb = memblock
-        let zoneBounds = zoneBoundaries
-        frames = FrameTable(endPFN: endPFN) { first, records in
+        // setup_arch() .. sparse_init(): memblock and its reservations, before struct pages.
+        let early = try EarlyBoot(config)
+        memblock = early.memblock
+        log = early.log
+        maxPFN = early.maxPFN
+        physPages = early.physPages
+        kernelImage = early.kernelImage
+        kernelInit = early.kernelInit
+        zeroPage = early.zeroPage
+        directMapKB = early.directMapKB
+        let counters = VMCounters()
+        counters.add(.nrMemmapBootPages, Int64(early.memmapBootPages))
+        self.counters = counters
+        // The memmap (filled section by section on first touch), the allocator, the CPUs.
+        let mb = early.memblock, zoneBounds = early.zoneRanges
+        let frames = FrameTable(endPFN: max(early.maxPFN, 1)) { first, records in
             Machine.initSection(first: first.raw, records: records, memblock: mb, zoneBounds: zoneBounds)
         }
+        self.frames = frames
         allocator = PageAllocator(frames: frames, counters: counters, cpus: config.cpus)
-        cpus = (0..<config.cpus).map { CPU(id: $0, config: config, frames: frames) }
-        cpuRefs.deallocate()
+        let cpus = (0..<config.cpus).map { CPU(id: $0, config: config, frames: frames) }
+        self.cpus = cpus
         cpuRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0) })
-        tlbRefs.deallocate()
         tlbRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0.tlb) })
-        cpuASIDs.deallocate()
         cpuASIDs = FixedArray(cpus.map(\.asid))
+        try boot(early)
     }
 
     deinit {
@@ -93,9 +101,6 @@ public final class Machine {
         tlbRefs.deallocate()
         cpuASIDs.deallocate()
     }
-
-    /// Zone index boundaries as (type, start PFN, end PFN).
-    var zoneBoundaries: [(ZoneType, UInt64, UInt64)] = []
 
     /// memmap_init_range() for one section: holes, reservations (PG_reserved, refcount 1),
     /// zone links. Free frames stay zero: they are either virgin MAX_ORDER blocks or are
