@@ -384,3 +384,54 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
         try m.checkInvariants()
     }
 }
+
+@Suite struct ForkRegressionTests {
+    /// copy_pte_range() must take a reference for PROT_NONE entries too (pte_present() is
+    /// true for them): otherwise the child's exit drops references it never had.
+    @Test func forkOfProtNoneRangeKeepsReferences() throws {
+        let m = try Machine(.reference)
+        let t = m.spawn(name: "wl", cpu: 1)
+        _ = m.mmap(t, addr: fixedAddr, length: 16 * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(t, addr: fixedAddr, length: 16 * Page.size, kind: .write)
+        _ = m.mprotect(t, addr: fixedAddr, length: 16 * Page.size, prot: .none)
+        let c = try m.fork(t, childName: "c").get()
+        #expect(c.mm!.rss[RSSCounter.anonPages.rawValue] == t.mm!.rss[RSSCounter.anonPages.rawValue])
+        m.exit(c)
+        _ = m.wait(t)
+        try m.checkInvariants()
+        _ = m.mprotect(t, addr: fixedAddr, length: 16 * Page.size, prot: .rw)
+        let r = m.access(t, addr: fixedAddr, length: 16 * Page.size, kind: .read)
+        #expect(r.signal == nil)
+        _ = m.munmap(t, addr: fixedAddr, length: 16 * Page.size)
+        #expect(m.allocator.badPages == 0)
+        try m.checkInvariants()
+    }
+}
+
+@Suite struct MprotectRegressionTests {
+    /// A PROT_NONE range refuses every access (access_error(): no VM_READ/WRITE/EXEC).
+    @Test func protNoneRefusesAccess() throws {
+        let m = try Machine(.reference)
+        let t = m.spawn(name: "wl", cpu: 1)
+        _ = m.mmap(t, addr: fixedAddr, length: 16 * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(t, addr: fixedAddr, length: 16 * Page.size, kind: .write)
+        _ = m.mprotect(t, addr: fixedAddr, length: 16 * Page.size, prot: .none)
+        #expect(m.access(t, addr: fixedAddr, length: Page.size, kind: .read).signal?.name == "SIGSEGV")
+    }
+
+    /// pte_modify(): leaving PROT_NONE restores the user bit; the pages are readable again
+    /// without faults (they stayed mapped).
+    @Test func protNoneThenReadWriteAgain() throws {
+        let m = try Machine(.reference)
+        let t = m.spawn(name: "wl", cpu: 1)
+        _ = m.mmap(t, addr: fixedAddr, length: 16 * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(t, addr: fixedAddr, length: 16 * Page.size, kind: .write)
+        _ = m.mprotect(t, addr: fixedAddr, length: 16 * Page.size, prot: .none)
+        _ = m.mprotect(t, addr: fixedAddr, length: 16 * Page.size, prot: .rw)
+        let p = Phase(m, t)
+        let r = m.access(t, addr: fixedAddr, length: 16 * Page.size, kind: .read)
+        #expect(r.signal == nil)
+        p.expect(["ru_minflt": 0], "read after PROT_NONE and back")
+        try m.checkInvariants()
+    }
+}

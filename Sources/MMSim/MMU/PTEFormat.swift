@@ -449,6 +449,16 @@ public enum PTEFormat {
         arch.isX86 ? X86PTE.classify(raw, level: level) : Arm64PTE.classify(raw, level: level)
     }
 
+    /// pte_wrprotect() of a present 4 KiB PTE: the same entry without write permission.
+    /// (arm64 goes through the neutral form, which keeps hardware dirtiness in PTE_DIRTY.)
+    @inline(__always)
+    public static func wrprotect(_ raw: UInt64, arch: Architecture) -> UInt64 {
+        if arch.isX86 { return raw & ~X86PTE.rw }
+        guard var l = decode(raw, level: .pte, arch: arch) else { return raw }
+        l.writable = false
+        return encode(l, arch: arch)
+    }
+
     /// What the kernel's per-entry loops (zap_pte_range(), copy_pte_range()) read from a
     /// present 4 KiB PTE, without building a LeafEntry: pte_pfn(), pte_special(),
     /// pte_dirty(), pte_write(). Nil when the hardware would not use the entry (none,

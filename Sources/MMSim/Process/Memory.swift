@@ -270,6 +270,15 @@ extension Machine {
 
     // MARK: Zap and free page tables
 
+    /// pte_present() for the loops that walk every entry: the fields of a present PTE
+    /// (read without building a LeafEntry) or of a PROT_NONE one (decoded); nil for none.
+    @inline(__always)
+    func presentOrProtNone(_ pte: UInt64) -> (pfn: PFN, special: Bool, dirty: Bool, writable: Bool)? {
+        if let q = PTEFormat.presentPTE(pte, arch: arch) { return q }
+        guard let l = PTEFormat.decode(pte, level: .pte, arch: arch), l.protNone else { return nil }
+        return (l.pfn, l.special, l.dirty, l.writable)
+    }
+
     /// zap_pte_range() over [start, end) of one VMA: clear every entry, account RSS and rmap,
     /// and hand normal pages to the gather. With `reclaimTables` (CONFIG_PT_RECLAIM, used by
     /// MADV_DONTNEED) a PTE table whose whole 2 MiB span is zapped is freed too.
@@ -302,12 +311,7 @@ extension Machine {
                 if pte != 0 {
                     table[idx] = 0
                     tlb.noteCleared(b, Page.size, level: .pte)
-                    // The present case without building a LeafEntry; PROT_NONE entries decoded.
-                    let entry = PTEFormat.presentPTE(pte, arch: arch)
-                        ?? PTEFormat.decode(pte, level: .pte, arch: arch).flatMap { l in
-                            l.protNone ? (l.pfn, l.special, l.dirty, l.writable) : nil
-                        }
-                    if let leaf = entry, !(leaf.special && leaf.pfn == zeroPage) {
+                    if let leaf = presentOrProtNone(pte), !(leaf.special && leaf.pfn == zeroPage) {
                         let pfn = leaf.pfn
                         let anon = frames[pfn].pointee.flags.contains(.swapbacked)
                         if case .shmem = vma.kind {
@@ -388,12 +392,12 @@ extension Machine {
             while b < next {
                 let idx = VirtAddr(b).index(at: .pte)
                 var pte = srcTable[idx]
-                if pte != 0, var leaf = PTEFormat.decode(pte, level: .pte, arch: arch) {
+                if pte != 0 {
                     if dstTable == nil {
                         // One pte_alloc() per PTE table, as copy_pte_range() does.
                         do { dstTable = try dst.pageTable.allocSlot(VirtAddr(b), level: .pte) - idx } catch { throw .oom }
                     }
-                    if leaf.present && !(leaf.special && leaf.pfn == zeroPage) {
+                    if let leaf = presentOrProtNone(pte), !(leaf.special && leaf.pfn == zeroPage) {
                         let p = frames[leaf.pfn]
                         p.pointee.refcount += 1
                         p.pointee.mapcount += 1
@@ -408,8 +412,7 @@ extension Machine {
                             counters.add(.nrMapped, 1)
                         }
                         if vma.isCOW && leaf.writable {
-                            leaf.writable = false
-                            pte = PTEFormat.encode(leaf, arch: arch)
+                            pte = PTEFormat.wrprotect(pte, arch: arch)
                             srcTable[idx] = pte
                         }
                     }

@@ -79,8 +79,11 @@ extension Machine {
                 let zero = leaf.special && leaf.pfn == zeroPage
                 let exclusive = !zero && frames[leaf.pfn].pointee.flags.contains(.anonExclusive)
                 let canWrite = v.flags.contains(.write) && (v.flags.contains(.shared) || (exclusive && leaf.dirty))
+                // pte_modify(): the protection bits come from the VMA's new vm_page_prot, so a
+                // user mapping gets _PAGE_USER back when it leaves PROT_NONE.
                 leaf.present = accessible
                 leaf.protNone = !accessible
+                leaf.user = accessible
                 leaf.writable = accessible && (wasWritable ? v.flags.contains(.write) : canWrite)
                 leaf.noExec = !v.flags.contains(.exec)
                 if wasWritable && !leaf.writable { lost = true }
