@@ -106,7 +106,7 @@ public final class PageAllocator {
         zone.lists[li].count += 1
         zone.nrFree[order] += 1
         if order >= PageOrder.pageblock.raw && mt != .isolate {
-            zone.stats[VMStat.nrFreePagesBlocks.rawValue] += Int64(1 << order)
+            accountFreeBlocks(zone, Int64(1 << order))
         }
         // Tail frames of a free block are marked for the invariant checker (order 0 has none).
         // A block of MAX_PAGE_ORDER or less never crosses a memmap section: one base pointer.
@@ -128,7 +128,7 @@ public final class PageAllocator {
         zone.lists[li].count -= 1
         zone.nrFree[order] -= 1
         if order >= PageOrder.pageblock.raw && mt != .isolate {
-            zone.stats[VMStat.nrFreePagesBlocks.rawValue] -= Int64(1 << order)
+            accountFreeBlocks(zone, -Int64(1 << order))
         }
     }
 
@@ -141,7 +141,7 @@ public final class PageAllocator {
             // front, so that deletion below is uniform.
             let pfn = zone.virgin.popFirst()!
             zone.nrFree[order] -= 1
-            zone.stats[VMStat.nrFreePagesBlocks.rawValue] -= Int64(1 << order)
+            accountFreeBlocks(zone, -Int64(1 << order))
             addToFreeList(zone, PFN(pfn), order: order, mt, tail: false)
             return PFN(pfn)
         }
@@ -157,9 +157,11 @@ public final class PageAllocator {
         counters.add(.nrFreePages, nr)
     }
 
-    /// Keeps the machine-wide NR_FREE_PAGES_BLOCKS equal to the sum of the zones'.
-    func syncFreeBlocksCounter() {
-        counters[.nrFreePagesBlocks] = zones.reduce(0) { $0 + $1.stats[VMStat.nrFreePagesBlocks.rawValue] }
+    /// NR_FREE_PAGES_BLOCKS of the zone and the machine: free pages in blocks of at least
+    /// pageblock_order (__add_to_free_list()/__del_page_from_free_list()).
+    @inline(__always) func accountFreeBlocks(_ zone: Zone, _ nr: Int64) {
+        zone.stats[VMStat.nrFreePagesBlocks.rawValue] += nr
+        counters.add(.nrFreePagesBlocks, nr)
     }
 
     /// find_buddy_page_pfn(): the buddy of the block at `pfn` if it is a free block of exactly `order` in the same zone.
@@ -503,7 +505,6 @@ public final class PageAllocator {
                 freeOneBlock(zone, pfn, order: order, pageblockMigratetype(pfn), toTail: false)
             } while count > 0 && !zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].isEmpty
         }
-        syncFreeBlocksCounter()
     }
 
     /// drain_pages_zone() for one CPU, or every CPU (drain_all_pages()).
@@ -580,7 +581,6 @@ public final class PageAllocator {
         } else {
             got = rmqueue(zone, order: order, mt, flags, mode: &mode)
         }
-        syncFreeBlocksCounter()
         return got
     }
 
@@ -725,7 +725,6 @@ public final class PageAllocator {
             if mt.rawValue > MigrateType.reclaimable.rawValue {
                 if mt == .isolate {
                     freeOneBlock(zone, pfn, order: order, mt, toTail: false)
-                    syncFreeBlocksCounter()
                     return
                 }
                 mt = .movable
@@ -733,7 +732,6 @@ public final class PageAllocator {
             freeToPcp(zone, pfn, p, order: order, mt)
         } else {
             freeOneBlock(zone, pfn, order: order, mt, toTail: false)
-            syncFreeBlocksCounter()
         }
     }
 
@@ -756,7 +754,7 @@ public final class PageAllocator {
             if order == PageOrder.max.raw && pageblockMigratetype(PFN(pfn)) == .movable {
                 zone.virgin.append(start: pfn, end: pfn + n)
                 zone.nrFree[order] += 1
-                zone.stats[VMStat.nrFreePagesBlocks.rawValue] += Int64(n)
+                accountFreeBlocks(zone, Int64(n))
                 accountFreepages(zone, Int64(n), .movable)
             } else {
                 for i in 0..<n {
@@ -770,7 +768,6 @@ public final class PageAllocator {
             counters.add(.pgfree, Int64(n))
             pfn += n
         }
-        syncFreeBlocksCounter()
     }
 
     /// free_reserved_page(): a reserved frame (e.g. freed init memory) joins the managed pages.
@@ -813,7 +810,7 @@ public final class PageAllocator {
                 let block = pfn & ~(VirginBlocks.blockPages - 1)
                 zone.virgin.remove(block: block)
                 zone.nrFree[PageOrder.max.raw] -= 1
-                zone.stats[VMStat.nrFreePagesBlocks.rawValue] -= Int64(VirginBlocks.blockPages)
+                accountFreeBlocks(zone, -Int64(VirginBlocks.blockPages))
                 addToFreeList(zone, PFN(block), order: PageOrder.max.raw, .movable, tail: false)
                 continue
             }
@@ -881,7 +878,6 @@ public final class PageAllocator {
             while start + nrPages <= zone.endPFN {
                 if rangeIsFree(zone, start, nrPages) {
                     isolateFreeRange(zone, start, start + nrPages)
-                    syncFreeBlocksCounter()
                     for i in 0..<nrPages {
                         let p = frames[PFN(start + i)]
                         p.pointee.state = .allocated

@@ -124,6 +124,10 @@ extension Machine {
                 pcpFrames[z.type.rawValue] += UInt64(n)
             }
         }
+        let blocks = zones.reduce(Int64(0)) { $0 + $1.stats[VMStat.nrFreePagesBlocks.rawValue] }
+        guard counters[.nrFreePagesBlocks] == blocks else {
+            throw VMBug(rule: "nr-free-pages-blocks-global", detail: "vmstat nr_free_pages_blocks \(counters[.nrFreePagesBlocks]) != sum of zones \(blocks)")
+        }
         guard counters[.nrFreePages] == zones.reduce(0, { $0 + $1.freePages }) else {
             throw VMBug(rule: "nr-free-pages-global", detail: "vmstat nr_free_pages \(counters[.nrFreePages]) != sum of zones \(zones.reduce(0) { $0 + $1.freePages })")
         }
