@@ -79,7 +79,13 @@ extension Machine {
         }
         // A miss, a write through a clean entry, or cached permissions that forbid the
         // access: the hardware walks (and a fault drops the cached entry).
-        return cpuRefs[cpu]._withUnsafeGuaranteedRef { walkAndFill($0, va, access, privilege) }
+        return translateMiss(cpu: cpu, va, access, privilege)
+    }
+
+    /// The walk half of `translate`, out of line so that the hit path stays small.
+    @usableFromInline @inline(never)
+    func translateMiss(cpu: Int, _ va: VirtAddr, _ access: AccessKind, _ privilege: Privilege) -> AccessResult {
+        cpuRefs[cpu]._withUnsafeGuaranteedRef { walkAndFill($0, va, access, privilege) }
     }
 
     /// The permission check a TLB hit needs (the walk computes the same from the entries).
