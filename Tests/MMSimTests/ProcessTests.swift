@@ -435,3 +435,27 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
         try m.checkInvariants()
     }
 }
+
+@Suite struct ThreadTests {
+    /// Two threads of one mm on two CPUs: an unmap by one flushes the other CPU by IPI
+    /// (flush_tlb_mm_range(): nr_tlb_remote_flush once per call, _received once per CPU).
+    @Test func unmapByOneThreadShootsDownTheOther() throws {
+        let m = try Machine(.reference)
+        let a = m.spawn(name: "a", cpu: 0)
+        let b = try m.cloneThread(a, name: "b", cpu: 1).get()
+        #expect(a.mm === b.mm && a.mm!.users == 2)
+        _ = m.mmap(a, addr: fixedAddr, length: 16 * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(a, addr: fixedAddr, length: 16 * Page.size, kind: .write)
+        let r = m.access(b, addr: fixedAddr, length: 16 * Page.size, kind: .read)
+        #expect(r.faults == 0, "the other thread sees the same page tables: no fault, only TLB misses")
+        let before = (m.counters[.nrTlbRemoteFlush], m.counters[.nrTlbRemoteFlushReceived])
+        _ = m.munmap(a, addr: fixedAddr, length: 16 * Page.size)
+        #expect(m.counters[.nrTlbRemoteFlush] - before.0 == 1)
+        #expect(m.counters[.nrTlbRemoteFlushReceived] - before.1 == 1)
+        try m.checkInvariants()
+        // exit_group(): the process takes its thread along, and the mm goes with the last user.
+        m.exit(a)
+        #expect(b.state == .dead && b.mm == nil)
+        try m.checkInvariants()
+    }
+}

@@ -48,7 +48,7 @@ import MMSimTestSupport
         #expect(r.processes[1].minflt == 16)
     }
 
-    @Test(arguments: ["zero-page", "populate", "mprotect-split", "madvise-dontneed", "mremap-grow", "brk", "mlock", "file-fault-around", "thp", "page-cache",
+    @Test(arguments: ["zero-page", "populate", "mprotect-split", "madvise-dontneed", "mremap-grow", "brk", "mlock", "file-fault-around", "thp", "page-cache", "threads-shootdown",
                       "bad-access", "syscall-errors"])
     func examplePasses(_ name: String) throws {
         let path = Self.root.appendingPathComponent("examples/\(name).mmsim").path

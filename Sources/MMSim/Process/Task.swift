@@ -32,6 +32,8 @@ public final class Task {
     /// cmin_flt / cmaj_flt: reaped children's faults (getrusage(RUSAGE_CHILDREN)).
     public internal(set) var cminFlt: UInt64 = 0
     public internal(set) var cmajFlt: UInt64 = 0
+    /// The process (thread group leader) a thread belongs to; nil for a process itself.
+    public internal(set) var threadGroupLeader: Int?
     /// Signals the memory system delivered, in order.
     public internal(set) var signals: [Signal] = []
     /// The errno of the last memory syscall (nil = it succeeded).
@@ -151,11 +153,37 @@ extension Machine {
         return .success(child)
     }
 
-    /// exit(): the address space goes (exit_mmap()), the task waits as a zombie for its parent.
+    /// clone(CLONE_VM | CLONE_THREAD): a thread sharing `parent`'s address space, running on
+    /// `cpu`. The mm's users and CPU mask grow with it; its own faults count in its rusage.
+    public func cloneThread(_ parent: Task, name: String, cpu: Int? = nil) -> SyscallResult<Task> {
+        guard parent.state == .running, let mm = parent.mm else { return .failure(.EINVAL) }
+        let t = Task(pid: nextPID, name: name, cpu: min(max(cpu ?? parent.cpu, 0), config.cpus - 1))
+        nextPID += 1
+        t.mm = mm
+        t.threadGroupLeader = parent.threadGroupLeader ?? parent.pid
+        mm.users += 1
+        tasks.append(t)
+        return .success(t)
+    }
+
+    /// exit(): the last user of the address space tears it down (exit_mmap()); a process
+    /// waits as a zombie for its parent, a thread is reaped at once.
     public func exit(_ t: Task, code: Int32 = 0) {
         guard t.state == .running else { return }
-        if let mm = t.mm { releaseMM(t, mm) }
+        // exit_group(): a process takes its threads with it.
+        if t.threadGroupLeader == nil {
+            for th in tasks where th.threadGroupLeader == t.pid && th.state == .running { exit(th, code: code) }
+        }
+        if let mm = t.mm {
+            mm.users -= 1
+            if mm.users == 0 { releaseMM(t, mm) }
+        }
         t.mm = nil
+        if t.threadGroupLeader != nil {
+            t.exitCode = code
+            t.state = .dead
+            return
+        }
         t.exitCode = code
         t.state = .zombie
         if t.parent == nil || task(pid: t.parent!)?.state != .running { t.state = .dead }

@@ -161,6 +161,8 @@ public enum ProcessAction: Sendable, Hashable {
     case munlockall
     /// fork(): the child gets the name.
     case fork(child: String)
+    /// clone(CLONE_VM|CLONE_THREAD): a thread of the same address space, on a CPU.
+    case thread(name: String, cpu: Int?)
     case exit(code: Int32)
     /// wait4(): a named child, or any child.
     case wait(child: String?)
@@ -181,6 +183,7 @@ public enum ProcessAction: Sendable, Hashable {
         case .mlockall: "mlockall"
         case .munlockall: "munlockall"
         case .fork: "fork"
+        case .thread: "clone"
         case .exit: "exit_group"
         case .wait: "wait4"
         case .execve: "execve"

@@ -209,7 +209,7 @@ public struct ScenarioParser {
 
     static let commandWords = ["machine", "sysctl", "sysfs", "spawn", "file", "mark", "expect", "cat", "echo"]
     static let actionWords = ["mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "mlock", "munlock",
-                              "mlockall", "munlockall", "fork", "exit", "wait", "execve", "read", "write",
+                              "mlockall", "munlockall", "fork", "thread", "exit", "wait", "execve", "read", "write",
                               "exec", "touch"]
 
     private mutating func append(_ kind: StatementKind, _ loc: ScenarioLocation, _ text: String) {
@@ -508,6 +508,20 @@ public struct ScenarioParser {
             try checkIdentifier(n.text, c.location(of: n), what: "process name")
             if !processes.contains(n.text) { processes.append(n.text) }
             return .fork(child: n.text)
+        case "thread":
+            let n = try c.word("the thread's name after 'thread'")
+            try checkIdentifier(n.text, c.location(of: n), what: "process name")
+            var cpu: Int?
+            while let t = c.next() {
+                let (k, v) = try keyValue(t, &c)
+                guard k == "cpu" else { throw ScenarioError(c.location(of: t), "unknown thread option '\(k)'; known: cpu=N") }
+                guard let num = parseNumber(v.text), num < UInt64(config.cpus) else {
+                    throw ScenarioError(c.location(of: v), "cpu=\(v.text): this machine has CPUs 0...\(config.cpus - 1)")
+                }
+                cpu = Int(num)
+            }
+            if !processes.contains(n.text) { processes.append(n.text) }
+            return .thread(name: n.text, cpu: cpu)
         case "exit":
             var code: Int32 = 0
             if let v = c.next() {

@@ -325,6 +325,18 @@ public final class ScenarioRunner {
                 procs[child] = nil
                 result = .failed(e)
             }
+        case .thread(let child, let cpu):
+            if let c = procs[child], c.state == .running {
+                throw ScenarioError(loc, "process '\(child)' already exists (pid \(c.pid)); give the thread another name")
+            }
+            call = "clone(CLONE_VM|CLONE_THREAD)"
+            switch machine.cloneThread(t, name: child, cpu: cpu) {
+            case .success(let c):
+                procs[child] = c
+                result = .ok(UInt64(c.pid))
+            case .failure(let e):
+                result = .failed(e)
+            }
         case .exit(let code):
             call = "exit_group(\(code))"
             trace(t, call, .ok(nil))
