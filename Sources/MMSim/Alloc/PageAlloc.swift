@@ -37,17 +37,16 @@ public final class PageAllocator {
     /// Pageblock migrate types (the usemap), one byte per pageblock.
     private let pageblockTypes: UnsafeMutablePointer<UInt8>
     private let pageblockCount: Int
-    /// Messages for the kernel log (page allocation failures, bad pages).
-    public internal(set) var log: [String] = []
+    /// The kernel log it reports to (page allocation failures, bad pages).
+    public let log: KernelLog
     var warnedOrderAboveMax = false
     /// Frames the allocator refused to free because their state was wrong (bad_page()).
     public internal(set) var badPages = 0
-    /// Called on every successful allocation and free (tracing hook: mm_page_alloc / mm_page_free).
-    public var trace: ((_ event: String, _ pfn: PFN, _ order: Int) -> Void)?
 
-    init(frames: FrameTable, counters: VMCounters, cpus: Int) {
+    init(frames: FrameTable, counters: VMCounters, log: KernelLog = KernelLog(), cpus: Int) {
         self.frames = frames
         self.counters = counters
+        self.log = log
         self.cpuCount = cpus
         self.zones = ZoneType.allCases.map { Zone(type: $0, cpus: cpus) }
         self.zoneRefs = FixedArray(zones.map { Unmanaged.passUnretained($0) })
@@ -658,7 +657,6 @@ public final class PageAllocator {
         counters.add(.numaHit, 1)
         counters.add(.numaLocal, 1)
         prepNewPage(pfn, order: order, gfp: gfp)
-        trace?("mm_page_alloc", pfn, order)
         return pfn
     }
 
@@ -712,7 +710,6 @@ public final class PageAllocator {
             for i in 1..<(1 << order) { (p + i).pointee.flags = [] }
         }
         counters.add(.pgfree, Int64(1 << order))
-        trace?("mm_page_free", pfn, order)
         zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { zone in
             freeFrozenToZone(zone, pfn, p, order: order)
         }

@@ -17,6 +17,4 @@ public final class VMCounters {
     /// count_vm_events() / mod_node_page_state()
     @inline(__always) public func add(_ item: VMStat, _ delta: Int64) { values[item.rawValue] &+= delta }
 
-    /// A copy of every value, for marks and deltas.
-    public func snapshot() -> [Int64] { Array(values) }
 }

@@ -20,8 +20,8 @@ public final class Machine {
     @usableFromInline let cpuASIDs: FixedArray<ASID>
     /// The buddy allocator.
     public let allocator: PageAllocator
-    /// dmesg: the boot log and later kernel messages, without timestamps.
-    public internal(set) var log: [String] = []
+    /// dmesg: the boot log and later kernel messages (the allocator's too), without timestamps.
+    public let log: KernelLog
     /// The shared zero page (empty_zero_page) inside the kernel image.
     public internal(set) var zeroPage = PFN(0)
     /// First and last PFN of the kernel image (_text, _end) and of its init section.
@@ -71,7 +71,8 @@ public final class Machine {
         // setup_arch() .. sparse_init(): memblock and its reservations, before struct pages.
         let early = try EarlyBoot(config)
         memblock = early.memblock
-        log = early.log
+        let log = KernelLog(early.log)
+        self.log = log
         maxPFN = early.maxPFN
         physPages = early.physPages
         kernelImage = early.kernelImage
@@ -87,7 +88,7 @@ public final class Machine {
             Machine.initSection(first: first.raw, records: records, memblock: mb, zoneBounds: zoneBounds)
         }
         self.frames = frames
-        allocator = PageAllocator(frames: frames, counters: counters, cpus: config.cpus)
+        allocator = PageAllocator(frames: frames, counters: counters, log: log, cpus: config.cpus)
         let cpus = (0..<config.cpus).map { CPU(id: $0, config: config, frames: frames) }
         self.cpus = cpus
         cpuRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0) })

@@ -31,7 +31,7 @@ final class MMUGather {
     /// Pages whose rmap removal waits for the TLB flush (dirty file pages).
     var delayedRmaps: [PFN] = []
     /// The pages gathered since the last flush, with their sizes.
-    var pending: [(pfn: PFN, nr: UInt64)] = []
+    var pending: [(pfn: PFN, huge: Bool)] = []
     /// The current table batch (a page) and the tables in it.
     var tableBatch: PFN?
     var tableCount = 0
@@ -58,12 +58,13 @@ final class MMUGather {
         clearedLevels |= 1 << UInt8(level.rawValue)
     }
 
-    /// __tlb_remove_folio_pages_size(): one slot (two for a multi-page range). Returns true
+    /// __tlb_remove_folio_pages_size(): one slot per page or PMD folio. Returns true
     /// when the caller must flush now (no next batch could be had).
-    /// `huge`: a PMD-mapped folio, one slot whose free releases the whole folio.
-    func removePage(_ pfn: PFN, nr: UInt64 = 1, huge: Bool = false) -> Bool {
-        pending.append((pfn, huge ? PageOrder.pmd.pages : nr))
-        activeCount += nr == 1 ? 1 : 2
+    /// `huge`: a PMD-mapped folio, one slot whose free releases the whole folio. (The
+    /// two-slot page+count encoding is for PTE-mapped large folios, which are not modelled.)
+    func removePage(_ pfn: PFN, huge: Bool = false) -> Bool {
+        pending.append((pfn, huge))
+        activeCount += 1
         let max = active < 0 ? Self.bundle : Self.batchSlots
         if activeCount >= max - 1 {
             return !nextBatch()
@@ -144,9 +145,14 @@ final class MMUGather {
         for pfn in delayedRmaps { machine.removeFileRmap(pfn) }
         delayedRmaps.removeAll(keepingCapacity: true)
         tableFlush()
-        for (pfn, nr) in pending {
-            if nr == PageOrder.pmd.pages && machine.frames[pfn].pointee.order == UInt8(PageOrder.pmd.raw) { machine.putHugePage(pfn) } else {
-                for i in 0..<nr { machine.putPage(pfn + i) }
+        for (pfn, huge) in pending {
+            if !huge {
+                machine.putPage(pfn)
+            } else if machine.frames[pfn].pointee.order == UInt8(PageOrder.pmd.raw) {
+                machine.putHugePage(pfn)
+            } else {
+                // The folio was split since it was gathered: 512 order-0 pages now.
+                for i in 0..<PageOrder.pmd.pages { machine.putPage(pfn + i) }
             }
         }
         pending.removeAll(keepingCapacity: true)

@@ -50,7 +50,7 @@ extension Machine {
         }
         return [
             "config": (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(config))) ?? [:],
-            "dmesg": log,
+            "dmesg": Array(log),
             "meminfo": meminfo,
             "vmstat": vmstat,
             "zones": zonesOut,

@@ -75,7 +75,7 @@ extension Machine {
         kb("Bounce", p(c[.nrBounce]))
         kb("WritebackTmp", p(c[.nrWritebackTemp]))
         kb("CommitLimit", p(Int64(commitLimitPages)))
-        kb("Committed_AS", p(committedPages))
+        kb("Committed_AS", p(committedAS))
         kb("VmallocTotal", vmallocTotalKB)
         kb("VmallocUsed", 0)
         kb("VmallocChunk", 0)
@@ -101,8 +101,6 @@ extension Machine {
         return f
     }
 
-    /// Committed_AS in pages (vm_committed_as); the workload layer adds to it.
-    public var committedPages: Int64 { committedAS }
 
     /// The text of /proc/meminfo.
     public func meminfoText() -> String {
