@@ -39,6 +39,8 @@ public final class PageAllocator {
     private let pageblockCount: Int
     /// The kernel log it reports to (page allocation failures, bad pages).
     public let log: KernelLog
+    /// The tracepoint buffer (mm_page_free and the rest of the machine's events).
+    public let tracer = Tracer()
     var warnedOrderAboveMax = false
     /// Frames the allocator refused to free because their state was wrong (bad_page()).
     public internal(set) var badPages = 0
@@ -710,6 +712,7 @@ public final class PageAllocator {
             for i in 1..<(1 << order) { (p + i).pointee.flags = [] }
         }
         counters.add(.pgfree, Int64(1 << order))
+        tracer.emit(currentCPU, .pageFree(pfn: pfn.raw, order: order))
         zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { zone in
             freeFrozenToZone(zone, pfn, p, order: order)
         }

@@ -48,15 +48,36 @@ extension Machine {
     /// Every valid TLB entry of every CPU matches the page table its tag was loaded with:
     /// same frame, no more permission than the entry now grants, not dirty when the entry
     /// is clean; or a pending flush covers it.
+    ///
+    /// x86 keeps entries of other mms in the CPU's other PCID slots, and a lazy CPU keeps its
+    /// old mm loaded while skipping flushes: such entries may be stale exactly when the slot's
+    /// recorded generation is behind its mm's (the flush is owed and happens at the next
+    /// switch to it), or when the mm is gone (its ctx_id never comes back).
     public func checkTLBs() throws {
+        if let v = tlbViolations.first {
+            throw VMBug(rule: "tlb-validator", detail: v)
+        }
+        let live = liveMMs()
         for c in cpus {
             var bug: VMBug? = nil
             c.tlb.forEachEntry { e in
                 guard bug == nil else { return }
-                let root: PFN? = e.isGlobal ? (c.kernelRoot ?? c.root) : c.rootOfASID[e.asid]
+                var root: PFN? = e.isGlobal ? (c.kernelRoot ?? c.root) : c.rootOfASID[e.asid]
+                var owner: MM? = nil
+                let st = tlbState[c.id]
+                let slot = config.pcid ? Int(e.asid.raw) - 1 : 0
+                // Slots the kernel never gave a user mm (ctx_id 0, or init_mm's) hold what was
+                // loaded directly (loadPageTable): checked against the root loaded with them.
+                if !e.isGlobal && arch.isX86 && slot >= 0 && slot < tlbNrDynASIDs && st.ctxID[slot] > MM.initMMCtxID {
+                    guard let mm = live.first(where: { $0.ctxID == st.ctxID[slot] }) else { return }
+                    if st.ctxGen[slot] < mm.tlbGen { return }
+                    root = mm.pageTable.root
+                    owner = mm
+                }
                 guard let root else { return }
                 let size = e.translation.size.bytes
                 if pendingTLBFlushes.contains(where: { $0.covers(e.asid, e.vpnBase, size) }) { return }
+                if let owner, gatherCovers(owner, e.vpnBase.raw) { return }
                 let leaf = probe(root: root, e.vpnBase)
                 let what = "cpu \(c.id) \(e.level) entry va \(e.vpnBase) asid \(e.asid) -> pfn \(e.translation.basePFN) \(e.translation.size) \(e.translation.attrs.rawValue)"
                 guard let leaf, leaf.present else {
@@ -75,6 +96,47 @@ extension Machine {
                 }
             }
             if let bug { throw bug }
+        }
+    }
+}
+
+extension Machine {
+    /// The mms of live tasks, each once.
+    func liveMMs() -> [MM] {
+        var seen = Set<ObjectIdentifier>()
+        var out: [MM] = []
+        for t in tasks {
+            if let mm = t.mm, seen.insert(ObjectIdentifier(mm)).inserted { out.append(mm) }
+        }
+        return out
+    }
+
+    /// A gather in progress on `mm` still owes a flush covering `va`.
+    func gatherCovers(_ mm: MM, _ va: UInt64) -> Bool {
+        gathersInFlight.contains { g in g._withUnsafeGuaranteedRef { $0.mm === mm && $0.covers(va) } }
+    }
+
+    /// The TLB validator for one user access that went through to `pa`: the page table must
+    /// still map `va` to that frame with the access allowed, unless a flush still allowed to
+    /// be pending covers it; and the frame must not be free. A failure is recorded with the
+    /// frame's and the address's recent history from the trace.
+    func validateAccess(_ t: Task, _ mm: MM, _ va: UInt64, _ kind: AccessKind, _ pa: PhysAddr) {
+        let pfn = pa.pfn
+        let what = "\(t.name)[\(t.pid)] on cpu \(t.cpu): \(kind) at \(String(hex: va, width: 0)) used pfn \(String(hex: pfn.raw, width: 0))"
+        if frames[pfn].pointee.state != .allocated && frames[pfn].pointee.state != .reserved {
+            tlbViolations.append("\(what), a \(frames[pfn].pointee.state) frame (use after free)" + frameHistory(pfn))
+            return
+        }
+        if gatherCovers(mm, va) { return }
+        guard let leaf = probe(root: mm.pageTable.root, VirtAddr(va)), leaf.present else {
+            tlbViolations.append("\(what), but the page table no longer maps it and no flush is pending" + frameHistory(pfn))
+            return
+        }
+        let expect = leaf.pfn + ((va & (leaf.size.bytes - 1)) >> Page.shift)
+        if expect != pfn {
+            tlbViolations.append("\(what), but the page table maps pfn \(String(hex: expect.raw, width: 0))" + frameHistory(pfn))
+        } else if (kind == .write && !leaf.writable) || !leaf.user {
+            tlbViolations.append("\(what), but the entry no longer allows it (writable \(leaf.writable), user \(leaf.user))" + frameHistory(pfn))
         }
     }
 }

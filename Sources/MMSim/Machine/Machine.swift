@@ -46,6 +46,28 @@ public final class Machine {
 
     /// TLB flushes decided but not yet done; the checker tolerates entries they cover.
     public internal(set) var pendingTLBFlushes: [PendingTLBFlush] = []
+    /// Each CPU's TLB bookkeeping (cpu_tlbstate): loaded mm, lazy mode, PCID slots.
+    public internal(set) var tlbState: [CPUTLBState]
+    /// Flush, IPI and gather statistics.
+    public internal(set) var shootdown: ShootdownStats
+    /// The unmap path's tunables.
+    public var tunables = UnmapTunables()
+    /// RCU: grace periods and their callbacks (page-table frees).
+    public let rcu: RCUState
+    /// The tracepoint buffer (`mmsim run --trace`).
+    public var tracer: Tracer { allocator.tracer }
+    /// last_mm_ctx_id
+    var lastMMCtxID = MM.initMMCtxID
+    /// Check every user access against the page tables (the TLB validator; on in tests).
+    public var validateTLB = false
+    /// What the TLB validator and the lock-free walkers found wrong, in order.
+    public internal(set) var tlbViolations: [String] = []
+    /// Gathers in progress (their pending flushes excuse stale TLB entries they cover).
+    var gathersInFlight: [Unmanaged<MMUGather>] = []
+    /// Lock-free walks, by id (finished ones stay for inspection).
+    public internal(set) var lockFreeWalkers: [LockFreeWalk] = []
+    /// Page-table pages waiting for every CPU to answer tlb_remove_table_sync_one()'s IPI.
+    var tablesAwaitingIPI: [(PFN, PageTableLevel)] = []
     /// Every task ever spawned or forked, in pid order (reaped ones stay as `dead`).
     public internal(set) var tasks: [Task] = []
     var nextPID = 1
@@ -94,6 +116,9 @@ public final class Machine {
         cpuRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0) })
         tlbRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0.tlb) })
         cpuASIDs = FixedArray(cpus.map(\.asid))
+        tlbState = (0..<config.cpus).map { _ in CPUTLBState() }
+        shootdown = ShootdownStats(cpus: config.cpus)
+        rcu = RCUState(cpus: config.cpus)
         try boot(early)
     }
 

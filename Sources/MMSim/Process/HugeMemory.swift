@@ -98,7 +98,7 @@ extension Machine {
             head.pointee.flags.remove(.anonExclusive)
         }
         // tlb_remove_page_size(): one slot for the whole folio.
-        if tlb.removePage(leaf.pfn, huge: true) { tlb.flush() }
+        if tlb.removePage(leaf.pfn, pmdFolio: true) { tlb.flush() }
     }
 
     /// copy_huge_pmd(): share the huge page with the child (write-protected in both), with
@@ -199,6 +199,6 @@ extension Machine {
         }
         pmd.pointee = PTEFormat.tableEntry(deposit, kernel: false, arch: arch)
         mm.pageTable.noteTableHooked(level: .pte)
-        flushTLBRange(mm, start: haddr, end: haddr + PageTableLevel.pmd.entrySpan, strideShift: PageTableLevel.pmd.shift, freedTables: false)
+        flushTLBMMRange(mm, start: haddr, end: haddr + PageTableLevel.pmd.entrySpan, strideShift: PageTableLevel.pmd.shift, freedTables: false)
     }
 }

@@ -38,8 +38,14 @@ public final class MM {
     public internal(set) var users = 1
     /// mm_cpumask: CPUs that have run it (and may cache its translations).
     public internal(set) var cpumask: [Bool]
-    /// The PCID/ASID tag its translations carry.
+    /// The arm64 ASID its translations carry (x86 tags by per-CPU PCID slot instead).
     public let asid: ASID
+    /// context.ctx_id: never reused, names the mm in the CPUs' PCID slots.
+    public internal(set) var ctxID: UInt64 = 0
+    /// context.tlb_gen: bumped by every flush request (flush_tlb_mm_range()).
+    public internal(set) var tlbGen: UInt64 = 0
+    /// tlb_flush_pending: gathers running on this mm now (nested gathers force a full flush).
+    public internal(set) var flushPending = 0
 
     init(id: Int, pageTable: PageTable, arch: Architecture, cpus: Int) {
         self.id = id

@@ -1,173 +1,293 @@
-// mm/mmu_gather.c: batch the pages and page tables an unmap removes; flush the TLB, then free.
+// mm/mmu_gather.c, include/asm-generic/tlb.h: batch the pages and page tables an unmap removes;
+// flush the TLB, then free.
 
 /// struct mmu_gather: collects what an unmap took out of the page tables so that the TLB
-/// is flushed once before any of it is freed. Batch pages come from the buddy allocator
-/// without waiting (GFP_NOWAIT), which is what makes munmap show up in pgalloc_normal.
+/// is flushed once before any of it is freed (the contract: unhook, invalidate, free).
+///
+/// Layout: the slots of every batch live in one flat array of encoded entries
+/// (`slots`), the local bundle first, then each batch page's share; `batchPages` holds the
+/// frames the kernel would use as batch storage (taken with GFP_NOWAIT, which is what makes
+/// munmap show up in pgalloc_normal). An entry is `pfn << 3 | bits` (ENCODED_PAGE_BIT_DELAY_RMAP,
+/// ENCODED_PAGE_BIT_NR_PAGES_NEXT, and the model's PMD-folio bit) or, after a NR_PAGES_NEXT
+/// entry, a page count `nr << 2`.
 final class MMUGather {
-    /// MMU_GATHER_BUNDLE: slots in the on-stack local batch.
-    static let bundle = 8
-    /// MAX_GATHER_BATCH: slots in a batch page ((PAGE_SIZE - header) / sizeof(void *)).
-    static let batchSlots = 510
-    /// MAX_GATHER_BATCH_COUNT
-    static let maxBatchCount = 19
-    /// MAX_TABLE_BATCH
-    static let tableBatchSlots = 509
+    /// ENCODED_PAGE_BIT_DELAY_RMAP: remove the rmap only after the TLB flush.
+    static let delayRmapBit: UInt64 = 1
+    /// ENCODED_PAGE_BIT_NR_PAGES_NEXT: the next slot holds a page count.
+    static let nrPagesNextBit: UInt64 = 2
+    /// The model's mark for a PMD-mapped folio (the kernel reads the size from the folio).
+    static let pmdFolioBit: UInt64 = 4
 
     /// The machine outlives every gather (one unmap or exit): no reference counting per page.
     unowned(unsafe) let machine: Machine
     let mm: MM
-    let fullmm: Bool
-    /// Flush range and what was cleared.
+    var fullmm: Bool
+    let tunables: UnmapTunables
+    /// Flush range (tlb->start, tlb->end) and what was cleared.
     var start: UInt64 = .max
     var end: UInt64 = 0
     /// cleared_ptes, cleared_pmds, cleared_puds, cleared_p4ds as bits (1 << level).
     var clearedLevels: UInt8 = 0
     var freedTables = false
+    var needFlushAll = false
+    /// tlb->delayed_rmap: some gathered entry carries the delay-rmap bit.
+    var delayedRmap = false
     /// Batch pages allocated so far (reused after a flush; freed at finish).
     var batchPages: [PFN] = []
     /// -1 = the local bundle, else the index into `batchPages`.
     var active = -1
+    /// Entries in the active batch.
     var activeCount = 0
-    /// Pages whose rmap removal waits for the TLB flush (dirty file pages).
-    var delayedRmaps: [PFN] = []
-    /// The pages gathered since the last flush, with their sizes.
-    var pending: [(pfn: PFN, huge: Bool)] = []
+    /// Every gathered entry since the last flush, in order (bundle, then batch after batch).
+    var slots: [UInt64] = []
     /// The current table batch (a page) and the tables in it.
     var tableBatch: PFN?
-    var tableCount = 0
-    /// Tables waiting for the RCU grace period (freed at finish: the model's grace period).
-    var tablesToFree: [(PFN, PageTableLevel)] = []
-    /// Batch pages whose tables were handed to RCU.
-    var retiredTableBatches: [PFN] = []
+    var tables: [(PFN, PageTableLevel)] = []
 
-    /// tlb_gather_mmu() / tlb_gather_mmu_fullmm()
+    /// tlb_gather_mmu() / tlb_gather_mmu_fullmm(): also raises the mm's tlb_flush_pending
+    /// (inc_tlb_flush_pending()), which tells a parallel gather that it is nested.
     init(machine: Machine, mm: MM, fullmm: Bool = false) {
         self.machine = machine
         self.mm = mm
         self.fullmm = fullmm
+        self.tunables = machine.tunables
         if fullmm {
             start = 0
             end = .max
         }
+        mm.flushPending += 1
+        machine.gathersInFlight.append(Unmanaged.passUnretained(self))
+        slots.reserveCapacity(tunables.bundle)
+    }
+
+    /// Whether a flush this gather still owes covers `va` (the validator's allowance).
+    func covers(_ va: UInt64) -> Bool {
+        fullmm || needFlushAll || (clearedLevels != 0 && va >= start && va < end)
     }
 
     /// tlb_flush_pte_range() and friends: widen the flush range for a cleared entry.
+    @inline(__always)
     func noteCleared(_ addr: UInt64, _ size: UInt64, level: PageTableLevel) {
-        start = min(start, addr)
-        end = max(end, addr &+ size)
+        if addr < start { start = addr }
+        if addr &+ size > end { end = addr &+ size }
         clearedLevels |= 1 << UInt8(level.rawValue)
     }
 
-    /// __tlb_remove_folio_pages_size(): one slot per page or PMD folio. Returns true
-    /// when the caller must flush now (no next batch could be had).
-    /// `huge`: a PMD-mapped folio, one slot whose free releases the whole folio. (The
-    /// two-slot page+count encoding is for PTE-mapped large folios, which are not modelled.)
-    func removePage(_ pfn: PFN, huge: Bool = false) -> Bool {
-        pending.append((pfn, huge))
-        activeCount += 1
-        let max = active < 0 ? Self.bundle : Self.batchSlots
-        if activeCount >= max - 1 {
-            return !nextBatch()
+    /// __tlb_remove_folio_pages_size() for one page (or, with `pmdFolio`, a PMD-mapped folio
+    /// in one slot). Returns true when the caller must flush now: the batch is full and no
+    /// next batch could be had.
+    @inline(__always)
+    func removePage(_ pfn: PFN, delayRmap: Bool = false, pmdFolio: Bool = false) -> Bool {
+        var e = pfn.raw << 3
+        if delayRmap {
+            e |= Self.delayRmapBit
+            delayedRmap = true
         }
+        if pmdFolio { e |= Self.pmdFolioBit }
+        slots.append(e)
+        activeCount += 1
+        return afterAdd()
+    }
+
+    /// __tlb_remove_folio_pages(): `nr` pages of one folio from `pfn` in two slots (the page
+    /// with NR_PAGES_NEXT, then the count), as zap_present_folio_ptes() batches a
+    /// PTE-mapped large folio.
+    func removeFolioPages(_ pfn: PFN, _ nr: Int, delayRmap: Bool = false) -> Bool {
+        guard nr > 1 else { return removePage(pfn, delayRmap: delayRmap) }
+        var e = pfn.raw << 3 | Self.nrPagesNextBit
+        if delayRmap {
+            e |= Self.delayRmapBit
+            delayedRmap = true
+        }
+        slots.append(e)
+        slots.append(UInt64(nr) << 2)
+        activeCount += 2
+        return afterAdd()
+    }
+
+    /// The tail of __tlb_remove_folio_pages_size(): with `nr >= max - 1` (room for one more
+    /// two-slot pair is gone) move to the next batch, or report the gather full.
+    @inline(__always)
+    private func afterAdd() -> Bool {
+        if tunables.perPageFlush { return true }
+        let max = active < 0 ? tunables.bundle : tunables.batchSlots
+        if activeCount >= max - 1 { return !nextBatch() }
         return false
     }
 
-    /// __tlb_remove_folio_pages_size() with ENCODED_PAGE_BIT_DELAY_RMAP: the rmap of this
-    /// page is removed after the flush (the caller then adds the page itself).
-    func delayRmap(_ pfn: PFN) { delayedRmaps.append(pfn) }
-
     /// tlb_next_batch()
     func nextBatch() -> Bool {
-        // With delayed rmaps pending, never go past the local batch plus one.
-        if !delayedRmaps.isEmpty && active >= 0 { return false }
+        // With delayed rmaps pending, never go past the local bundle plus one batch.
+        if delayedRmap && active >= 0 { return false }
         if active + 1 < batchPages.count {
             active += 1
             activeCount = 0
             return true
         }
-        if batchPages.count == Self.maxBatchCount { return false }
-        guard let page = machine.allocator.allocPages(.nowait) else { return false }
+        if batchPages.count >= tunables.maxBatchCount { return false }
+        guard let page = machine.allocator.allocPages([.nowait, .noWarn]) else {
+            machine.tracer.emit(machine.currentCPU, .gatherBatchFailed(mm: mm.id))
+            return false
+        }
         batchPages.append(page)
+        machine.shootdown.gatherBatches += 1
+        machine.tracer.emit(machine.currentCPU, .gatherBatch(mm: mm.id, pfn: page.raw, count: batchPages.count))
         active = batchPages.count - 1
         activeCount = 0
         return true
     }
 
-    /// tlb_remove_table(): a page-table page unhooked from the tree; freed after RCU.
+    /// tlb_remove_table(): a page-table page unhooked from the tree; it is freed after an RCU
+    /// grace period, so lock-free walkers (gup_fast) never read a freed table.
     func removeTable(_ pfn: PFN, level: PageTableLevel) {
         freedTables = true
+        machine.tracer.emit(machine.currentCPU, .tableQueued(pfn: pfn.raw, level: level.rawValue))
         if tableBatch == nil {
             guard let page = machine.allocator.allocPages([.nowait, .noWarn]) else {
-                // tlb_table_invalidate() + tlb_remove_table_one(): flush, sync all CPUs, free now.
+                // tlb_table_invalidate() + tlb_remove_table_one(): flush, then an IPI to every
+                // CPU (tlb_remove_table_sync_one()) so no walker is left inside, then free.
                 flushTLB()
-                mm.pageTable.releaseTableFrame(pfn, level: level)
+                machine.tableSyncOne(pfn, level: level)
                 return
             }
             tableBatch = page
-            tableCount = 0
         }
-        tablesToFree.append((pfn, level))
-        tableCount += 1
-        if tableCount == Self.tableBatchSlots { tableFlush() }
+        tables.append((pfn, level))
+        if tables.count >= tunables.tableBatchSlots { tableFlush() }
     }
 
-    /// tlb_table_flush(): hand the batch to RCU; the next table needs a new batch page.
+    /// tlb_table_flush(): invalidate (the TLB and the paging-structure caches), then hand the
+    /// batch to RCU (tlb_remove_table_rcu() frees the tables and the batch page).
     func tableFlush() {
         guard let b = tableBatch else { return }
         flushTLB()
-        retiredTableBatches.append(b)
+        machine.shootdown.tablesRCU += UInt64(tables.count)
+        machine.callRCU(.freeTables(tables: tables, batchPage: b))
+        tables.removeAll(keepingCapacity: true)
         tableBatch = nil
-        tableCount = 0
     }
 
     /// tlb_flush_mmu_tlbonly(): flush the TLB range if anything was cleared or freed.
     func flushTLB() {
-        guard clearedLevels != 0 || freedTables || fullmm else { return }
+        guard clearedLevels != 0 || freedTables else { return }
         // tlb_get_unmap_shift(): the stride of the lowest level cleared.
         let stride: UInt64 = clearedLevels & 1 != 0 ? Page.shift
-            : clearedLevels & 2 != 0 ? PageTableLevel.pmd.shift : PageTableLevel.pud.shift
-        // Tables freed without a cleared range (their pages were flushed already): the model
-        // flushes the whole mm, where the kernel flushes the tables' own small ranges.
-        let whole = fullmm || start >= end
-        machine.flushTLBRange(mm, start: whole ? 0 : start, end: whole ? .max : end, strideShift: stride, freedTables: freedTables)
+            : clearedLevels & 2 != 0 ? PageTableLevel.pmd.shift
+            : clearedLevels & 4 != 0 ? PageTableLevel.pud.shift : Page.shift
+        // tlb_flush(): fullmm and need_flush_all flush everything. Tables freed without a
+        // cleared range: the model flushes the whole mm (the kernel the tables' own spans).
+        let whole = fullmm || needFlushAll || start >= end
+        machine.flushTLBMMRange(mm, start: whole ? 0 : start, end: whole ? .max : end, strideShift: stride, freedTables: freedTables)
+        // __tlb_reset_range()
         if !fullmm {
             start = .max
             end = 0
         }
         clearedLevels = 0
         freedTables = false
+        needFlushAll = false
     }
 
-    /// tlb_flush_mmu(): TLB first, then the tables to RCU, then the pages.
+    /// tlb_flush_rmaps(): after the flush, while the page-table lock is still held, remove
+    /// the delayed rmaps (only the local bundle and the first batch can hold them).
+    func flushRmaps() {
+        guard delayedRmap else { return }
+        var i = 0
+        while i < slots.count {
+            let e = slots[i]
+            if e & Self.delayRmapBit != 0 { machine.removeFileRmap(PFN(e >> 3)) }
+            i += e & Self.nrPagesNextBit != 0 ? 2 : 1
+        }
+        delayedRmap = false
+    }
+
+    /// tlb_flush_mmu(): TLB first, then the delayed rmaps, then the tables to RCU, then the
+    /// pages (tlb_batch_pages_flush()).
     func flush() {
         flushTLB()
-        // tlb_flush_rmaps(): after the flush, before the pages can go.
-        for pfn in delayedRmaps { machine.removeFileRmap(pfn) }
-        delayedRmaps.removeAll(keepingCapacity: true)
+        flushRmaps()
         tableFlush()
-        for (pfn, huge) in pending {
-            if !huge {
-                machine.putPage(pfn)
-            } else if machine.frames[pfn].pointee.order == UInt8(PageOrder.pmd.raw) {
-                machine.putHugePage(pfn)
-            } else {
-                // The folio was split since it was gathered: 512 order-0 pages now.
-                for i in 0..<PageOrder.pmd.pages { machine.putPage(pfn + i) }
+        freePages()
+        machine.shootdown.gatherFlushes += 1
+    }
+
+    /// __tlb_batch_free_encoded_pages(): free the gathered folios, at most `freeLimit` per
+    /// call (cond_resched() between), never separating a page from its count; with
+    /// init_on_free the limit counts pages, since clearing them is the cost.
+    func freePages() {
+        guard !slots.isEmpty else { return }
+        let limit = tunables.freeLimit
+        var i = 0
+        while i < slots.count {
+            var taken = 0, folios = 0
+            while i < slots.count {
+                let e = slots[i]
+                let pair = e & Self.nrPagesNextBit != 0
+                let nr = pair ? Int(slots[i + 1] >> 2) : (e & Self.pmdFolioBit != 0 ? Int(PageOrder.pmd.pages) : 1)
+                let cost = tunables.initOnFree ? nr : 1
+                if taken > 0 && taken + cost > limit { break }
+                taken += cost
+                folios += 1
+                putEntry(e, nr: pair ? nr : 1)
+                i += pair ? 2 : 1
             }
+            machine.tracer.emit(machine.currentCPU, .gatherFree(mm: mm.id, folios: folios))
         }
-        pending.removeAll(keepingCapacity: true)
+        slots.removeAll(keepingCapacity: true)
         active = -1
         activeCount = 0
     }
 
-    /// tlb_finish_mmu(): the last flush, the RCU grace period, the batch pages back.
+    /// free_pages_and_swap_cache() for one entry: drop the reference(s) it holds.
+    @inline(__always)
+    private func putEntry(_ e: UInt64, nr: Int) {
+        let pfn = PFN(e >> 3)
+        if e & Self.pmdFolioBit == 0 {
+            for k in 0..<UInt64(nr) { machine.putPage(pfn + k) }
+        } else if machine.frames[pfn].pointee.order == UInt8(PageOrder.pmd.raw) {
+            machine.putHugePage(pfn)
+        } else {
+            // The folio was split since it was gathered: 512 order-0 pages now.
+            for k in 0..<PageOrder.pmd.pages { machine.putPage(pfn + k) }
+        }
+    }
+
+    /// tlb_finish_mmu(): a nested gather (another one on this mm ran meanwhile) forces a full
+    /// flush with freed_tables; then the last flush; the batch pages go back; the mm's
+    /// tlb_flush_pending drops.
     func finish() {
+        if mm.flushPending > 1 {
+            // mm_tlb_flush_nested(): the other gather may have cleared entries this one has
+            // not seen; flush everything, including paging-structure caches.
+            fullmm = true
+            start = 0
+            end = .max
+            freedTables = true
+        }
         flush()
-        for (pfn, level) in tablesToFree { mm.pageTable.releaseTableFrame(pfn, level: level) }
-        tablesToFree.removeAll()
-        for b in retiredTableBatches { machine.allocator.freePages(b) }
-        retiredTableBatches.removeAll()
         for b in batchPages { machine.allocator.freePages(b) }
         batchPages.removeAll()
+        mm.flushPending -= 1
+        machine.shootdown.gathers += 1
+        machine.gathersInFlight.removeAll { $0.toOpaque() == Unmanaged.passUnretained(self).toOpaque() }
+    }
+}
+
+extension Machine {
+    /// tlb_remove_table_sync_one() + __tlb_remove_table(): IPI every CPU, which cannot
+    /// answer while it runs a lock-free walk with interrupts off; the table is freed once
+    /// all have answered (at once when no walker is active).
+    func tableSyncOne(_ pfn: PFN, level: PageTableLevel) {
+        shootdown.tablesSync += 1
+        tracer.emit(currentCPU, .tableSyncIPI)
+        for c in 0..<config.cpus where c != currentCPU {
+            shootdown.ipisSent[currentCPU] += 1
+            shootdown.ipisReceived[c] += 1
+        }
+        if lockFreeWalkers.contains(where: { $0.active && $0.cpu != currentCPU }) {
+            tablesAwaitingIPI.append((pfn, level))
+        } else {
+            freeTablePage(pfn, level: level)
+        }
     }
 }

@@ -69,48 +69,6 @@ extension Machine {
         }
     }
 
-    // MARK: TLB
-
-    /// switch_mm_irqs_off(): make `mm` the address space loaded on `cpu`.
-    func switchMM(_ mm: MM, cpu: Int) {
-        if cpus[cpu].root != mm.pageTable.root {
-            loadPageTable(cpu: cpu, root: mm.pageTable.root, asid: mm.asid)
-        }
-        mm.cpumask[cpu] = true
-    }
-
-    /// flush_tlb_mm_range() (x86) / __flush_tlb_range() (arm64): invalidate [start, end) of
-    /// `mm` on every CPU that may cache it. x86 goes to a full flush past 33 strides; the
-    /// CPU running the caller flushes locally, the others by IPI (nr_tlb_remote_flush).
-    func flushTLBRange(_ mm: MM, start: UInt64, end: UInt64, strideShift: UInt64, freedTables: Bool) {
-        let pages = end == .max ? UInt64.max : (end - start) >> strideShift
-        let full = end == .max || pages > 33
-        var remote = false
-        let root = mm.pageTable.root, asid = mm.asid
-        for c in 0..<cpuRefs.count where mm.cpumask[c] {
-            // The CPUs and TLBs unretained (the machine keeps them alive).
-            let loaded = cpuRefs[c]._withUnsafeGuaranteedRef { $0.root == root }
-            let isLocal = c == currentCPU
-            if !isLocal && loaded {
-                remote = true
-                counters.add(.nrTlbRemoteFlushReceived, 1)
-            }
-            tlbRefs[c]._withUnsafeGuaranteedRef { tlb in
-                if full {
-                    tlb.flushASID(asid)
-                } else {
-                    var a = start
-                    while a < end {
-                        tlb.flushPage(VirtAddr(a), asid: asid)
-                        a += UInt64(1) << strideShift
-                    }
-                }
-            }
-            if loaded { counters.add(full ? .nrTlbLocalFlushAll : .nrTlbLocalFlushOne, full ? 1 : Int64(pages)) }
-        }
-        if remote { counters.add(.nrTlbRemoteFlush, 1) }
-    }
-
     // MARK: Faults
 
     /// The leaf entry for an anonymous page of `vma`.
@@ -136,7 +94,7 @@ extension Machine {
                 if try doHugePMDAnonymousPage(mm, vmaIndex, haddr, pmd, write: access == .write) { return }
             } else if case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch) {
                 guard access == .write, let leaf = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch) else {
-                    cpus[currentCPU].tlb.flushPage(va, asid: mm.asid)
+                    cpus[currentCPU].tlb.flushPage(va, asid: cpuASIDs[currentCPU])
                     return
                 }
                 // do_huge_pmd_wp_page(): reuse an exclusive folio, else split and COW one page.
@@ -147,7 +105,7 @@ extension Machine {
                     l.dirty = true
                     frames[leaf.pfn].pointee.flags.insert(.anonExclusive)
                     pmd.pointee = PTEFormat.encode(l, arch: arch)
-                    flushTLBRange(mm, start: haddr, end: haddr + PageTableLevel.pmd.entrySpan, strideShift: PageTableLevel.pmd.shift, freedTables: false)
+                    flushTLBMMRange(mm, start: haddr, end: haddr + PageTableLevel.pmd.entrySpan, strideShift: PageTableLevel.pmd.shift, freedTables: false)
                     return
                 }
                 splitHugePMD(mm, vma, haddr, pmd)
@@ -184,7 +142,7 @@ extension Machine {
             return
         }
         // A spurious fault (the TLB held an older entry): the walk will see the new one.
-        cpus[currentCPU].tlb.flushPage(va, asid: mm.asid)
+        cpus[currentCPU].tlb.flushPage(va, asid: cpuASIDs[currentCPU])
     }
 
     /// do_anonymous_page(): a read maps the shared zero page; a write gets a new zeroed page.
@@ -232,7 +190,7 @@ extension Machine {
             markFileDirty(old)
             slot.pointee = PTEFormat.encode(LeafEntry(pfn: old, writable: true, user: true, accessed: true, dirty: true,
                                                       noExec: !vma.flags.contains(.exec)), arch: arch)
-            flushTLBRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
+            flushTLBMMRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
             return
         }
         let fileBacked = !isZero && !frames[old].pointee.flags.contains(.swapbacked)
@@ -243,7 +201,7 @@ extension Machine {
                 p.pointee.flags.insert(.anonExclusive)
                 slot.pointee = anonPTE(old, vma, writable: true, dirty: true)
                 counters.add(.pgreuse, 1)
-                flushTLBRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
+                flushTLBMMRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
                 return
             }
         }
@@ -257,7 +215,7 @@ extension Machine {
         if fileBacked { mm.addRSS(.filePages, -1) }
         // ptep_clear_flush(): the old translation must leave every TLB before the new one goes in.
         slot.pointee = 0
-        flushTLBRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
+        flushTLBMMRange(mm, start: va.raw, end: va.raw + Page.size, strideShift: Page.shift, freedTables: false)
         slot.pointee = anonPTE(new, vma, writable: true, dirty: true)
         if fileBacked {
             removeFileRmap(old)
@@ -305,6 +263,7 @@ extension Machine {
                 continue
             }
             var b = a
+            var forceFlush = false
             while b < next {
                 let idx = VirtAddr(b).index(at: .pte)
                 let pte = table[idx]
@@ -313,6 +272,8 @@ extension Machine {
                     tlb.noteCleared(b, Page.size, level: .pte)
                     if let leaf = presentOrProtNone(pte), !(leaf.special && leaf.pfn == zeroPage) {
                         let pfn = leaf.pfn
+                        tracer.emit(currentCPU, .clearPTE(mm: mm.id, addr: b, pfn: pfn.raw))
+                        var delay = false
                         let anon = frames[pfn].pointee.flags.contains(.swapbacked)
                         if case .shmem = vma.kind {
                             // zap_present_folio_ptes() treats shmem like any file folio: a dirty
@@ -320,7 +281,7 @@ extension Machine {
                             mm.addRSS(.shmemPages, -1)
                             if leaf.dirty {
                                 frames[pfn].pointee.flags.insert(.dirty)
-                                tlb.delayRmap(pfn)
+                                delay = true
                             } else {
                                 removeFileRmap(pfn)
                             }
@@ -333,16 +294,27 @@ extension Machine {
                             mm.addRSS(.filePages, -1)
                             if leaf.dirty {
                                 markFileDirty(pfn)
-                                tlb.delayRmap(pfn)
+                                delay = true
                             } else {
                                 removeFileRmap(pfn)
                             }
                         }
-                        if tlb.removePage(pfn) { tlb.flush() }
+                        // A delayed rmap forces a flush at the end of this table
+                        // (force_flush in zap_pte_range()).
+                        forceFlush = forceFlush || delay
+                        if tlb.removePage(pfn, delayRmap: delay) {
+                            // The gather is full: flush before going on (the kernel leaves
+                            // the PTE loop, flushes, and comes back).
+                            tlb.flush()
+                            forceFlush = false
+                        }
                     }
                 }
                 b += Page.size
             }
+            // zap_pte_range()'s end with force_flush: TLB, delayed rmaps, then (after the
+            // page-table lock) the frees.
+            if forceFlush { tlb.flush() }
             if reclaimTables && a & (span - 1) == 0 && next - a == span {
                 // try_get_and_clear_pmd(): the emptied PTE table goes, VmPTE drops now.
                 pmdSlot.pointee = 0

@@ -99,10 +99,25 @@ extension Machine {
             t.lastErrno = .EINVAL
             return .failure(.EINVAL)
         }
-        currentCPU = t.cpu
+        run(t, mm)
         let r = body(mm)
         t.lastErrno = r.failureValue
         return r
+    }
+
+    /// The task runs on its CPU: it wakes, and its mm is loaded there (the scheduler's
+    /// context_switch() -> switch_mm_irqs_off()).
+    func run(_ t: Task, _ mm: MM) {
+        currentCPU = t.cpu
+        t.sleeping = false
+        switchMM(mm, cpu: t.cpu)
+    }
+
+    /// The task blocks; with nothing else to run its CPU goes idle, lazily keeping the mm.
+    public func sleep(_ t: Task) {
+        guard t.state == .running else { return }
+        t.sleeping = true
+        enterLazyTLB(cpu: t.cpu)
     }
 
     // MARK: mmap
@@ -247,7 +262,7 @@ extension Machine {
     @discardableResult
     public func brk(_ t: Task, _ newBrk: UInt64) -> UInt64 {
         guard t.state == .running, let mm = t.mm else { return 0 }
-        currentCPU = t.cpu
+        run(t, mm)
         if newBrk < mm.startBrk { return mm.brk }
         let newAligned = (newBrk + Page.offsetMask) & ~Page.offsetMask
         let oldAligned = (mm.brk + Page.offsetMask) & ~Page.offsetMask

@@ -61,7 +61,7 @@ extension Machine {
             v.flags = nf
             if changeProtection(mm, v) { changed = true }
         }
-        if changed { flushTLBRange(mm, start: addr, end: end, strideShift: Page.shift, freedTables: false) }
+        if changed { flushTLBMMRange(mm, start: addr, end: end, strideShift: Page.shift, freedTables: false) }
         return .success(())
     }
 

@@ -38,6 +38,8 @@ public final class Task {
     public internal(set) var signals: [Signal] = []
     /// The errno of the last memory syscall (nil = it succeeded).
     public internal(set) var lastErrno: Errno?
+    /// Blocked (its CPU may be idle); the next thing it does wakes it.
+    public internal(set) var sleeping = false
 
     init(pid: Int, name: String, cpu: Int) {
         self.pid = pid
@@ -66,7 +68,11 @@ extension Machine {
     func newMM() -> MM? {
         guard let pt = PageTable(arch: arch, frames: frames, source: allocator) else { return nil }
         nextMMID += 1
-        return MM(id: nextMMID, pageTable: pt, arch: arch, cpus: config.cpus)
+        let mm = MM(id: nextMMID, pageTable: pt, arch: arch, cpus: config.cpus)
+        // init_new_context(): a fresh ctx_id, generation 0.
+        lastMMCtxID += 1
+        mm.ctxID = lastMMCtxID
+        return mm
     }
 
     /// Creates a process as execve() leaves a small static binary: its image (ELF header,
@@ -122,7 +128,7 @@ extension Machine {
         guard let dst = newMM() else { return .failure(.ENOMEM) }
         let child = Task(pid: nextPID, name: childName, cpu: min(max(cpu ?? parent.cpu, 0), config.cpus - 1))
         nextPID += 1
-        currentCPU = parent.cpu
+        run(parent, src)
         dst.startBrk = src.startBrk
         dst.brk = src.brk
         for v in src.vmas where !v.flags.contains(.dontcopy) {
@@ -144,8 +150,9 @@ extension Machine {
                 return .failure(.ENOMEM)
             }
         }
-        // The parent's write-protected entries must leave every TLB (flush_tlb_mm(oldmm)).
-        flushTLBRange(src, start: 0, end: .max, strideShift: Page.shift, freedTables: false)
+        // The parent's write-protected entries must leave every TLB: flush_tlb_mm(oldmm),
+        // which on x86 is flush_tlb_mm_range(mm, 0, TLB_FLUSH_ALL, 0, true).
+        flushTLBMMRange(src, start: 0, end: .max, strideShift: Page.shift, freedTables: true)
         child.mm = dst
         child.parent = parent.pid
         parent.children.append(child.pid)
@@ -175,6 +182,11 @@ extension Machine {
             for th in tasks where th.threadGroupLeader == t.pid && th.state == .running { exit(th, code: code) }
         }
         if let mm = t.mm {
+            // exit_mm(): the task lets go of the mm and its CPU goes lazy on it, then mmput();
+            // the last user tears it down (exit_mmap()) from that lazy CPU.
+            run(t, mm)
+            t.mm = nil
+            enterLazyTLB(cpu: t.cpu)
             mm.users -= 1
             if mm.users == 0 { releaseMM(t, mm) }
         }
@@ -226,10 +238,13 @@ extension Machine {
         mm.dataVM = 0
         mm.execVM = 0
         mm.stackVM = 0
-        for c in 0..<config.cpus where cpus[c].root == mm.pageTable.root {
-            loadPageTable(cpu: c, root: nil, asid: ASID(0))
-        }
-        for c in 0..<config.cpus { _ = cpus[c].tlb.flushASID(mm.asid) }
+        // __mmdrop(): a CPU still lazily holding the mm lets go of it before its page
+        // directory is freed. (x86: exit_mmap()'s freed_tables flush already sent every lazy
+        // CPU in the mask to init_mm.)
+        for c in 0..<config.cpus where tlbState[c].loadedMM === mm { switchMM(nil, cpu: c) }
+        // arm64: the ASID can be handed out again; the model flushes it everywhere now, where
+        // the kernel does so at the ASID generation rollover (flush_context()).
+        if !arch.isX86 { for c in 0..<config.cpus { _ = cpus[c].tlb.flushASID(mm.asid) } }
         mm.pageTable.destroy()
     }
 
@@ -242,14 +257,17 @@ extension Machine {
         var report = AccessReport()
         guard t.state == .running, let mm = t.mm, length > 0 else { return report }
         let step = max(stride, 1)
-        currentCPU = t.cpu
-        switchMM(mm, cpu: t.cpu)
+        run(t, mm)
+        // Running user code: the tick sees a quiescent state.
+        rcuQuiescentState(cpu: t.cpu)
+        let validate = validateTLB
         var a = addr
         let end = addr &+ length
         while a < end || (end < addr && a >= addr) {
             var tries = 0
             while true {
                 if case .ok(let pa) = translate(cpu: t.cpu, VirtAddr(a), kind, privilege: .user) {
+                    if validate { validateAccess(t, mm, a, kind, pa) }
                     if kind == .write { frames[pa.pfn].pointee.content &+= 1 }
                     report.accesses += 1
                     break

@@ -168,6 +168,10 @@ public enum ProcessAction: Sendable, Hashable {
     case wait(child: String?)
     case execve
     case access(AccessSpec)
+    /// The task blocks: its CPU goes idle (lazy TLB), until the task does something again.
+    case sleep
+    /// A lock-free page-table walk (gup_fast) of one address, as get_user_pages_fast() does.
+    case gup(AddressExpr)
 
     /// The syscall's name as strace prints it (accesses: "read"/"write"/"exec").
     public var name: String {
@@ -187,6 +191,8 @@ public enum ProcessAction: Sendable, Hashable {
         case .exit: "exit_group"
         case .wait: "wait4"
         case .execve: "execve"
+        case .sleep: "sleep"
+        case .gup: "gup_fast"
         case .access(let a): a.kind == .read ? "read" : a.kind == .write ? "write" : "exec"
         }
     }
@@ -204,6 +210,8 @@ public enum CounterSource: Sendable, Hashable {
     case rusage(process: String, field: RusageField)
     /// Lines of /proc/PID/maps.
     case mapsCount(process: String)
+    /// The model's TLB-shootdown, gather and RCU statistics (`tlb.NAME`, `rcu.NAME`).
+    case shootdown(String)
 }
 
 public enum RusageField: String, Sendable, Hashable, CaseIterable {
@@ -249,6 +257,8 @@ public let scenarioSignalNames = ["SIGSEGV", "SIGBUS", "SIGKILL"]
 /// The views `cat` can print.
 public enum ProcView: Sendable, Hashable {
     case meminfo, vmstat, zoneinfo, buddyinfo, pagetypeinfo
+    /// /sys/kernel/debug/mmsim/tlb: each CPU's TLB state and the shootdown statistics.
+    case tlbState
     case status(process: String)
     case maps(process: String)
 
@@ -276,6 +286,10 @@ public enum StatementKind: Sendable, Hashable {
     case cat(ProcView, path: String)
     /// `echo TEXT`: a line in the output.
     case echo(String)
+    /// `tunable NAME=VALUE`: one of the unmap path's knobs (UnmapTunables).
+    case tunable(name: String, value: UInt64)
+    /// `rcu sync` (synchronize_rcu()) or `rcu qs cpu=N` (one CPU passes a quiescent state).
+    case rcu(cpu: Int?)
 }
 
 public struct Statement: Sendable, Hashable {

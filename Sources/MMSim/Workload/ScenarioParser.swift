@@ -196,6 +196,39 @@ public struct ScenarioParser {
         case "echo":
             let rest = c.rest().map(\.text).joined(separator: " ")
             append(.echo(rest), loc, text)
+        case "tunable":
+            guard let t = c.next() else { throw c.missing("NAME=VALUE after 'tunable' (\(UnmapTunables.names.joined(separator: ", ")))") }
+            let (k, v) = try keyValue(t, &c)
+            guard let n = parseNumber(v.text) else { throw badNumber(v.text, c.location(of: v)) }
+            var probe = UnmapTunables()
+            do {
+                try probe.set(k, n)
+            } catch {
+                throw ScenarioError(c.location(of: t), "tunable \(error)")
+            }
+            try c.expectEnd()
+            try boot(loc)
+            append(.tunable(name: k, value: n), loc, text)
+        case "rcu":
+            let verb = try c.word("'sync' or 'qs cpu=N' after 'rcu'")
+            switch verb.text {
+            case "sync":
+                try c.expectEnd()
+                try boot(loc)
+                append(.rcu(cpu: nil), loc, text)
+            case "qs":
+                guard let t = c.next() else { throw c.missing("cpu=N after 'rcu qs'") }
+                let (k, v) = try keyValue(t, &c)
+                guard k == "cpu" else { throw ScenarioError(c.location(of: t), "unknown rcu qs option '\(k)'; known: cpu=N") }
+                guard let num = parseNumber(v.text), num < UInt64(config.cpus) else {
+                    throw ScenarioError(c.location(of: v), "cpu=\(v.text): this machine has CPUs 0...\(config.cpus - 1)")
+                }
+                try c.expectEnd()
+                try boot(loc)
+                append(.rcu(cpu: Int(num)), loc, text)
+            default:
+                throw ScenarioError(c.location(of: verb), "unknown rcu command '\(verb.text)'; known: rcu sync, rcu qs cpu=N")
+            }
         default:
             if Self.actionWords.contains(first.text) {
                 let hint = processes.first.map { "'\($0): \(first.text) ...'" } ?? "'spawn NAME' first, then 'NAME: \(first.text) ...'"
@@ -207,10 +240,10 @@ public struct ScenarioParser {
         }
     }
 
-    static let commandWords = ["machine", "sysctl", "sysfs", "spawn", "file", "mark", "expect", "cat", "echo"]
+    static let commandWords = ["machine", "sysctl", "sysfs", "spawn", "file", "mark", "expect", "cat", "echo", "tunable", "rcu"]
     static let actionWords = ["mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "mlock", "munlock",
                               "mlockall", "munlockall", "fork", "thread", "exit", "wait", "execve", "read", "write",
-                              "exec", "touch"]
+                              "exec", "touch", "sleep", "gup"]
 
     private mutating func append(_ kind: StatementKind, _ loc: ScenarioLocation, _ text: String) {
         statements.append(Statement(kind: kind, location: loc, text: text))
@@ -535,6 +568,10 @@ public struct ScenarioParser {
                 return .wait(child: v.text)
             }
             return .wait(child: nil)
+        case "sleep":
+            return .sleep
+        case "gup", "gup_fast":
+            return .gup(try parseAddress(&c, "the address to walk"))
         case "execve", "exec_program":
             _ = c.rest() // a path may follow; the model has no file system for programs
             return .execve
@@ -798,6 +835,15 @@ public struct ScenarioParser {
                 throw ScenarioError(lloc, "unknown counter '\(lhs.text)': /proc/meminfo has no field '\(field)'\(hint)")
             }
             counter = CounterRef(source: .meminfo(f.name), text: lhs.text, isKB: f.isKB)
+        case "tlb", "rcu":
+            let name = parts.dropFirst().joined(separator: ".")
+            guard ScenarioCatalog.shootdownCounters(cpus: config.cpus).contains(lhs.text) else {
+                let all = ScenarioCatalog.shootdownCounters(cpus: config.cpus)
+                let hint = ScenarioCatalog.suggestion(for: lhs.text, in: all).map { " (did you mean \($0)?)" } ?? ""
+                throw ScenarioError(lloc, "unknown counter '\(lhs.text)'\(hint); known: \(all.filter { !$0.contains(".cpu") }.joined(separator: ", ")), tlb.ipis_sent.cpuN, tlb.ipis_received.cpuN")
+            }
+            _ = name
+            counter = CounterRef(source: .shootdown(lhs.text), text: lhs.text, isKB: false)
         case "vmstat":
             let name = parts.dropFirst().joined(separator: ".")
             guard let item = VMStat(name: name) else {
@@ -892,6 +938,7 @@ public struct ScenarioParser {
         case "/proc/zoneinfo": return .zoneinfo
         case "/proc/buddyinfo": return .buddyinfo
         case "/proc/pagetypeinfo": return .pagetypeinfo
+        case "/sys/kernel/debug/mmsim/tlb": return .tlbState
         default: break
         }
         let parts = t.text.split(separator: "/").map(String.init)

@@ -139,8 +139,17 @@ public final class ScenarioRunner {
         } catch let e as ConfigError {
             throw ScenarioError(scenario.statements.first(where: { if case .machine = $0.kind { true } else { false } })?.location ?? bootLoc, "machine: \(e)")
         }
+        // The checker mode validates every user access against the page tables too.
+        machine.validateTLB = options.checkInvariants
+        // --trace prints the tracepoints after each statement; the checker keeps a ring of
+        // them so a violation can show the history of its frame.
+        machine.tracer.enabled = options.trace || options.checkInvariants
+        if options.trace { machine.tracer.keep = Int.max / 4 }
         for s in scenario.statements {
             try execute(s)
+            if options.trace {
+                for r in machine.tracer.drain() { report.output.append(.trace(r.text)) }
+            }
             if options.checkInvariants {
                 do {
                     try machine.checkInvariants()
@@ -195,6 +204,21 @@ public final class ScenarioRunner {
             report.output.append(.view(path: path, text: try render(view, path, loc), location: loc))
         case .echo(let text):
             report.output.append(.echo(text))
+        case .tunable(let name, let value):
+            do {
+                try machine.tunables.set(name, value)
+            } catch {
+                throw ScenarioError(loc, "tunable \(error)")
+            }
+        case .rcu(let cpu):
+            if let cpu {
+                machine.rcuQuiescentState(cpu: cpu)
+            } else {
+                let blocked = machine.synchronizeRCU()
+                if !blocked.isEmpty {
+                    report.output.append(.warning(loc, "the grace period waits for CPU \(blocked.map(String.init).joined(separator: ", ")) (inside a read-side section)"))
+                }
+            }
         case .action(let name, let action, let bind):
             try perform(name, action, bind: bind, s)
         }
@@ -375,6 +399,14 @@ public final class ScenarioRunner {
             call = "execve()"
             machine.execve(t)
             result = .ok(nil)
+        case .sleep:
+            call = "sleep()"
+            machine.sleep(t)
+            result = .ok(nil)
+        case .gup(let e):
+            let a = try value(e)
+            call = "gup_fast(\(hex(a)))"
+            result = machine.lockFreeWalk(t, a).map { .ok($0.raw) } ?? .failed(.EFAULT)
         case .access(let spec):
             let start = try value(spec.start)
             let length: UInt64
@@ -486,6 +518,8 @@ public final class ScenarioRunner {
         case .mapsCount(let p):
             guard let t = procs[p] else { return 0 }
             return modelMapsCount(t)
+        case .shootdown(let name):
+            return machine.shootdownCounter(name) ?? 0
         }
     }
 
@@ -529,6 +563,7 @@ public final class ScenarioRunner {
         case .zoneinfo: return machine.zoneinfoText()
         case .buddyinfo: return machine.buddyinfoText()
         case .pagetypeinfo: return machine.pagetypeinfoText()
+        case .tlbState: return machine.tlbStateText()
         case .status(let who), .maps(let who):
             let t: Task
             if let pid = parseNumber(who) {
