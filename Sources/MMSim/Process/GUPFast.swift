@@ -42,7 +42,7 @@ extension Machine {
         defer { lockFreeWalkers[id] = w }
         tracer.emit(w.cpu, .lockFreeRead(pfn: w.table.raw, level: w.level.rawValue))
         w.reads += 1
-        guard let t = frames.table(w.table), frames[w.table].pointee.state == .allocated else {
+        guard let t = frames.table(w.table), frames[w.table].pointee.state == .pageTable else {
             tlbViolations.append("lock-free walker on cpu \(w.cpu) read pfn \(String(hex: w.table.raw, width: 0)) as a \(w.level) table for va \(String(hex: w.va, width: 0)), but the frame is \(frames[w.table].pointee.state) and no longer a page table" + frameHistory(w.table))
             w.result = nil
             w.level = .pte

@@ -125,7 +125,7 @@ final class MMUGather {
             return true
         }
         if batchPages.count >= tunables.maxBatchCount { return false }
-        guard let page = machine.allocator.allocPages([.nowait, .noWarn]) else {
+        guard let page = machine.allocGatherPage() else {
             machine.tracer.emit(machine.currentCPU, .gatherBatchFailed(mm: mm.id))
             return false
         }
@@ -143,7 +143,7 @@ final class MMUGather {
         freedTables = true
         machine.tracer.emit(machine.currentCPU, .tableQueued(pfn: pfn.raw, level: level.rawValue))
         if tableBatch == nil {
-            guard let page = machine.allocator.allocPages([.nowait, .noWarn]) else {
+            guard let page = machine.allocGatherPage() else {
                 // tlb_table_invalidate() + tlb_remove_table_one(): flush, then an IPI to every
                 // CPU (tlb_remove_table_sync_one()) so no walker is left inside, then free.
                 flushTLB()
@@ -162,7 +162,12 @@ final class MMUGather {
         guard let b = tableBatch else { return }
         flushTLB()
         machine.shootdown.tablesRCU += UInt64(tables.count)
-        machine.callRCU(.freeTables(tables: tables, batchPage: b))
+        if machine.debugFreeTablesWithoutRCU {
+            for (pfn, level) in tables { machine.freeTablePage(pfn, level: level) }
+            machine.allocator.freePages(b)
+        } else {
+            machine.callRCU(.freeTables(tables: tables, batchPage: b))
+        }
         tables.removeAll(keepingCapacity: true)
         tableBatch = nil
     }
@@ -274,6 +279,11 @@ final class MMUGather {
 }
 
 extension Machine {
+    /// __get_free_page(GFP_NOWAIT | __GFP_NOWARN) for a gather batch or table batch.
+    func allocGatherPage() -> PFN? {
+        failGatherAllocations ? nil : allocator.allocPages([.nowait, .noWarn])
+    }
+
     /// tlb_remove_table_sync_one() + __tlb_remove_table(): IPI every CPU, which cannot
     /// answer while it runs a lock-free walk with interrupts off; the table is freed once
     /// all have answered (at once when no walker is active).

@@ -110,3 +110,14 @@ public enum ScenarioCatalog {
         return prev[b.count]
     }
 }
+
+extension ScenarioCatalog {
+    /// Every `tlb.` and `rcu.` counter name on a machine with `cpus` CPUs.
+    public static func shootdownCounters(cpus: Int) -> [String] {
+        var names = ["tlb.ipis_sent", "tlb.ipis_received", "tlb.range_flushes", "tlb.full_flushes", "tlb.tlbi_va",
+                     "tlb.tlbi_asid", "tlb.gathers", "tlb.gather_batches", "tlb.gather_flushes", "tlb.tables_rcu",
+                     "tlb.tables_sync", "tlb.lazy_cpus", "rcu.completed", "rcu.pending", "rcu.invoked"]
+        for c in 0..<cpus { names += ["tlb.ipis_sent.cpu\(c)", "tlb.ipis_received.cpu\(c)"] }
+        return names
+    }
+}
