@@ -134,7 +134,7 @@ extension Machine {
 
     /// rcu_qs() / rcu_note_context_switch(): `cpu` passed a quiescent state.
     public func rcuQuiescentState(cpu: Int) {
-        guard cpu >= 0 && cpu < config.cpus else { return }
+        guard cpu >= 0 && cpu < cpuCount else { return }
         if rcu.report(cpu) { advanceRCU() }
     }
 
@@ -144,7 +144,7 @@ extension Machine {
     @discardableResult
     public func synchronizeRCU() -> [Int] {
         var blocked: [Int] = []
-        for c in 0..<config.cpus where !rcu.report(c) { blocked.append(c) }
+        for c in 0..<cpuCount where !rcu.report(c) { blocked.append(c) }
         advanceRCU()
         return blocked
     }

@@ -51,8 +51,8 @@ extension Machine {
     /// tagging every non-global entry is flushed, as a CR3 write without PCIDs does.
     public func loadPageTable(cpu: Int, root: PFN?, asid requested: ASID, flush: Bool = false) {
         let c = cpus[cpu]
-        let asid = config.pcid ? requested : ASID(0)
-        if !config.pcid {
+        let asid = pcid ? requested : ASID(0)
+        if !pcid {
             _ = c.tlb.flushAllNonGlobal()
         } else if flush {
             _ = c.tlb.flushASID(asid)

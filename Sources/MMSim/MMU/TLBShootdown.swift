@@ -121,7 +121,7 @@ extension MM {
 
 extension Machine {
     /// The hardware tag (PCID) of dynamic slot `slot`: kern_pcid(), slot + 1; 0 without PCIDs.
-    @inline(__always) func x86Tag(_ slot: Int) -> ASID { config.pcid ? ASID(UInt16(slot + 1)) : ASID(0) }
+    @inline(__always) func x86Tag(_ slot: Int) -> ASID { pcid ? ASID(UInt16(slot + 1)) : ASID(0) }
 
     // MARK: Context switch
 
@@ -177,7 +177,7 @@ extension Machine {
     /// choose_new_asid(): the slot that already holds `ctxID` (flush only if it fell behind),
     /// else the next slot round-robin, flushed.
     func chooseNewASID(_ c: Int, ctxID: UInt64, gen: UInt64) -> (Int, Bool) {
-        guard config.pcid else { return (0, true) }
+        guard pcid else { return (0, true) }
         for s in 0..<tlbNrDynASIDs where tlbState[c].ctxID[s] == ctxID {
             return (s, tlbState[c].ctxGen[s] < gen)
         }
@@ -222,7 +222,7 @@ extension Machine {
         var info = FlushTLBInfo(mm: mm, start: ranged ? start : 0, end: ranged ? end : .max, strideShift: strideShift,
                                 freedTables: freedTables, newTLBGen: mm.tlbGen, initiatingCPU: cpu)
         var others = false
-        for c in 0..<config.cpus where c != cpu && mm.cpumask[c] {
+        for c in 0..<cpuCount where c != cpu && mm.cpumask[c] {
             others = true
             break
         }
@@ -239,7 +239,7 @@ extension Machine {
         counters.add(.nrTlbRemoteFlush, 1)
         let pages: Int64 = info.full ? -1 : Int64((info.end - info.start) >> Page.shift)
         tracer.emit(info.initiatingCPU, .tlbFlush(reason: .remoteSendIPI, pages: pages))
-        for c in 0..<config.cpus where mask[c] {
+        for c in 0..<cpuCount where mask[c] {
             // should_flush_tlb(): a lazy CPU catches up at its next switch, unless tables were
             // freed (its paging-structure caches could walk them speculatively).
             if !info.freedTables && tlbState[c].isLazy { continue }
@@ -311,7 +311,7 @@ extension Machine {
         if whole {
             shootdown.fullFlushes += 1
             shootdown.tlbiASID += 1
-            for c in 0..<config.cpus { _ = tlbRefs[c]._withUnsafeGuaranteedRef { $0.flushASID(mm.asid) } }
+            for c in 0..<cpuCount { _ = tlbRefs[c]._withUnsafeGuaranteedRef { $0.flushASID(mm.asid) } }
             tracer.emit(c0, .tlbFlush(reason: .localMMShootdown, pages: -1))
             return
         }
@@ -319,7 +319,7 @@ extension Machine {
         var a = s
         while a < e {
             shootdown.tlbiVA += 1
-            for c in 0..<config.cpus { tlbRefs[c]._withUnsafeGuaranteedRef { _ = $0.flushPage(VirtAddr(a), asid: mm.asid) } }
+            for c in 0..<cpuCount { tlbRefs[c]._withUnsafeGuaranteedRef { _ = $0.flushPage(VirtAddr(a), asid: mm.asid) } }
             a += stride
         }
         tracer.emit(c0, .tlbFlush(reason: .localMMShootdown, pages: Int64((e - s) >> Page.shift)))
@@ -335,12 +335,12 @@ extension Machine {
         let pages = (end &- start) >> Page.shift
         let all = end == .max || pages > tunables.flushCeiling
         if arch.isX86 {
-            for c in 0..<config.cpus where c != cpu {
+            for c in 0..<cpuCount where c != cpu {
                 shootdown.ipisSent[cpu] += 1
                 shootdown.ipisReceived[c] += 1
             }
         }
-        for c in 0..<config.cpus {
+        for c in 0..<cpuCount {
             tlbRefs[c]._withUnsafeGuaranteedRef { tlb in
                 if all {
                     _ = tlb.flushAll()

@@ -4,7 +4,12 @@
 /// (see MMInit.swift) and its messages are in `bootLog`.
 public final class Machine {
     public let config: MachineConfig
-    public var arch: Architecture { config.arch }
+    /// config.arch, stored on its own: reading it through `config` copies the struct (and
+    /// retains its arrays) on hot paths.
+    public let arch: Architecture
+    /// config.pcid and config.cpus, for the same reason.
+    public let pcid: Bool
+    public let cpuCount: Int
     /// The boot-time allocator's record: RAM regions and reservations.
     public internal(set) var memblock = Memblock()
     /// struct page for every frame (lazily materialized per section).
@@ -55,7 +60,7 @@ public final class Machine {
     /// RCU: grace periods and their callbacks (page-table frees).
     public let rcu: RCUState
     /// The tracepoint buffer (`mmsim run --trace`).
-    public var tracer: Tracer { allocator.tracer }
+    public let tracer: Tracer
     /// last_mm_ctx_id
     var lastMMCtxID = MM.initMMCtxID
     /// Check every user access against the page tables (the TLB validator; on in tests).
@@ -97,6 +102,9 @@ public final class Machine {
     public init(_ config: MachineConfig) throws {
         try config.validate()
         self.config = config
+        self.arch = config.arch
+        self.pcid = config.pcid
+        self.cpuCount = config.cpus
         // setup_arch() .. sparse_init(): memblock and its reservations, before struct pages.
         let early = try EarlyBoot(config)
         memblock = early.memblock
@@ -118,6 +126,7 @@ public final class Machine {
         }
         self.frames = frames
         allocator = PageAllocator(frames: frames, counters: counters, log: log, cpus: config.cpus)
+        tracer = allocator.tracer
         let cpus = (0..<config.cpus).map { CPU(id: $0, config: config, frames: frames) }
         self.cpus = cpus
         cpuRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0) })

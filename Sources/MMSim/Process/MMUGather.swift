@@ -290,7 +290,7 @@ extension Machine {
     func tableSyncOne(_ pfn: PFN, level: PageTableLevel) {
         shootdown.tablesSync += 1
         tracer.emit(currentCPU, .tableSyncIPI)
-        for c in 0..<config.cpus where c != currentCPU {
+        for c in 0..<cpuCount where c != currentCPU {
             shootdown.ipisSent[currentCPU] += 1
             shootdown.ipisReceived[c] += 1
         }

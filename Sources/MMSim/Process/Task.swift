@@ -68,7 +68,7 @@ extension Machine {
     func newMM() -> MM? {
         guard let pt = PageTable(arch: arch, frames: frames, source: allocator) else { return nil }
         nextMMID += 1
-        let mm = MM(id: nextMMID, pageTable: pt, arch: arch, cpus: config.cpus)
+        let mm = MM(id: nextMMID, pageTable: pt, arch: arch, cpus: cpuCount)
         // init_new_context(): a fresh ctx_id, generation 0.
         lastMMCtxID += 1
         mm.ctxID = lastMMCtxID
@@ -80,7 +80,7 @@ extension Machine {
     /// 132 KiB stack with its top pages touched. These pages and their page tables are the
     /// fixed cost every process has; rusage starts at zero afterwards.
     public func spawn(name: String, cpu: Int = 0) -> Task {
-        let t = Task(pid: nextPID, name: name, cpu: min(max(cpu, 0), config.cpus - 1))
+        let t = Task(pid: nextPID, name: name, cpu: min(max(cpu, 0), cpuCount - 1))
         nextPID += 1
         tasks.append(t)
         t.mm = newMM()
@@ -126,7 +126,7 @@ extension Machine {
     public func fork(_ parent: Task, childName: String, cpu: Int? = nil) -> SyscallResult<Task> {
         guard parent.state == .running, let src = parent.mm else { return .failure(.EINVAL) }
         guard let dst = newMM() else { return .failure(.ENOMEM) }
-        let child = Task(pid: nextPID, name: childName, cpu: min(max(cpu ?? parent.cpu, 0), config.cpus - 1))
+        let child = Task(pid: nextPID, name: childName, cpu: min(max(cpu ?? parent.cpu, 0), cpuCount - 1))
         nextPID += 1
         run(parent, src)
         dst.startBrk = src.startBrk
@@ -164,7 +164,7 @@ extension Machine {
     /// `cpu`. The mm's users and CPU mask grow with it; its own faults count in its rusage.
     public func cloneThread(_ parent: Task, name: String, cpu: Int? = nil) -> SyscallResult<Task> {
         guard parent.state == .running, let mm = parent.mm else { return .failure(.EINVAL) }
-        let t = Task(pid: nextPID, name: name, cpu: min(max(cpu ?? parent.cpu, 0), config.cpus - 1))
+        let t = Task(pid: nextPID, name: name, cpu: min(max(cpu ?? parent.cpu, 0), cpuCount - 1))
         nextPID += 1
         t.mm = mm
         t.threadGroupLeader = parent.threadGroupLeader ?? parent.pid
@@ -241,10 +241,10 @@ extension Machine {
         // __mmdrop(): a CPU still lazily holding the mm lets go of it before its page
         // directory is freed. (x86: exit_mmap()'s freed_tables flush already sent every lazy
         // CPU in the mask to init_mm.)
-        for c in 0..<config.cpus where tlbState[c].loadedMM === mm { switchMM(nil, cpu: c) }
+        for c in 0..<cpuCount where tlbState[c].loadedMM === mm { switchMM(nil, cpu: c) }
         // arm64: the ASID can be handed out again; the model flushes it everywhere now, where
         // the kernel does so at the ASID generation rollover (flush_context()).
-        if !arch.isX86 { for c in 0..<config.cpus { _ = cpus[c].tlb.flushASID(mm.asid) } }
+        if !arch.isX86 { for c in 0..<cpuCount { _ = cpus[c].tlb.flushASID(mm.asid) } }
         mm.pageTable.destroy()
     }
 
