@@ -104,6 +104,19 @@ extension Result {
         try m.checkInvariants()
     }
 
+    /// x86 merges VMAs: one munmap over three VMAs (different protections) gathers one
+    /// range and flushes it once, page by page.
+    @Test func oneFlushForSeveralVMAs() throws {
+        let (m, app, _) = try threaded(cpus: 2, pages: 64)
+        _ = m.mprotect(app, addr: fixedAddr + 3 * Page.size, length: 3 * Page.size, prot: .read)
+        #expect(app.mm!.vmas.filter { $0.start >= fixedAddr && $0.end <= fixedAddr + 64 * Page.size }.count == 3)
+        let o0 = vm(m, .nrTlbLocalFlushOne), r0 = vm(m, .nrTlbRemoteFlush)
+        _ = m.munmap(app, addr: fixedAddr, length: 9 * Page.size)
+        #expect(vm(m, .nrTlbRemoteFlush) - r0 == 1)
+        #expect(vm(m, .nrTlbLocalFlushOne) - o0 == 9)
+        try m.checkInvariants()
+    }
+
     /// The ceiling is a tunable: 0 makes every flush a full one.
     @Test func ceilingTunable() throws {
         let (m, app, _) = try threaded(pages: 64)

@@ -123,7 +123,9 @@ extension Machine {
     func validateAccess(_ t: Task, _ mm: MM, _ va: UInt64, _ kind: AccessKind, _ pa: PhysAddr) {
         let pfn = pa.pfn
         let what = "\(t.name)[\(t.pid)] on cpu \(t.cpu): \(kind) at \(String(hex: va, width: 0)) used pfn \(String(hex: pfn.raw, width: 0))"
-        if frames[pfn].pointee.state != .allocated && frames[pfn].pointee.state != .reserved {
+        switch frames[pfn].pointee.state {
+        case .allocated, .allocatedTail, .reserved: break
+        default:
             tlbViolations.append("\(what), a \(frames[pfn].pointee.state) frame (use after free)" + frameHistory(pfn))
             return
         }

@@ -63,8 +63,9 @@ public final class Machine {
     public let tracer: Tracer
     /// last_mm_ctx_id
     var lastMMCtxID = MM.initMMCtxID
-    /// Check every user access against the page tables (the TLB validator; on in tests).
-    public var validateTLB = false
+    /// Check every user access against the page tables (the TLB validator). On in debug
+    /// builds (so in every test), off in release builds unless asked for (`mmsim run --check`).
+    public var validateTLB = _isDebugAssertConfiguration()
     /// What the TLB validator and the lock-free walkers found wrong, in order.
     public internal(set) var tlbViolations: [String] = []
     /// Gathers in progress (their pending flushes excuse stale TLB entries they cover).
