@@ -172,11 +172,11 @@ extension Result {
         // A 4-page folio range: one slot for the page, one for the count.
         var range: [PFN] = []
         for _ in 0..<4 { range.append(try #require(m.allocator.allocPages([]))) }
-        let slotsBefore = g.slots.count
+        let slotsBefore = g.slotCount
         // The model's folio: four pages each with its own reference, put one by one.
         _ = g.removeFolioPages(range[0], 1)
         for p in range.dropFirst() { _ = g.removePage(p) }
-        #expect(g.slots.count == slotsBefore + 4)
+        #expect(g.slotCount == slotsBefore + 4)
         g.finish()
         let chunks = m.tracer.records.compactMap { r -> Int? in
             if case .gatherFree(_, let n) = r.event { return n }
@@ -193,7 +193,7 @@ extension Result {
         let g2 = MMUGather(machine: m, mm: mm)
         for p in more { _ = g2.removePage(p) }
         _ = g2.removeFolioPages(big, 4)
-        #expect(g2.slots.count == 513)
+        #expect(g2.slotCount == 513)
         g2.finish()
         let chunks2 = m.tracer.records.compactMap { r -> Int? in
             if case .gatherFree(_, let n) = r.event { return n }

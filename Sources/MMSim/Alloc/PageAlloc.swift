@@ -692,7 +692,12 @@ public final class PageAllocator {
     /// __free_pages(): drop the reference; the last one frees to the pcp list or the buddy lists.
     public func freePages(_ pfn: PFN, order: Int = 0) {
         guard pfn.raw < frames.endPFN else { return badPage(pfn, "freeing a PFN beyond the end of memory") }
-        let p = frames[pfn]
+        freePages(pfn, frames[pfn], order: order)
+    }
+
+    /// `freePages` for a caller that already holds the frame's record.
+    @inline(__always)
+    func freePages(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>, order: Int) {
         guard p.pointee.state == .allocated, Int(p.pointee.order) == order else {
             return badPage(pfn, "freeing a page in state \(p.pointee.state) order \(p.pointee.order) as order \(order)")
         }

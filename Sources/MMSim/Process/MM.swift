@@ -12,7 +12,8 @@ public final class MM {
     /// The VMAs in address order (the maple tree's iteration order).
     public internal(set) var vmas: [VMA] = []
     /// rss_stat: MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES (pages).
-    public internal(set) var rss: [Int64] = [0, 0, 0, 0]
+    /// Fixed storage: the zap and fault loops update it per page without copy-on-write checks.
+    public let rss = FixedArray<Int64>(repeating: 0, count: RSSCounter.allCases.count)
     /// total_vm, data_vm, exec_vm, stack_vm, locked_vm (pages).
     public internal(set) var totalVM: Int64 = 0
     public internal(set) var dataVM: Int64 = 0
@@ -58,6 +59,8 @@ public final class MM {
         cpumask = [Bool](repeating: false, count: cpus)
         asid = ASID(UInt16(truncatingIfNeeded: (id % ((1 << arch.asidBits) - 1)) + 1))
     }
+
+    deinit { rss.deallocate() }
 
     /// get_mm_rss()
     public var rssPages: Int64 { rss[0] + rss[1] + rss[3] }

@@ -38,8 +38,11 @@ final class MMUGather {
     var active = -1
     /// Entries in the active batch.
     var activeCount = 0
-    /// Every gathered entry since the last flush, in order (bundle, then batch after batch).
-    var slots: [UInt64] = []
+    /// Every gathered entry since the last flush, in order (bundle, then batch after batch):
+    /// a buffer of its own, grown by doubling, so adding a page is a store and a count.
+    private(set) var slots: UnsafeMutablePointer<UInt64>
+    private(set) var slotCount = 0
+    private var slotCapacity: Int
     /// The current table batch (a page) and the tables in it.
     var tableBatch: PFN?
     var tables: [(PFN, PageTableLevel)] = []
@@ -55,9 +58,26 @@ final class MMUGather {
             start = 0
             end = .max
         }
+        slotCapacity = 64
+        slots = .allocate(capacity: 64)
         mm.flushPending += 1
         machine.gathersInFlight.append(Unmanaged.passUnretained(self))
-        slots.reserveCapacity(tunables.bundle)
+    }
+
+    deinit { slots.deallocate() }
+
+    @inline(__always) private func append(_ e: UInt64) {
+        if slotCount == slotCapacity { growSlots() }
+        slots[slotCount] = e
+        slotCount &+= 1
+    }
+
+    @inline(never) private func growSlots() {
+        let n = UnsafeMutablePointer<UInt64>.allocate(capacity: slotCapacity * 2)
+        n.update(from: slots, count: slotCount)
+        slots.deallocate()
+        slots = n
+        slotCapacity *= 2
     }
 
     /// Whether a flush this gather still owes covers `va` (the validator's allowance).
@@ -84,7 +104,7 @@ final class MMUGather {
             delayedRmap = true
         }
         if pmdFolio { e |= Self.pmdFolioBit }
-        slots.append(e)
+        append(e)
         activeCount += 1
         return afterAdd()
     }
@@ -99,8 +119,8 @@ final class MMUGather {
             e |= Self.delayRmapBit
             delayedRmap = true
         }
-        slots.append(e)
-        slots.append(UInt64(nr) << 2)
+        append(e)
+        append(UInt64(nr) << 2)
         activeCount += 2
         return afterAdd()
     }
@@ -198,7 +218,7 @@ final class MMUGather {
     func flushRmaps() {
         guard delayedRmap else { return }
         var i = 0
-        while i < slots.count {
+        while i < slotCount {
             let e = slots[i]
             if e & Self.delayRmapBit != 0 { machine.removeFileRmap(PFN(e >> 3)) }
             i += e & Self.nrPagesNextBit != 0 ? 2 : 1
@@ -220,12 +240,25 @@ final class MMUGather {
     /// call (cond_resched() between), never separating a page from its count; with
     /// init_on_free the limit counts pages, since clearing them is the cost.
     func freePages() {
-        guard !slots.isEmpty else { return }
+        guard slotCount > 0 else { return }
+        // One strong reference for the whole loop (not one per page).
+        let machine = self.machine
         let limit = tunables.freeLimit
+        let n = slotCount
         var i = 0
-        while i < slots.count {
+        while i < n {
             var taken = 0, folios = 0
-            while i < slots.count {
+            // The common run: plain order-0 pages, one slot each, one folio each.
+            if !tunables.initOnFree {
+                let stop = min(n, i + limit)
+                while i < stop && slots[i] & 7 == 0 {
+                    machine.putPage(PFN(slots[i] >> 3))
+                    i += 1
+                    taken += 1
+                }
+                folios = taken
+            }
+            while i < n {
                 let e = slots[i]
                 let pair = e & Self.nrPagesNextBit != 0
                 let nr = pair ? Int(slots[i + 1] >> 2) : (e & Self.pmdFolioBit != 0 ? Int(PageOrder.pmd.pages) : 1)
@@ -233,19 +266,19 @@ final class MMUGather {
                 if taken > 0 && taken + cost > limit { break }
                 taken += cost
                 folios += 1
-                putEntry(e, nr: pair ? nr : 1)
+                Self.putEntry(machine, e, nr: pair ? nr : 1)
                 i += pair ? 2 : 1
             }
             machine.tracer.emit(machine.currentCPU, .gatherFree(mm: mm.id, folios: folios))
         }
-        slots.removeAll(keepingCapacity: true)
+        slotCount = 0
         active = -1
         activeCount = 0
     }
 
     /// free_pages_and_swap_cache() for one entry: drop the reference(s) it holds.
     @inline(__always)
-    private func putEntry(_ e: UInt64, nr: Int) {
+    private static func putEntry(_ machine: Machine, _ e: UInt64, nr: Int) {
         let pfn = PFN(e >> 3)
         if e & Self.pmdFolioBit == 0 {
             for k in 0..<UInt64(nr) { machine.putPage(pfn + k) }

@@ -56,7 +56,7 @@ extension Machine {
     func putPage(_ pfn: PFN) {
         let p = frames[pfn]
         if p.pointee.refcount == 1 { lruDel(pfn, p) }
-        allocator.freePages(pfn)
+        allocator.freePages(pfn, p, order: 0)
     }
 
     /// folio_remove_rmap_pte() for an anonymous page: one mapping fewer.
@@ -233,6 +233,11 @@ extension Machine {
     @inline(__always)
     func presentOrProtNone(_ pte: UInt64) -> (pfn: PFN, special: Bool, dirty: Bool, writable: Bool)? {
         if let q = PTEFormat.presentPTE(pte, arch: arch) { return q }
+        return protNoneEntry(pte)
+    }
+
+    @inline(never)
+    func protNoneEntry(_ pte: UInt64) -> (pfn: PFN, special: Bool, dirty: Bool, writable: Bool)? {
         guard let l = PTEFormat.decode(pte, level: .pte, arch: arch), l.protNone else { return nil }
         return (l.pfn, l.special, l.dirty, l.writable)
     }
