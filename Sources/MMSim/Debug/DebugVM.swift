@@ -173,6 +173,9 @@ extension Machine {
         // 3. TLBs against the page tables.
         try checkTLBs()
 
+        // 3b. The reverse map: mapcounts equal what an rmap walk finds (Rmap.swift).
+        try checkRmap()
+
         // 4. Per zone: managed = free + pcp + in use (+ isolated by memory failure).
         for z in zones where z.isPopulated {
             let i = z.type.rawValue

@@ -313,6 +313,7 @@ extension Machine {
         let floor = k > 0 ? mm.vmas[k - 1].end : 0
         let ceiling = k + 1 < mm.vmas.count ? mm.vmas[k + 1].start : 0
         mm.vmas.remove(at: k)
+        let old = moved
         mm.pageTable.freeTables(start: VirtAddr(addr), end: VirtAddr(addr + oldLen), floor: VirtAddr(floor),
                                 ceiling: VirtAddr(ceiling)) { pfn, level in tlb.removeTable(pfn, level: level) }
         tlb.finish()
@@ -321,7 +322,13 @@ extension Machine {
         mm.statAccount(moved.flags, pages)
         if moved.flags.contains(.locked) { mm.lockedVM += pages }
         let at = mm.findVMAIndex(dest) ?? mm.vmas.count
+        // copy_vma(): a new vm_area_struct with the old one's chains (anon_vma_clone()), then
+        // the old one goes (unlink_anon_vmas()); pages keep their anon_vma and index.
+        moved.id = 0
         mm.vmas.insert(moved, at: at)
+        rmapVMAInserted(mm, at)
+        anonVMAClone(mm, at, src: old)
+        rmapVMARemoved(old)
         mergeVMA(mm, at)
         return .success(dest)
     }

@@ -1,0 +1,414 @@
+// mm/rmap.c (first half): anon_vma and anon_vma_chain, prepared on the first anonymous
+// fault, cloned at fork with the reuse rule, unlinked and freed at VMA teardown.
+
+/// struct anon_vma, in a flat pool (`RmapState.anonVMAs`) addressed by index.
+/// The model's "interval tree" of chains is a doubly linked list through the chains:
+/// a walk visits every chain and keeps those whose VMA covers the folio's pgoff, which
+/// finds the same VMAs as anon_vma_interval_tree_foreach() (see `rmapWalk`).
+public struct AnonVMARecord: Sendable {
+    /// anon_vma->root (index into the pool).
+    public var root: Int32
+    /// anon_vma->parent
+    public var parent: Int32
+    /// anon_vma->refcount
+    public var refcount: Int32
+    /// anon_vma->num_children: child anon_vmas (plus the root's self-parent link).
+    public var numChildren: Int32
+    /// anon_vma->num_active_vmas: VMAs whose vma->anon_vma is this one.
+    public var numActiveVMAs: Int32
+    /// anon_vma->rb_root: first and last chain, and how many.
+    var first: Int32
+    var last: Int32
+    public var chains: Int32
+    /// Free-list link while not in use (-2 = in use).
+    var nextFree: Int32
+}
+
+/// struct anon_vma_chain: links one VMA to one anon_vma.
+public struct AnonVMAChain: Sendable {
+    /// avc->anon_vma
+    public var anonVMA: Int32
+    /// avc->vma (the VMA's identity, see `VMA.id`).
+    public var vma: UInt32
+    /// avc->same_vma list (per VMA; newest first as list_add() leaves it).
+    var prevSame: Int32
+    var nextSame: Int32
+    /// avc->rb (the anon_vma's tree, here a list).
+    var prevTree: Int32
+    var nextTree: Int32
+}
+
+/// What the rmap knows of one VMA: its mm, where its pages sit relative to their pgoff,
+/// its chains (vma->anon_vma_chain) and its place in an address_space's i_mmap.
+struct VMASlot {
+    var mm: Int32 = 0
+    /// vma->vm_start - (vma->vm_pgoff << PAGE_SHIFT): constant across split, merge and
+    /// expansion (offsets stay linear); only a move (mremap) changes it.
+    var anchor: UInt64 = 0
+    /// vma->anon_vma_chain: newest and oldest chain.
+    var avcHead: Int32 = -1
+    var avcTail: Int32 = -1
+    /// The i_mmap this VMA is in (`RmapState.iMmapKey`), or -1.
+    var iMmap: Int32 = -1
+    var iPrev: UInt32 = 0
+    var iNext: UInt32 = 0
+    var live = false
+    var nextFree: UInt32 = 0
+}
+
+/// The head of an address_space's i_mmap (an interval tree in the kernel; a list here).
+struct IMmapHead {
+    var first: UInt32 = 0
+    var last: UInt32 = 0
+    var count: Int32 = 0
+}
+
+/// The machine's rmap state: anon_vma and chain pools with free lists, the VMA identities,
+/// the mms by id and every address_space's i_mmap. Flat arrays, index handles, no classes
+/// per object; growth is amortized and reused through the free lists.
+public final class RmapState {
+    public internal(set) var anonVMAs: [AnonVMARecord] = []
+    public internal(set) var chains: [AnonVMAChain] = []
+    var vmas: [VMASlot] = [VMASlot()]       // id 0 = no VMA
+    var mms: [MM?] = [nil]
+    var iMmap: [IMmapHead] = []
+    var freeAnonVMA: Int32 = -1
+    var freeChain: Int32 = -1
+    var freeVMA: UInt32 = 0
+    /// anon_vma objects and chains alive now (the slab's active objects).
+    public internal(set) var liveAnonVMAs = 0
+    public internal(set) var liveChains = 0
+    /// The lock-order recorder (see LockOrder.swift).
+    public let locks = LockOrderRecorder()
+
+    init() {}
+
+    /// The i_mmap key of a file (`kind == .file(f)`) or a shmem object.
+    static func iMmapKey(_ kind: VMAKind) -> Int32? {
+        switch kind {
+        case .file(let f): Int32(f) * 2
+        case .shmem(let s): Int32(s) * 2 + 1
+        default: nil
+        }
+    }
+
+    // MARK: Pools
+
+    /// anon_vma_alloc(): refcount 1, its own root and parent, no children, no VMA.
+    func allocAnonVMA() -> Int32 {
+        let rec = AnonVMARecord(root: 0, parent: 0, refcount: 1, numChildren: 0, numActiveVMAs: 0,
+                                first: -1, last: -1, chains: 0, nextFree: -2)
+        let i: Int32
+        if freeAnonVMA >= 0 {
+            i = freeAnonVMA
+            freeAnonVMA = anonVMAs[Int(i)].nextFree
+            anonVMAs[Int(i)] = rec
+        } else {
+            i = Int32(anonVMAs.count)
+            anonVMAs.append(rec)
+        }
+        anonVMAs[Int(i)].root = i
+        anonVMAs[Int(i)].parent = i
+        liveAnonVMAs += 1
+        return i
+    }
+
+    /// anon_vma_free()
+    func freeAnonVMARecord(_ i: Int32) {
+        anonVMAs[Int(i)].nextFree = freeAnonVMA
+        freeAnonVMA = i
+        liveAnonVMAs -= 1
+    }
+
+    /// get_anon_vma()
+    func getAnonVMA(_ i: Int32) { anonVMAs[Int(i)].refcount += 1 }
+
+    /// put_anon_vma() -> __put_anon_vma(): the last reference frees it, and drops the
+    /// reference it held on its root (which may free the root too).
+    func putAnonVMA(_ i: Int32) {
+        anonVMAs[Int(i)].refcount -= 1
+        guard anonVMAs[Int(i)].refcount == 0 else { return }
+        let root = anonVMAs[Int(i)].root
+        freeAnonVMARecord(i)
+        if root != i {
+            anonVMAs[Int(root)].refcount -= 1
+            if anonVMAs[Int(root)].refcount == 0 { freeAnonVMARecord(root) }
+        }
+    }
+
+    /// anon_vma_chain_link(): a new chain on the VMA's same_vma list (at its head) and in
+    /// the anon_vma's tree.
+    func link(vma: UInt32, anonVMA av: Int32) {
+        var c = AnonVMAChain(anonVMA: av, vma: vma, prevSame: -1, nextSame: vmas[Int(vma)].avcHead,
+                             prevTree: anonVMAs[Int(av)].last, nextTree: -1)
+        let i: Int32
+        if freeChain >= 0 {
+            i = freeChain
+            freeChain = chains[Int(i)].nextSame
+            chains[Int(i)] = c
+        } else {
+            i = Int32(chains.count)
+            chains.append(c)
+        }
+        c = chains[Int(i)]
+        if c.nextSame >= 0 { chains[Int(c.nextSame)].prevSame = i } else { vmas[Int(vma)].avcTail = i }
+        vmas[Int(vma)].avcHead = i
+        if c.prevTree >= 0 { chains[Int(c.prevTree)].nextTree = i } else { anonVMAs[Int(av)].first = i }
+        anonVMAs[Int(av)].last = i
+        anonVMAs[Int(av)].chains += 1
+        liveChains += 1
+    }
+
+    /// anon_vma_interval_tree_remove(): the chain leaves its anon_vma's tree.
+    func treeRemove(_ i: Int32) {
+        let c = chains[Int(i)]
+        let av = Int(c.anonVMA)
+        if c.prevTree >= 0 { chains[Int(c.prevTree)].nextTree = c.nextTree } else { anonVMAs[av].first = c.nextTree }
+        if c.nextTree >= 0 { chains[Int(c.nextTree)].prevTree = c.prevTree } else { anonVMAs[av].last = c.prevTree }
+        anonVMAs[av].chains -= 1
+    }
+
+    /// list_del(&avc->same_vma) + anon_vma_chain_free()
+    func freeChainRecord(_ i: Int32) {
+        let c = chains[Int(i)]
+        let v = Int(c.vma)
+        if c.prevSame >= 0 { chains[Int(c.prevSame)].nextSame = c.nextSame } else { vmas[v].avcHead = c.nextSame }
+        if c.nextSame >= 0 { chains[Int(c.nextSame)].prevSame = c.prevSame } else { vmas[v].avcTail = c.prevSame }
+        chains[Int(i)].nextSame = freeChain
+        chains[Int(i)].anonVMA = -1
+        freeChain = i
+        liveChains -= 1
+    }
+
+    /// The chains of VMA `id`, newest first (list_for_each_entry over vma->anon_vma_chain).
+    func chainCount(ofVMA id: UInt32) -> Int {
+        var n = 0
+        var c = vmas[Int(id)].avcHead
+        while c >= 0 { n += 1; c = chains[Int(c)].nextSame }
+        return n
+    }
+
+    // MARK: VMA identities
+
+    func allocVMASlot(mm: MM, anchor: UInt64) -> UInt32 {
+        let id: UInt32
+        if freeVMA != 0 {
+            id = freeVMA
+            freeVMA = vmas[Int(id)].nextFree
+        } else {
+            id = UInt32(vmas.count)
+            vmas.append(VMASlot())
+        }
+        vmas[Int(id)] = VMASlot(mm: Int32(mm.id), anchor: anchor, live: true)
+        if mm.id >= mms.count { mms.append(contentsOf: [MM?](repeating: nil, count: mm.id + 1 - mms.count)) }
+        if mms[mm.id] == nil { mms[mm.id] = mm }
+        return id
+    }
+
+    func freeVMASlot(_ id: UInt32) {
+        vmas[Int(id)].live = false
+        vmas[Int(id)].nextFree = freeVMA
+        freeVMA = id
+    }
+
+    /// vma_interval_tree_insert(): the VMA joins its address_space's i_mmap.
+    func iMmapInsert(_ id: UInt32, key: Int32) {
+        if Int(key) >= iMmap.count { iMmap.append(contentsOf: [IMmapHead](repeating: IMmapHead(), count: Int(key) + 1 - iMmap.count)) }
+        vmas[Int(id)].iMmap = key
+        vmas[Int(id)].iPrev = iMmap[Int(key)].last
+        vmas[Int(id)].iNext = 0
+        if iMmap[Int(key)].last != 0 { vmas[Int(iMmap[Int(key)].last)].iNext = id } else { iMmap[Int(key)].first = id }
+        iMmap[Int(key)].last = id
+        iMmap[Int(key)].count += 1
+    }
+
+    /// vma_interval_tree_remove()
+    func iMmapRemove(_ id: UInt32) {
+        let s = vmas[Int(id)]
+        guard s.iMmap >= 0 else { return }
+        let k = Int(s.iMmap)
+        if s.iPrev != 0 { vmas[Int(s.iPrev)].iNext = s.iNext } else { iMmap[k].first = s.iNext }
+        if s.iNext != 0 { vmas[Int(s.iNext)].iPrev = s.iPrev } else { iMmap[k].last = s.iPrev }
+        iMmap[k].count -= 1
+        vmas[Int(id)].iMmap = -1
+    }
+
+    /// VMAs in the i_mmap of `key`.
+    public func iMmapCount(key: Int32) -> Int { Int(key) < iMmap.count ? Int(iMmap[Int(key)].count) : 0 }
+}
+
+extension Machine {
+    /// anon_vma handle stored in `VMA.anonVMA` (0 = none) for pool index `i`.
+    @inline(__always) static func anonHandle(_ i: Int32) -> Int { Int(i) + 1 }
+    @inline(__always) static func anonIndex(_ handle: Int) -> Int32 { Int32(handle - 1) }
+
+    // MARK: VMA life cycle hooks (vma.c calls these)
+
+    /// A VMA entered `mm` at index `i` (a new vm_area_struct: mmap, the new half of a split,
+    /// a fork copy, a moved copy): it gets its identity and joins its file's i_mmap
+    /// (vma_link() -> vma_link_file()).
+    func rmapVMAInserted(_ mm: MM, _ i: Int) {
+        let v = mm.vmas[i]
+        let id = rmap.allocVMASlot(mm: mm, anchor: v.start &- (v.pgoff << Page.shift))
+        mm.vmas[i].id = id
+        if let key = RmapState.iMmapKey(v.kind) {
+            rmap.locks.acquire(.iMmapRwsem)
+            rmap.iMmapInsert(id, key: key)
+            rmap.locks.release(.iMmapRwsem)
+        }
+    }
+
+    /// A VMA left its mm for good (munmap, merge, exit, the old copy of a move):
+    /// unlink_anon_vmas() and unlink_file_vma(), then its identity is free.
+    func rmapVMARemoved(_ v: VMA) {
+        guard v.id != 0, rmap.vmas[Int(v.id)].live else { return }
+        if rmap.vmas[Int(v.id)].iMmap >= 0 {
+            rmap.locks.acquire(.iMmapRwsem)
+            rmap.iMmapRemove(v.id)
+            rmap.locks.release(.iMmapRwsem)
+        }
+        unlinkAnonVMAs(v)
+        rmap.freeVMASlot(v.id)
+    }
+
+    /// A VMA moved (mremap): its start changed but not its pgoff.
+    func rmapVMAMoved(_ mm: MM, _ i: Int) {
+        let v = mm.vmas[i]
+        rmap.vmas[Int(v.id)].anchor = v.start &- (v.pgoff << Page.shift)
+    }
+
+    // MARK: anon_vma life cycle
+
+    /// anon_vma_compatible() (mm/vma.c): `a` directly before `b`, same flags but for the
+    /// access bits, same backing, contiguous offsets.
+    func anonVMACompatible(_ a: VMA, _ b: VMA) -> Bool {
+        let access: VMFlags = [.read, .write, .exec]
+        return a.end == b.start && a.flags.subtracting(access) == b.flags.subtracting(access)
+            && a.kind == b.kind && b.pgoff == a.pgoff + a.pages
+    }
+
+    /// reusable_anon_vma(): `old`'s anon_vma, when `a` and `b` are compatible and `old` has
+    /// a single chain (it was never forked).
+    func reusableAnonVMA(_ old: VMA, _ a: VMA, _ b: VMA) -> Int {
+        guard old.anonVMA != 0, anonVMACompatible(a, b), rmap.chainCount(ofVMA: old.id) == 1 else { return 0 }
+        return old.anonVMA
+    }
+
+    /// find_mergeable_anon_vma(): the next VMA's anon_vma first, then the previous one's.
+    func findMergeableAnonVMA(_ mm: MM, _ i: Int) -> Int {
+        let v = mm.vmas[i]
+        if i + 1 < mm.vmas.count {
+            let r = reusableAnonVMA(mm.vmas[i + 1], v, mm.vmas[i + 1])
+            if r != 0 { return r }
+        }
+        if i > 0 { return reusableAnonVMA(mm.vmas[i - 1], mm.vmas[i - 1], v) }
+        return 0
+    }
+
+    /// anon_vma_prepare() -> __anon_vma_prepare(): on the first anonymous fault the VMA gets
+    /// a neighbour's anon_vma (find_mergeable_anon_vma()) or a new root, and one chain.
+    func prepareAnonVMA(_ mm: MM, _ i: Int) {
+        guard mm.vmas[i].anonVMA == 0 else { return }
+        if mm.vmas[i].id == 0 { rmapVMAInserted(mm, i) }
+        var handle = findMergeableAnonVMA(mm, i)
+        if handle == 0 {
+            let av = rmap.allocAnonVMA()
+            rmap.anonVMAs[Int(av)].numChildren += 1     // self-parent link for a new root
+            handle = Machine.anonHandle(av)
+        }
+        let av = Machine.anonIndex(handle)
+        rmap.locks.acquire(.anonVMARootRwsem)
+        mm.vmas[i].anonVMA = handle
+        rmap.link(vma: mm.vmas[i].id, anonVMA: av)
+        rmap.anonVMAs[Int(av)].numActiveVMAs += 1
+        rmap.locks.release(.anonVMARootRwsem)
+    }
+
+    /// anon_vma_clone(): `dst` gets a chain to every anon_vma `src` is linked to (oldest
+    /// first). When `dst` has no anon_vma yet (fork), it reuses one with no active VMA and
+    /// fewer than two children. The root never qualifies (self-parent link plus a child).
+    func anonVMAClone(_ dstMM: MM, _ di: Int, src: VMA) {
+        let dstID = dstMM.vmas[di].id
+        rmap.locks.acquire(.anonVMARootRwsem)
+        var c = rmap.vmas[Int(src.id)].avcTail
+        while c >= 0 {
+            let av = rmap.chains[Int(c)].anonVMA
+            rmap.link(vma: dstID, anonVMA: av)
+            let r = rmap.anonVMAs[Int(av)]
+            if dstMM.vmas[di].anonVMA == 0 && src.anonVMA != 0 && r.numChildren < 2 && r.numActiveVMAs == 0 {
+                dstMM.vmas[di].anonVMA = Machine.anonHandle(av)
+            }
+            c = rmap.chains[Int(c)].prevSame
+        }
+        if dstMM.vmas[di].anonVMA != 0 {
+            rmap.anonVMAs[Int(Machine.anonIndex(dstMM.vmas[di].anonVMA))].numActiveVMAs += 1
+        }
+        rmap.locks.release(.anonVMARootRwsem)
+    }
+
+    /// anon_vma_fork(): the child VMA is linked to every anon_vma of the parent's VMA, then
+    /// reuses one of them or gets its own, a child of the parent's anon_vma under the same root.
+    func anonVMAFork(_ mm: MM, _ i: Int, parent pvma: VMA) {
+        guard pvma.anonVMA != 0 else { return }
+        mm.vmas[i].anonVMA = 0
+        anonVMAClone(mm, i, src: pvma)
+        if mm.vmas[i].anonVMA != 0 { return }
+        let av = rmap.allocAnonVMA()
+        let parent = Machine.anonIndex(pvma.anonVMA)
+        rmap.locks.acquire(.anonVMARootRwsem)
+        rmap.anonVMAs[Int(av)].numActiveVMAs += 1
+        rmap.anonVMAs[Int(av)].root = rmap.anonVMAs[Int(parent)].root
+        rmap.anonVMAs[Int(av)].parent = parent
+        rmap.getAnonVMA(rmap.anonVMAs[Int(av)].root)
+        mm.vmas[i].anonVMA = Machine.anonHandle(av)
+        rmap.link(vma: mm.vmas[i].id, anonVMA: av)
+        rmap.anonVMAs[Int(parent)].numChildren += 1
+        rmap.locks.release(.anonVMARootRwsem)
+    }
+
+    /// vma_is_fork_child(): the VMA has an anon_vma and more than one chain (it was forked
+    /// and may still map a parent's pages).
+    func vmaIsForkChild(_ v: VMA) -> Bool { v.anonVMA != 0 && rmap.chainCount(ofVMA: v.id) != 1 }
+
+    /// is_mergeable_anon_vma() (mm/vma.c): two VMAs may merge when they share the anon_vma,
+    /// or only one has one and that one is not a fork child (merging it would widen the
+    /// range covered by a shared root lock).
+    func anonMergeable(_ a: VMA, _ b: VMA) -> Bool {
+        if a.anonVMA != 0 && b.anonVMA != 0 { return a.anonVMA == b.anonVMA }
+        if a.anonVMA != 0 { return !vmaIsForkChild(a) }
+        if b.anonVMA != 0 { return !vmaIsForkChild(b) }
+        return true
+    }
+
+    /// dup_anon_vma() (mm/vma.c): before `dst` absorbs `src` in a merge, `dst` takes `src`'s
+    /// anon_vma and chains if it had none.
+    func dupAnonVMA(_ mm: MM, dst di: Int, src: VMA) {
+        guard src.anonVMA != 0, mm.vmas[di].anonVMA == 0 else { return }
+        mm.vmas[di].anonVMA = src.anonVMA
+        anonVMAClone(mm, di, src: src)
+    }
+
+    /// unlink_anon_vmas(): every chain of the VMA leaves its anon_vma's tree; an anon_vma
+    /// whose tree empties loses its parent's child count and a reference (freed at zero).
+    func unlinkAnonVMAs(_ v: VMA) {
+        let id = v.id
+        guard rmap.vmas[Int(id)].avcHead >= 0 else { return }
+        rmap.locks.acquire(.anonVMARootRwsem)
+        var emptied: [Int32] = []
+        var c = rmap.vmas[Int(id)].avcHead
+        while c >= 0 {
+            let next = rmap.chains[Int(c)].nextSame
+            let av = rmap.chains[Int(c)].anonVMA
+            rmap.treeRemove(c)
+            if rmap.anonVMAs[Int(av)].chains == 0 {
+                rmap.anonVMAs[Int(rmap.anonVMAs[Int(av)].parent)].numChildren -= 1
+                emptied.append(av)
+            }
+            rmap.freeChainRecord(c)
+            c = next
+        }
+        if v.anonVMA != 0 { rmap.anonVMAs[Int(Machine.anonIndex(v.anonVMA))].numActiveVMAs -= 1 }
+        rmap.locks.release(.anonVMARootRwsem)
+        for av in emptied { rmap.putAnonVMA(av) }
+    }
+}
