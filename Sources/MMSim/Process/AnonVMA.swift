@@ -80,6 +80,8 @@ public final class RmapState {
     public internal(set) var liveChains = 0
     /// The lock-order recorder (see LockOrder.swift).
     public let locks = LockOrderRecorder()
+    /// vm.memory_failure_early_kill
+    var memoryFailureEarlyKill = false
 
     init() {}
 

@@ -76,6 +76,7 @@ extension Machine {
                var leaf = PTEFormat.decode(slot.pointee, level: .pte, arch: arch), leaf.present || leaf.protNone {
                 let accessible = v.flags.contains(.read) || v.flags.contains(.write) || v.flags.contains(.exec)
                 let wasWritable = leaf.writable && leaf.present
+                let wasExec = !leaf.noExec && leaf.present
                 let zero = leaf.special && leaf.pfn == zeroPage
                 let exclusive = !zero && frames[leaf.pfn].pointee.flags.contains(.anonExclusive)
                 let canWrite = v.flags.contains(.write) && (v.flags.contains(.shared) || (exclusive && leaf.dirty))
@@ -87,6 +88,7 @@ extension Machine {
                 leaf.writable = accessible && (wasWritable ? v.flags.contains(.write) : canWrite)
                 leaf.noExec = !v.flags.contains(.exec)
                 if wasWritable && !leaf.writable { lost = true }
+                if wasExec && leaf.noExec { lost = true }
                 if !accessible { lost = true }
                 slot.pointee = PTEFormat.encode(leaf, arch: arch)
             }
@@ -310,8 +312,12 @@ extension Machine {
         if moved.flags.contains(.account) { committedAS += pages }
         let tlb = MMUGather(machine: self, mm: mm)
         movePageTables(tlb, mm, from: addr, to: dest, length: oldLen)
-        let floor = k > 0 ? mm.vmas[k - 1].end : 0
-        let ceiling = k + 1 < mm.vmas.count ? mm.vmas[k + 1].start : 0
+        var floor = k > 0 ? mm.vmas[k - 1].end : 0
+        var ceiling = k + 1 < mm.vmas.count ? mm.vmas[k + 1].start : 0
+        // The new VMA is already in the tree when the kernel frees the old range's tables
+        // (copy_vma() before do_vmi_munmap()): it bounds free_pgtables() like any neighbour.
+        if dest >= addr + oldLen && (ceiling == 0 || dest < ceiling) { ceiling = dest }
+        if dest + newLen <= addr && dest + newLen > floor { floor = dest + newLen }
         mm.vmas.remove(at: k)
         let old = moved
         mm.pageTable.freeTables(start: VirtAddr(addr), end: VirtAddr(addr + oldLen), floor: VirtAddr(floor),

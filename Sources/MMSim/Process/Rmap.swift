@@ -110,64 +110,73 @@ extension Machine {
     @discardableResult
     public func rmapWalk(_ pfn: PFN, _ visit: (RmapHit) -> Bool = { _ in true }) -> Int {
         let (head, _) = folioHead(pfn)
-        let page = frames[head].pointee
-        let mapping = page.mapping
-        guard mapping != 0 else { return 0 }
-        let pgoff = page.index + (pfn - head)
+        let pgoff = frames[head].pointee.index + (pfn - head)
         var found = 0
-        if PageMapping.isAnon(mapping) {
-            let av = Machine.anonIndex(Int(mapping & PageMapping.handleMask))
-            guard av >= 0, Int(av) < rmap.anonVMAs.count, rmap.anonVMAs[Int(av)].nextFree == -2 else { return 0 }
-            rmap.locks.acquire(.anonVMARootRwsem)
-            defer { rmap.locks.release(.anonVMARootRwsem) }
-            var c = rmap.anonVMAs[Int(av)].first
-            while c >= 0 {
-                let next = rmap.chains[Int(c)].nextTree
-                if !walkOneVMA(rmap.chains[Int(c)].vma, pgoff: pgoff, pfn: pfn, head: head, &found, visit) { return found }
-                c = next
-            }
-        } else {
-            let key: Int32 = mapping & PageMapping.shmemTag != 0
-                ? Int32(mapping & PageMapping.handleMask) * 2 + 1 : Int32(mapping & PageMapping.handleMask) * 2
-            guard Int(key) < rmap.iMmap.count else { return 0 }
-            rmap.locks.acquire(.iMmapRwsem)
-            defer { rmap.locks.release(.iMmapRwsem) }
-            var v = rmap.iMmap[Int(key)].first
-            while v != 0 {
-                let next = rmap.vmas[Int(v)].iNext
-                if !walkOneVMA(v, pgoff: pgoff, pfn: pfn, head: head, &found, visit) { return found }
-                v = next
+        rmapForEachVMA(head) { id in
+            guard let (mm, i, addr) = vmaAddress(id, pgoff: pgoff),
+                  let pmd = mm.pageTable.slot(VirtAddr(addr), level: .pmd) else { return true }
+            rmap.locks.acquire(.pageTableLock)
+            defer { rmap.locks.release(.pageTableLock) }
+            switch PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch) {
+            case .leaf:
+                guard let l = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch), l.pfn == head else { return true }
+                found += 1
+                let haddr = addr & ~(PageTableLevel.pmd.entrySpan - 1)
+                return visit(RmapHit(mm: mm, vmaIndex: i, address: haddr, level: .pmd, slot: pmd))
+            case .table(let t):
+                guard let table = frames.table(t) else { return true }
+                let slot = table + VirtAddr(addr).index(at: .pte)
+                guard let l = presentOrProtNone(slot.pointee), l.pfn == pfn, !(l.special && l.pfn == zeroPage) else { return true }
+                found += 1
+                return visit(RmapHit(mm: mm, vmaIndex: i, address: addr, level: .pte, slot: slot))
+            default:
+                return true
             }
         }
         return found
     }
 
-    /// vma_address() + page_vma_mapped_walk() for one VMA of the walk.
-    @inline(__always)
-    private func walkOneVMA(_ id: UInt32, pgoff: UInt64, pfn: PFN, head: PFN, _ found: inout Int, _ visit: (RmapHit) -> Bool) -> Bool {
-        let s = rmap.vmas[Int(id)]
-        guard s.live, let mm = rmap.mms[Int(s.mm)] else { return true }
-        let addr = s.anchor &+ (pgoff << Page.shift)
-        // The VMA must cover the index (the interval tree's [vm_pgoff, vm_pgoff + pages) test).
-        guard let i = mm.findVMAIndex(addr), mm.vmas[i].start <= addr, mm.vmas[i].id == id else { return true }
-        guard let pmd = mm.pageTable.slot(VirtAddr(addr), level: .pmd) else { return true }
-        rmap.locks.acquire(.pageTableLock)
-        defer { rmap.locks.release(.pageTableLock) }
-        switch PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch) {
-        case .leaf:
-            guard let l = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch), l.pfn == head else { return true }
-            found += 1
-            let haddr = addr & ~(PageTableLevel.pmd.entrySpan - 1)
-            return visit(RmapHit(mm: mm, vmaIndex: i, address: haddr, level: .pmd, slot: pmd))
-        case .table(let t):
-            guard let table = frames.table(t) else { return true }
-            let slot = table + VirtAddr(addr).index(at: .pte)
-            guard let l = presentOrProtNone(slot.pointee), l.pfn == pfn, !(l.special && l.pfn == zeroPage) else { return true }
-            found += 1
-            return visit(RmapHit(mm: mm, vmaIndex: i, address: addr, level: .pte, slot: slot))
-        default:
-            return true
+    /// The VMA-finding half of rmap_walk_anon()/rmap_walk_file(): every VMA that may map the
+    /// folio at `head` (its anon_vma's chains under the root's rwsem, or its address_space's
+    /// i_mmap under i_mmap_rwsem), by identity. `body` returns false to stop.
+    func rmapForEachVMA(_ head: PFN, _ body: (UInt32) -> Bool) {
+        let mapping = frames[head].pointee.mapping
+        guard mapping != 0 else { return }
+        if PageMapping.isAnon(mapping) {
+            let av = Machine.anonIndex(Int(mapping & PageMapping.handleMask))
+            guard av >= 0, Int(av) < rmap.anonVMAs.count, rmap.anonVMAs[Int(av)].nextFree == -2 else { return }
+            rmap.locks.acquire(.anonVMARootRwsem)
+            defer { rmap.locks.release(.anonVMARootRwsem) }
+            var c = rmap.anonVMAs[Int(av)].first
+            while c >= 0 {
+                let next = rmap.chains[Int(c)].nextTree
+                if !body(rmap.chains[Int(c)].vma) { return }
+                c = next
+            }
+        } else {
+            let key: Int32 = mapping & PageMapping.shmemTag != 0
+                ? Int32(mapping & PageMapping.handleMask) * 2 + 1 : Int32(mapping & PageMapping.handleMask) * 2
+            guard Int(key) < rmap.iMmap.count else { return }
+            rmap.locks.acquire(.iMmapRwsem)
+            defer { rmap.locks.release(.iMmapRwsem) }
+            var v = rmap.iMmap[Int(key)].first
+            while v != 0 {
+                let next = rmap.vmas[Int(v)].iNext
+                if !body(v) { return }
+                v = next
+            }
         }
+    }
+
+    /// vma_address(): where page `pgoff` sits in VMA `id`, if the VMA covers it (the interval
+    /// tree's [vm_pgoff, vm_pgoff + pages) test): its mm, index and address.
+    @inline(__always)
+    func vmaAddress(_ id: UInt32, pgoff: UInt64) -> (MM, Int, UInt64)? {
+        let s = rmap.vmas[Int(id)]
+        guard s.live, let mm = rmap.mms[Int(s.mm)] else { return nil }
+        let addr = s.anchor &+ (pgoff << Page.shift)
+        guard let i = mm.findVMAIndex(addr), mm.vmas[i].start <= addr, mm.vmas[i].id == id else { return nil }
+        return (mm, i, addr)
     }
 
     /// Where `pfn` is mapped: (pid of a task using the mm, address), one per mapping, in walk order.

@@ -213,6 +213,8 @@ extension Machine {
     /// table, give back the accounted memory, drop the CPUs' references to it.
     func releaseMM(_ t: Task, _ mm: MM) {
         currentCPU = t.cpu
+        rmap.locks.acquire(.mmapLock)       // exit_mmap(): mmap_write_lock
+        defer { rmap.locks.release(.mmapLock) }
         let tlb = MMUGather(machine: self, mm: mm, fullmm: true)
         let all = mm.vmas
         for v in all {

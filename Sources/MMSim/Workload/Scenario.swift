@@ -168,6 +168,10 @@ public enum ProcessAction: Sendable, Hashable {
     case wait(child: String?)
     case execve
     case access(AccessSpec)
+    /// move_pages()/migrate_pages() of the pages mapped in the range (mm/migrate.c).
+    case movePages(addr: AddressExpr, length: UInt64)
+    /// madvise(MADV_HWPOISON): inject a memory failure into each page of the range.
+    case hwpoison(addr: AddressExpr, length: UInt64)
 
     /// The syscall's name as strace prints it (accesses: "read"/"write"/"exec").
     public var name: String {
@@ -188,6 +192,8 @@ public enum ProcessAction: Sendable, Hashable {
         case .wait: "wait4"
         case .execve: "execve"
         case .access(let a): a.kind == .read ? "read" : a.kind == .write ? "write" : "exec"
+        case .movePages: "move_pages"
+        case .hwpoison: "madvise"
         }
     }
 }
@@ -251,6 +257,11 @@ public enum ProcView: Sendable, Hashable {
     case meminfo, vmstat, zoneinfo, buddyinfo, pagetypeinfo
     case status(process: String)
     case maps(process: String)
+    /// `/proc/kpageflags/PFN`: the flags, counts and rmap of one frame (kpageflags,
+    /// kpagecount and a page-owner-like list of its mappings).
+    case kpage(pfn: UInt64)
+    /// `/proc/NAME/pagemap/ADDR`: the same for the frame NAME maps at ADDR.
+    case pagemap(process: String, addr: AddressExpr)
 
     /// The path as written in the file (process views keep the name or PID written).
     public func path(written: String) -> String { written }
@@ -276,6 +287,8 @@ public enum StatementKind: Sendable, Hashable {
     case cat(ProcView, path: String)
     /// `echo TEXT`: a line in the output.
     case echo(String)
+    /// `poison PFN`: memory_failure() on a frame (as /sys/devices/system/memory/hard_offline_page).
+    case poison(pfn: UInt64)
 }
 
 public struct Statement: Sendable, Hashable {

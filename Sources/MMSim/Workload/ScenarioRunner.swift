@@ -195,6 +195,11 @@ public final class ScenarioRunner {
             report.output.append(.view(path: path, text: try render(view, path, loc), location: loc))
         case .echo(let text):
             report.output.append(.echo(text))
+        case .poison(let pfn):
+            let running = machine.tasks.filter { $0.state == .running }
+            let r = machine.memoryFailure(PFN(pfn))
+            if options.trace { report.output.append(.trace("memory_failure(\(hex(pfn))) = \(r.rawValue)")) }
+            noteKilled(running, loc)
         case .action(let name, let action, let bind):
             try perform(name, action, bind: bind, s)
         }
@@ -375,6 +380,22 @@ public final class ScenarioRunner {
             call = "execve()"
             machine.execve(t)
             result = .ok(nil)
+        case .movePages(let a, let len):
+            let addr = try rangeStart(a, len)
+            call = "move_pages(\(hex(addr)), \(len))"
+            let r = machine.migrateRange(t, addr: addr, length: len)
+            result = .ok(UInt64(r.failed))       // move_pages() returns the pages not moved
+        case .hwpoison(let a, let len):
+            let addr = try rangeStart(a, len)
+            call = "madvise(\(hex(addr)), \(len), MADV_HWPOISON)"
+            let running = machine.tasks.filter { $0.state == .running }
+            var page = addr & ~Page.offsetMask
+            while page < addr + len && t.state == .running {
+                machine.injectHWPoison(t, addr: page)
+                page += Page.size
+            }
+            noteKilled(running, loc)
+            result = .ok(nil)
         case .access(let spec):
             let start = try value(spec.start)
             let length: UInt64
@@ -412,6 +433,15 @@ public final class ScenarioRunner {
                 variables[b] = nil
                 variableFailures[b] = loc
             }
+        }
+    }
+
+    /// Tasks that were running before a memory failure and were killed by it (SIGBUS).
+    private func noteKilled(_ before: [Task], _ loc: ScenarioLocation) {
+        for t in before where t.state != .running {
+            let name = procs.first { $0.value === t }?.key ?? t.name
+            report.signals.append(DeliveredSignal(location: loc, process: name, pid: t.pid, signal: t.signals.last?.name ?? "SIGBUS",
+                                                  address: t.signals.last?.address ?? 0))
         }
     }
 
@@ -544,6 +574,17 @@ public final class ScenarioRunner {
             }
             if case .status = view { return modelStatusText(t) }
             return modelMapsText(t)
+        case .kpage(let pfn):
+            guard pfn < machine.maxPFN else { throw ScenarioError(loc, "cat: \(path): PFN \(hex(pfn)) is beyond the end of memory (max_pfn \(hex(machine.maxPFN)))") }
+            return machine.pageReport(PFN(pfn))
+        case .pagemap(let who, let e):
+            let t = try task(who, loc)
+            guard t.state == .running, let mm = t.mm else { throw ScenarioError(loc, "cat: \(path): '\(who)' has no address space") }
+            let a = try value(e)
+            guard case .leaf(let l, let level) = mm.pageTable.lookup(VirtAddr(a & ~Page.offsetMask)), l.present || l.protNone else {
+                return "\(hex(a)): not present\n"
+            }
+            return machine.pageReport(l.pfn + ((a & (level.entrySpan - 1)) >> Page.shift))
         }
     }
 
