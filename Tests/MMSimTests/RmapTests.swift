@@ -500,3 +500,63 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
         #expect(m.lockOrder.held.isEmpty)
     }
 }
+
+@Suite struct RmapScenarioTests {
+    func run(_ text: String) throws -> ScenarioReport {
+        try ScenarioRunner.run(text, file: "t.mmsim", options: ScenarioOptions(checkInvariants: true))
+    }
+
+    /// Early kill from a scenario: every mapper of the poisoned frame dies at once.
+    @Test func earlyKillScenario() throws {
+        let r = try run("""
+        machine preset=small
+        sysctl vm.memory_failure_early_kill=1
+        spawn p
+        p: buf = mmap 0x100000000000 16K rw private anon fixed_noreplace
+        p: write buf +16K
+        p: fork c
+        poison p buf+8K
+        expect p.signal == SIGBUS
+        expect c.signal == SIGBUS
+        expect meminfo.HardwareCorrupted == 4 kB
+        """)
+        #expect(r.passed, "\(r.summaryText())")
+        #expect(r.signals.count == 2)
+    }
+
+    /// madvise(MADV_HWPOISON) and move_pages from a scenario, and the frame views.
+    @Test func hwpoisonAndViews() throws {
+        let r = try run("""
+        machine preset=small
+        spawn p
+        p: buf = mmap 0x100000000000 16K rw private anon fixed_noreplace
+        p: write buf +16K
+        p: fork c
+        p: move_pages buf 16K
+        expect vmstat.pgmigrate_success == 4
+        cat /proc/c/pagemap/buf /proc/kpageflags/0
+        c: hwpoison buf+4K
+        expect c.signal == SIGBUS
+        expect p.signal == none
+        """)
+        #expect(r.passed, "\(r.summaryText())")
+        let views = r.output.compactMap { o -> String? in if case .view(_, let text, _) = o { return text }; return nil }
+        #expect(views.count == 2 && views[0].contains("mapped by p[1]") && views[0].contains("mapped by c[2]"))
+    }
+
+    /// Bad input names file:line:column.
+    @Test func badInputIsLocated() throws {
+        for (text, needle) in [("machine preset=small\nspawn p\npoison q 0x1000", "t.mmsim:3:8"),
+                               ("machine preset=small\nspawn p\npoison", "t.mmsim:3"),
+                               ("machine preset=small\nspawn p\ncat /proc/kpageflags/zz", "t.mmsim:3:5"),
+                               ("machine preset=small\nspawn p\np: move_pages", "t.mmsim:3"),
+                               ("machine preset=small\nspawn p\npoison p 0x5000", "t.mmsim:3:1")] {
+            do {
+                _ = try run(text)
+                Issue.record("no error for \(text)")
+            } catch let e as ScenarioError {
+                #expect("\(e)".contains(needle), "\(e) should name \(needle)")
+            }
+        }
+    }
+}

@@ -289,6 +289,9 @@ public enum StatementKind: Sendable, Hashable {
     case echo(String)
     /// `poison PFN`: memory_failure() on a frame (as /sys/devices/system/memory/hard_offline_page).
     case poison(pfn: UInt64)
+    /// `poison NAME ADDR`: memory_failure() on the frame NAME maps at ADDR (an error found by
+    /// the hardware, not consumed by NAME: no action required).
+    case poisonAt(process: String, addr: AddressExpr)
 }
 
 public struct Statement: Sendable, Hashable {

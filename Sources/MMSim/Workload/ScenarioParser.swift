@@ -197,8 +197,19 @@ public struct ScenarioParser {
             let rest = c.rest().map(\.text).joined(separator: " ")
             append(.echo(rest), loc, text)
         case "poison":
-            guard let v = c.next() else { throw c.missing("a page frame number after 'poison', such as poison 0x12345") }
-            guard let pfn = parseNumber(v.text) else { throw badNumber(v.text, c.location(of: v)) }
+            guard let v = c.peek else { throw c.missing("a page frame number or 'NAME ADDR' after 'poison', such as poison 0x12345") }
+            if processes.contains(v.text) {
+                c.advance()
+                let a = try parseAddress(&c, "the address whose frame to poison")
+                try c.expectEnd()
+                append(.poisonAt(process: v.text, addr: a), loc, text)
+                return
+            }
+            c.advance()
+            guard let pfn = parseNumber(v.text) else {
+                if parseNumber(v.text.filter { $0.isNumber }) == nil, v.text.first?.isLetter == true { throw unknownProcess(v.text, c.location(of: v)) }
+                throw badNumber(v.text, c.location(of: v))
+            }
             try c.expectEnd()
             try boot(loc)
             append(.poison(pfn: pfn), loc, text)

@@ -200,6 +200,18 @@ public final class ScenarioRunner {
             let r = machine.memoryFailure(PFN(pfn))
             if options.trace { report.output.append(.trace("memory_failure(\(hex(pfn))) = \(r.rawValue)")) }
             noteKilled(running, loc)
+        case .poisonAt(let who, let e):
+            let t = try task(who, loc)
+            let a = try value(e)
+            guard t.state == .running, let mm = t.mm,
+                  case .leaf(let l, let level) = mm.pageTable.lookup(VirtAddr(a & ~Page.offsetMask)), l.present || l.protNone else {
+                throw ScenarioError(loc, "poison: '\(who)' maps no page at \(hex(a))")
+            }
+            let running = machine.tasks.filter { $0.state == .running }
+            let pfn = l.pfn + ((a & (level.entrySpan - 1)) >> Page.shift)
+            let r = machine.memoryFailure(pfn)
+            if options.trace { report.output.append(.trace("memory_failure(\(hex(pfn.raw))) = \(r.rawValue)")) }
+            noteKilled(running, loc)
         case .action(let name, let action, let bind):
             try perform(name, action, bind: bind, s)
         }
