@@ -36,46 +36,87 @@ public struct LockOrderViolation: Sendable, Hashable, CustomStringConvertible {
 /// kernel nests the same class only with lock subclasses, e.g. two mmap_locks at fork).
 /// Costs a few array operations per acquisition; the order checks are always on.
 public final class LockOrderRecorder {
-    public private(set) var held: [KernelLock] = []
-    /// nested[outer][inner]: how often `inner` was taken inside `outer`.
-    public private(set) var nested = [[Int]](repeating: [Int](repeating: 0, count: KernelLock.allCases.count),
-                                             count: KernelLock.allCases.count)
-    /// Acquisitions per lock.
-    public private(set) var acquisitions = [Int](repeating: 0, count: KernelLock.allCases.count)
+    /// Deepest nesting kept (the model never holds more than a handful).
+    static let depth = 16
+    static let classes = KernelLock.allCases.count
+    /// The held stack, flat, so that the fault path allocates nothing.
+    private let stack = UnsafeMutablePointer<UInt8>.allocate(capacity: LockOrderRecorder.depth)
+    private var top = 0
+    /// nested[outer * classes + inner]: how often `inner` was taken inside `outer`.
+    private let nestedCounts = UnsafeMutablePointer<Int>.allocate(capacity: LockOrderRecorder.classes * LockOrderRecorder.classes)
+    private let acquired = UnsafeMutablePointer<Int>.allocate(capacity: LockOrderRecorder.classes)
     public private(set) var violations: [LockOrderViolation] = []
 
-    init() {}
+    init() {
+        nestedCounts.initialize(repeating: 0, count: Self.classes * Self.classes)
+        acquired.initialize(repeating: 0, count: Self.classes)
+    }
+
+    deinit {
+        stack.deallocate()
+        nestedCounts.deallocate()
+        acquired.deallocate()
+    }
+
+    /// The locks held now, outermost first.
+    public var held: [KernelLock] { (0..<top).map { KernelLock(rawValue: Int(stack[$0]))! } }
+
+    /// Acquisitions per lock.
+    public func acquisitions(_ l: KernelLock) -> Int { acquired[l.rawValue] }
+
+    /// How often `inner` was taken while `outer` was held.
+    public func nested(_ outer: KernelLock, _ inner: KernelLock) -> Int { nestedCounts[outer.rawValue * Self.classes + inner.rawValue] }
 
     /// down_read()/down_write()/spin_lock(): note the nesting, flag an inversion.
     @inline(__always) public func acquire(_ l: KernelLock) {
-        acquisitions[l.rawValue] &+= 1
-        for h in held {
-            if h > l && violations.count < 64 { violations.append(LockOrderViolation(held: h, taken: l)) }
-            if h != l { nested[h.rawValue][l.rawValue] &+= 1 }
+        let r = l.rawValue
+        acquired[r] &+= 1
+        var i = 0
+        while i < top {
+            let h = Int(stack[i])
+            if h > r { inversion(h, r) }
+            if h != r { nestedCounts[h * Self.classes + r] &+= 1 }
+            i += 1
         }
-        held.append(l)
+        if top < Self.depth {
+            stack[top] = UInt8(r)
+            top += 1
+        }
     }
 
-    /// up_read()/up_write()/spin_unlock()
+    @inline(never) private func inversion(_ held: Int, _ taken: Int) {
+        if violations.count < 64 {
+            violations.append(LockOrderViolation(held: KernelLock(rawValue: held)!, taken: KernelLock(rawValue: taken)!))
+        }
+    }
+
+    /// up_read()/up_write()/spin_unlock(): the innermost hold of `l` goes.
     @inline(__always) public func release(_ l: KernelLock) {
-        if let i = held.lastIndex(of: l) { held.remove(at: i) }
+        var i = top - 1
+        while i >= 0 {
+            if Int(stack[i]) == l.rawValue {
+                var j = i
+                while j + 1 < top { stack[j] = stack[j + 1]; j += 1 }
+                top -= 1
+                return
+            }
+            i -= 1
+        }
     }
 
     /// Every (outer, inner) pair seen, outermost first.
     public var observedPairs: [(outer: KernelLock, inner: KernelLock, count: Int)] {
         var out: [(KernelLock, KernelLock, Int)] = []
         for o in KernelLock.allCases {
-            for i in KernelLock.allCases where nested[o.rawValue][i.rawValue] > 0 {
-                out.append((o, i, nested[o.rawValue][i.rawValue]))
-            }
+            for i in KernelLock.allCases where nested(o, i) > 0 { out.append((o, i, nested(o, i))) }
         }
         return out
     }
 
     /// Forget the history (the held stack stays).
     public func reset() {
-        for o in 0..<nested.count { for i in 0..<nested.count { nested[o][i] = 0 } }
-        for i in 0..<acquisitions.count { acquisitions[i] = 0 }
+        nestedCounts.update(repeating: 0, count: Self.classes * Self.classes)
+        acquired.update(repeating: 0, count: Self.classes)
         violations.removeAll()
     }
 }
