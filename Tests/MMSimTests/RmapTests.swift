@@ -560,3 +560,28 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
         }
     }
 }
+
+@Suite struct MemoryFailureTHPTests {
+    /// memory_failure() on a page of a PMD-mapped THP shared by two processes: the folio is
+    /// split (try_to_split_thp_page()), only the bad page is poisoned and isolated, the
+    /// other 511 stay mapped in both processes.
+    @Test func thpIsSplitThenThePageIsolated() throws {
+        let m = try Machine(.reference)
+        let p = m.spawn(name: "p", cpu: 1)
+        _ = m.mmap(p, addr: rmapBase, length: 2 * Size.MiB, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.madvise(p, addr: rmapBase, length: 2 * Size.MiB, advice: .hugepage)
+        m.access(p, addr: rmapBase, length: Page.size, kind: .write)
+        let c = try m.fork(p, childName: "c").get()
+        let head = frameAt(m, p, rmapBase)!
+        let bad = head + 5
+        let anon = m.counters[.nrAnonPages]
+        #expect(try m.checked { m.memoryFailure(bad) } == .recovered)
+        #expect(m.counters[.thpSplitPage] == 1 && m.counters[.nrAnonTransparentHugepages] == 0)
+        #expect(m.frames[bad].pointee.state == .isolated)
+        #expect(m.counters[.nrAnonPages] == anon - 1)
+        #expect((0..<512).filter { m.frames[head + UInt64($0)].pointee.flags.contains(.hwpoison) } == [5])
+        #expect(m.rmapWalk(head + 6) == 2 && frameAt(m, c, rmapBase + 6 * Page.size) == head + 6)
+        #expect(m.access(c, addr: rmapBase + 5 * Page.size, length: Page.size, kind: .read).signal?.name == "SIGBUS")
+        #expect(p.state == .running)
+    }
+}

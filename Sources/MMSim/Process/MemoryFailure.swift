@@ -42,7 +42,7 @@ extension Machine {
             log.append("Memory failure: \(hex): memory outside kernel control")
             return .outsideKernelControl
         }
-        let (head, order) = folioHead(pfn)
+        var (head, order) = folioHead(pfn)
         let page = frames[pfn]
         if page.pointee.flags.contains(.hwpoison) {
             log.append("Memory failure: \(hex): already hardware poisoned")
@@ -71,12 +71,32 @@ extension Machine {
         case .allocated:
             break
         }
-        let p = frames[head]
+        var p = frames[head]
         guard p.pointee.mapping != 0, p.pointee.flags.contains(.lru) || p.pointee.mapcount > 0 else {
             // Kernel allocations (slab, gather batches...) are not LRU pages.
             return result("unknown page", .ignored)
         }
-        guard order == 0 else { return result("unsplit thp", .ignored) }
+        if order > 0 {
+            // try_to_split_thp_page(): a PMD-mapped anonymous THP is split (every mapping
+            // becomes 512 PTEs, the folio 512 pages), then the one bad page is handled.
+            var split = false
+            if PageMapping.isAnon(p.pointee.mapping) && order == PageOrder.pmd.raw {
+                rmapWalk(head) { h in
+                    guard h.level == .pmd else { return true }
+                    splitHugePMD(h.mm, h.mm.vmas[h.vmaIndex], h.address, h.slot)
+                    split = true
+                    return false
+                }
+            }
+            guard split, frames[pfn].pointee.state == .allocated, frames[pfn].pointee.order == 0 else {
+                return result("unsplit thp", .ignored)
+            }
+            // split_folio() copied the head's flags to every page: only `pfn` is bad.
+            for i in 0..<PageOrder.pmd.pages { frames[head + i].pointee.flags.remove(.hwpoison) }
+            frames[pfn].pointee.flags.insert(.hwpoison)
+            (head, order) = (pfn, 0)
+            p = frames[head]
+        }
         let anon = PageMapping.isAnon(p.pointee.mapping)
         let cache = cacheSlot(head)
         let shmem = cache?.shmem ?? false
