@@ -585,3 +585,96 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
         #expect(p.state == .running)
     }
 }
+
+/// tools/testing/selftests/mm/merge.c, the cases that involve anon_vma.
+@Suite struct AnonVMAMergeTests {
+    let ps = Page.size
+    func setup() throws -> (Machine, Task) { try rmapMachine() }
+    func vma(_ t: Task, _ a: UInt64) -> VMA? { t.mm!.vma(containing: a) }
+
+    /// forked_target_vma: the child unCOWs its faulted VMA; a new unfaulted VMA mapped
+    /// right after it does not merge (the target was forked: two chains).
+    @Test func forkedTargetVMA() throws {
+        let (m, p) = try setup()
+        let ptr = rmapBase + ps
+        _ = m.mmap(p, addr: ptr, length: 5 * ps, prot: .rw, flags: [.private, .anonymous, .fixed, .noreserve])
+        m.access(p, addr: ptr, length: 1, kind: .write)
+        let c = try m.fork(p, childName: "c").get()
+        m.access(c, addr: ptr, length: 5 * ps, kind: .write)          // unCOWing does not drop the chain
+        _ = m.mmap(c, addr: ptr + 5 * ps, length: 5 * ps, prot: .rw, flags: [.private, .anonymous, .fixed])
+        try m.checkInvariants()
+        #expect(vma(c, ptr)!.start == ptr && vma(c, ptr)!.end == ptr + 5 * ps)
+    }
+
+    /// forked_source_vma: the forked faulted VMA made RWX next to an RWX unfaulted one:
+    /// still no merge (now the forked VMA would be the source).
+    @Test func forkedSourceVMA() throws {
+        let (m, p) = try setup()
+        let ptr = rmapBase + ps
+        _ = m.mmap(p, addr: ptr, length: 5 * ps, prot: .rw, flags: [.private, .anonymous, .fixed, .noreserve])
+        m.access(p, addr: ptr, length: 1, kind: .write)
+        let c = try m.fork(p, childName: "c").get()
+        m.access(c, addr: ptr, length: 5 * ps, kind: .write)
+        let ptr2 = ptr + 5 * ps
+        _ = m.mmap(c, addr: ptr2, length: 5 * ps, prot: [.read, .write, .exec], flags: [.private, .anonymous, .fixed, .noreserve])
+        #expect(vma(c, ptr2)!.start == ptr2 && vma(c, ptr2)!.end == ptr2 + 5 * ps)
+        _ = m.mprotect(c, addr: ptr, length: 5 * ps, prot: [.read, .write, .exec])
+        try m.checkInvariants()
+        #expect(vma(c, ptr2)!.start == ptr2 && vma(c, ptr2)!.end == ptr2 + 5 * ps)
+    }
+
+    /// mremap_unfaulted_to_faulted: an unfaulted VMA moved next to a faulted one takes a
+    /// pgoff matching its new address and merges into it.
+    @Test func mremapUnfaultedToFaulted() throws {
+        let (m, p) = try setup()
+        let ptr = rmapBase + ps
+        _ = m.mmap(p, addr: ptr, length: 5 * ps, prot: .rw, flags: [.private, .anonymous, .fixed])
+        var ptr2 = rmapBase + 7 * ps
+        _ = m.mmap(p, addr: ptr2, length: 5 * ps, prot: .rw, flags: [.private, .anonymous, .fixed])
+        ptr2 = try m.mremap(p, oldAddr: ptr2, oldLength: 5 * ps, newLength: 5 * ps, flags: [.maymove, .fixed], newAddr: ptr2 + 1000 * ps).get()
+        m.access(p, addr: ptr, length: 1, kind: .write)
+        ptr2 = try m.mremap(p, oldAddr: ptr2, oldLength: 5 * ps, newLength: 5 * ps, flags: [.maymove, .fixed], newAddr: ptr + 5 * ps).get()
+        try m.checkInvariants()
+        #expect(vma(p, ptr)!.start == ptr && vma(p, ptr)!.end == ptr + 10 * ps)
+    }
+
+    /// mremap_unfaulted_between_faulted: between two faulted VMAs with different anon_vmas
+    /// the moved unfaulted VMA merges with the previous one only.
+    @Test func mremapUnfaultedBetweenFaulted() throws {
+        let (m, p) = try setup()
+        let ptr = rmapBase + ps
+        _ = m.mmap(p, addr: ptr, length: 5 * ps, prot: .rw, flags: [.private, .anonymous, .fixed])
+        var ptr2 = rmapBase + 7 * ps
+        _ = m.mmap(p, addr: ptr2, length: 5 * ps, prot: .rw, flags: [.private, .anonymous, .fixed])
+        var ptr3 = rmapBase + 14 * ps
+        _ = m.mmap(p, addr: ptr3, length: 5 * ps, prot: .rw, flags: [.private, .anonymous, .fixed])
+        ptr3 = try m.mremap(p, oldAddr: ptr3, oldLength: 5 * ps, newLength: 5 * ps, flags: [.maymove, .fixed], newAddr: ptr3 + 2000 * ps).get()
+        ptr2 = try m.mremap(p, oldAddr: ptr2, oldLength: 5 * ps, newLength: 5 * ps, flags: [.maymove, .fixed], newAddr: ptr2 + 1000 * ps).get()
+        m.access(p, addr: ptr, length: 1, kind: .write)
+        m.access(p, addr: ptr3, length: 1, kind: .write)
+        ptr3 = try m.mremap(p, oldAddr: ptr3, oldLength: 5 * ps, newLength: 5 * ps, flags: [.maymove, .fixed], newAddr: ptr + 10 * ps).get()
+        ptr2 = try m.mremap(p, oldAddr: ptr2, oldLength: 5 * ps, newLength: 5 * ps, flags: [.maymove, .fixed], newAddr: ptr + 5 * ps).get()
+        try m.checkInvariants()
+        #expect(vma(p, ptr)!.start == ptr && vma(p, ptr)!.end == ptr + 10 * ps)
+        #expect(vma(p, ptr3)!.start == ptr3 && vma(p, ptr3)!.end == ptr3 + 5 * ps)
+        // The faulted page of ptr3 is still found through its (unchanged) anon_vma.
+        #expect(m.rmapWalk(frameAt(m, p, ptr3)!) == 1)
+    }
+
+    /// mremap_unfaulted_between_correctly_placed_faulted: a hole punched in one faulted VMA
+    /// leaves two halves sharing the anon_vma and linear pgoffs; an unfaulted VMA moved
+    /// into the hole merges all three.
+    @Test func mremapUnfaultedBetweenCorrectlyPlacedFaulted() throws {
+        let (m, p) = try setup()
+        let ptr = rmapBase + ps
+        _ = m.mmap(p, addr: ptr, length: 15 * ps, prot: .rw, flags: [.private, .anonymous, .fixed])
+        m.access(p, addr: ptr, length: 1, kind: .write)
+        _ = m.munmap(p, addr: ptr + 5 * ps, length: 5 * ps)
+        var ptr2 = rmapBase + 20 * ps
+        _ = m.mmap(p, addr: ptr2, length: 5 * ps, prot: .rw, flags: [.private, .anonymous, .fixed])
+        ptr2 = try m.mremap(p, oldAddr: ptr2, oldLength: 5 * ps, newLength: 5 * ps, flags: [.maymove, .fixed], newAddr: ptr + 5 * ps).get()
+        try m.checkInvariants()
+        #expect(vma(p, ptr)!.start == ptr && vma(p, ptr)!.end == ptr + 15 * ps)
+        #expect(m.rmap.chainCount(of: vma(p, ptr)!) == 1)
+    }
+}

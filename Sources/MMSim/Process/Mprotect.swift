@@ -330,6 +330,9 @@ extension Machine {
         let at = mm.findVMAIndex(dest) ?? mm.vmas.count
         // copy_vma(): a new vm_area_struct with the old one's chains (anon_vma_clone()), then
         // the old one goes (unlink_anon_vmas()); pages keep their anon_vma and index.
+        // copy_vma(): an anonymous VMA never faulted (no anon_vma) takes the pgoff of its new
+        // address, so that it can merge there.
+        if moved.isAnonymous && moved.anonVMA == 0 { moved.pgoff = dest >> Page.shift }
         moved.id = 0
         mm.vmas.insert(moved, at: at)
         rmapVMAInserted(mm, at)
