@@ -678,3 +678,66 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
         #expect(m.rmap.chainCount(of: vma(p, ptr)!) == 1)
     }
 }
+
+/// Seeded random sequences of everything that creates, splits, merges, moves, copies and
+/// tears down VMAs, with rmap users in between; the checker (mapcount == rmap walk,
+/// anon_vma counts, nr_anon_pages, nr_mapped, frame accounting) runs after every step.
+@Suite struct RmapRandomTests {
+    @Test(arguments: [1, 2, 3, 4] as [UInt64])
+    func randomOperations(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: seed)
+        let m = try TestMachines.small(memory: 512 * Size.MiB)
+        let f = m.createFile(name: "f", size: 64 * Page.size)
+        var live: [Task] = [m.spawn(name: "t0")]
+        let region: UInt64 = 64 * Page.size
+        var names = 1
+        func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
+        func page() -> UInt64 { rmapBase + (rng.next() % 64) * Page.size }
+        func len() -> UInt64 { (1 + rng.next() % 8) * Page.size }
+        for step in 0..<400 {
+            live.removeAll { $0.state != .running }
+            if live.isEmpty { live.append(m.spawn(name: "t\(names)")); names += 1 }
+            let t = pick(live)
+            let op = rng.next() % 14
+            switch op {
+            case 0, 1:
+                let prot: Prot = pick([.rw, .read, [.read, .write, .exec]])
+                if rng.next() % 3 == 0 {
+                    _ = m.mmap(t, addr: page(), length: len(), prot: prot, flags: [.private, .fixed], file: f.id, offset: (rng.next() % 32) * Page.size)
+                } else {
+                    _ = m.mmap(t, addr: page(), length: len(), prot: prot, flags: [.private, .anonymous, .fixed])
+                }
+            case 2: _ = m.munmap(t, addr: page(), length: len())
+            case 3: _ = m.mprotect(t, addr: page(), length: len(), prot: pick([.rw, .read, [.read, .write, .exec], .none]))
+            case 4:
+                _ = m.mremap(t, oldAddr: page(), oldLength: len(), newLength: len(), flags: [.maymove, .fixed],
+                             newAddr: rmapBase + region + (rng.next() % 64) * Page.size)
+            case 5, 6, 7: m.access(t, addr: page(), length: len(), kind: rng.next() % 3 == 0 ? .read : .write)
+            case 8:
+                if live.count < 12, case .success(let c) = m.fork(t, childName: "t\(names)") { live.append(c); names += 1 }
+            case 9:
+                if live.count > 1 {
+                    m.exit(t)
+                    if let p = t.parent.flatMap({ m.task(pid: $0) }) { _ = m.wait(p) }
+                }
+            case 10: _ = m.migrateRange(t, addr: rmapBase, length: 2 * region)
+            case 11:
+                if let mm = t.mm, let pfn = frameAt(m, t, page()), mm.vmas.count > 0 {
+                    _ = m.folioReferenced(pfn)
+                    if rng.next() % 4 == 0 { _ = m.tryToUnmap(pfn) }
+                }
+            case 12:
+                if rng.next() % 4 == 0, let pfn = frameAt(m, t, page()) { m.memoryFailure(pfn) }
+            default:
+                _ = m.madvise(t, addr: page(), length: len(), advice: pick([.dontneed, .free, .dontfork, .dofork]))
+            }
+            do {
+                try m.checkInvariants()
+            } catch {
+                Issue.record("seed \(seed) step \(step) op \(op): \(error)")
+                return
+            }
+        }
+        #expect(m.lockOrder.violations.isEmpty)
+    }
+}

@@ -262,7 +262,7 @@ extension Machine {
     func doMremap(_ t: Task, _ mm: MM, _ addr: UInt64, _ oldLength: UInt64, _ newLength: UInt64, _ flags: MremapFlags, _ newAddr: UInt64) -> SyscallResult<UInt64> {
         guard addr & Page.offsetMask == 0, newLength > 0 else { return .failure(.EINVAL) }
         if flags.contains(.fixed) && !flags.contains(.maymove) { return .failure(.EINVAL) }
-        let oldLen = (oldLength + Page.offsetMask) & ~Page.offsetMask
+        var oldLen = (oldLength + Page.offsetMask) & ~Page.offsetMask
         let newLen = (newLength + Page.offsetMask) & ~Page.offsetMask
         guard newLen <= mm.taskSize, addr <= mm.taskSize - max(oldLen, 1) else { return .failure(.EINVAL) }
         guard let i = mm.findVMAIndex(addr), mm.vmas[i].start <= addr, addr + oldLen <= mm.vmas[i].end else {
@@ -271,6 +271,11 @@ extension Machine {
         if newLen <= oldLen && !flags.contains(.fixed) {
             if newLen < oldLen { _ = doMunmap(t, mm, addr + newLen, oldLen - newLen) }
             return .success(addr)
+        }
+        if newLen < oldLen {
+            // mremap_to() shrinking (MREMAP_FIXED): the source's tail goes first.
+            _ = doMunmap(t, mm, addr + newLen, oldLen - newLen)
+            oldLen = newLen
         }
         let v = mm.vmas[i]
         let delta = newLen - oldLen
