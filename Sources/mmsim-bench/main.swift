@@ -271,6 +271,16 @@ func benchMigrate() throws {
     precondition(r.moved == Int(len >> 12) && r.failed == 0)
     report(Result(name: "migrate 1 GiB (262144 pages, move_pages)", value: dt * 1000, unit: "ms", target: "(info)", ok: true))
     report(Result(name: "  pages migrated per second", value: Double(r.moved) / dt, unit: "pages/s", target: "(info)", ok: true))
+    // The same gigabyte as 512 PMD-mapped THPs: PMD migration entries, one folio each.
+    let base2: UInt64 = 0x2000_0000_0000
+    _ = m.mmap(t, addr: base2, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+    _ = m.madvise(t, addr: base2, length: len, advice: .hugepage)
+    m.access(t, addr: base2, length: len, kind: .write, stride: 2 * Size.MiB)
+    let t1 = now()
+    let r2 = m.migrateRange(t, addr: base2, length: len)
+    let dt1 = now() - t1
+    precondition(r2.moved == Int(len >> 12) && r2.failed == 0)
+    report(Result(name: "migrate 1 GiB of THPs (512 PMD folios)", value: dt1 * 1000, unit: "ms", target: "(info)", ok: true))
 }
 
 let all: [(String, () throws -> Void)] = [

@@ -741,3 +741,31 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
         #expect(m.lockOrder.violations.isEmpty)
     }
 }
+
+@Suite struct THPMigrationTests {
+    /// A PMD-mapped THP shared by parent and child migrates whole: PMD migration entries,
+    /// 512 pages copied, both PMDs point at the new folio; pgmigrate_success 512,
+    /// thp_migration_success 1; the mapcounts and AnonHugePages are unchanged.
+    @Test func pmdMappedTHPMigratesWhole() throws {
+        let m = try Machine(.reference)
+        let p = m.spawn(name: "p", cpu: 1)
+        _ = m.mmap(p, addr: rmapBase, length: 2 * Size.MiB, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.madvise(p, addr: rmapBase, length: 2 * Size.MiB, advice: .hugepage)
+        m.access(p, addr: rmapBase, length: 2 * Size.MiB, kind: .write)
+        let c = try m.fork(p, childName: "c").get()
+        let old = frameAt(m, p, rmapBase)!
+        let contents = (0..<512).map { m.frames[old + UInt64($0)].pointee.content }
+        let thp = m.counters[.nrAnonTransparentHugepages], anon = m.counters[.nrAnonPages]
+        let r = try m.checked { m.migrateRange(p, addr: rmapBase, length: 2 * Size.MiB) }
+        #expect(r.moved == 512 && r.failed == 0)
+        #expect(m.counters[.pgmigrateSuccess] == 512 && m.counters[.thpMigrationSuccess] == 1)
+        let new = frameAt(m, p, rmapBase)!
+        #expect(new != old && frameAt(m, c, rmapBase) == new)
+        #expect((0..<512).allSatisfy { m.frames[new + UInt64($0)].pointee.content == contents[$0] })
+        #expect(m.entireMapcount(new) == 2 && m.counters[.nrAnonTransparentHugepages] == thp && m.counters[.nrAnonPages] == anon)
+        #expect(m.rmapLocations(new).allSatisfy { $0.level == .pmd })
+        // Still shared copy-on-write: the child's write splits and copies, the parent keeps its data.
+        try m.checked { m.access(c, addr: rmapBase, length: Page.size, kind: .write) }
+        #expect(contentAt(m, p, rmapBase) == contents[0])
+    }
+}

@@ -35,10 +35,14 @@ extension Machine {
             counters.add(.pgmigrateFail, 1)
             return .failure(.notMovable)
         }
-        // A large folio would be split first (or moved with PMD migration entries).
-        guard order == 0 else {
-            counters.add(.pgmigrateFail, 1)
-            return .failure(.busy)
+        if order > 0 {
+            // A PMD-sized anonymous THP moves whole, behind PMD migration entries
+            // (thp_migration_supported() on x86-64 and arm64); other large folios are not modelled.
+            guard order == PageOrder.pmd.raw, p.pointee.flags.contains(.head), PageMapping.isAnon(p.pointee.mapping) else {
+                counters.add(.pgmigrateFail, Int64(1) << Int64(order))
+                return .failure(.busy)
+            }
+            return migrateHugeFolio(head)
         }
         let anon = PageMapping.isAnon(p.pointee.mapping)
         let cache = cacheSlot(head)
@@ -115,6 +119,81 @@ extension Machine {
         return .success(dst)
     }
 
+    /// migrate_folio() of a PMD-mapped anonymous THP: set_pmd_migration_entry() in every
+    /// mapping (the deposited page table stays), the 512 pages copied to a new PMD-sized
+    /// folio, remove_migration_pmd() maps it back with the old rights. pgmigrate_success
+    /// counts 512 pages, thp_migration_success one folio.
+    func migrateHugeFolio(_ head: PFN) -> Result<PFN, MigrateError> {
+        let n = Int64(PageOrder.pmd.pages)
+        let p = frames[head]
+        guard p.pointee.refcount == largeMapcount(head), largeMapcount(head) == entireMapcount(head) else {
+            counters.add(.pgmigrateFail, n)
+            counters.add(.thpMigrationFail, 1)
+            return .failure(.busy)
+        }
+        guard let dst = allocator.allocPages([.highuserMovable, .comp, .noWarn], order: PageOrder.pmd.raw) else {
+            counters.add(.pgmigrateFail, n)
+            counters.add(.thpMigrationFail, 1)
+            return .failure(.noMemory)
+        }
+        let exclusive = p.pointee.flags.contains(.anonExclusive)
+        rmapWalk(head) { h in
+            guard h.level == .pmd, let l = PTEFormat.decode(h.slot.pointee, level: .pmd, arch: arch) else { return true }
+            let type: SoftEntryType = l.writable ? .migrationWrite : exclusive ? .migrationReadExclusive : .migrationRead
+            var off = head.raw
+            if l.accessed { off |= Machine.migYoungBit }
+            if l.dirty { off |= Machine.migDirtyBit }
+            h.slot.pointee = SoftEntry.make(type, offset: off, arch: arch)
+            flushTLBRange(h.mm, start: h.address, end: h.address + PageTableLevel.pmd.entrySpan,
+                          strideShift: PageTableLevel.pmd.shift, freedTables: false)
+            addLargeMapcount(head, entire: -1, large: -1)
+            if entireMapcount(head) == 0 {
+                counters.add(.nrAnonPages, -n)
+                counters.add(.nrAnonTransparentHugepages, -n)
+            }
+            p.pointee.refcount -= 1
+            return true
+        }
+        let d = frames[dst]
+        for i in 0..<PageOrder.pmd.pages { frames[dst + i].pointee.content = frames[head + i].pointee.content }
+        d.pointee.flags = p.pointee.flags.intersection([.uptodate, .dirty, .swapbacked, .referenced, .active, .workingset,
+                                                        .lru, .mlocked, .unevictable]).union(.head)
+        d.pointee.mapping = p.pointee.mapping
+        d.pointee.index = p.pointee.index
+        d.pointee.refcount = 0
+        d.pointee.mapcount = 0
+        frames[dst + 1].pointee.mapcount = 0
+        frames[dst + 1].pointee.spare = 0
+        rmapForEachVMA(dst) { id in
+            guard let (mm, i, addr) = vmaAddress(id, pgoff: d.pointee.index),
+                  let slot = mm.pageTable.slot(VirtAddr(addr), level: .pmd),
+                  let e = SoftEntry.decode(slot.pointee, arch: arch), e.type != .hwpoison,
+                  e.offset & Machine.migPFNMask == head.raw else { return true }
+            rmap.locks.acquire(.pageTableLock)
+            defer { rmap.locks.release(.pageTableLock) }
+            slot.pointee = PTEFormat.encode(LeafEntry(pfn: dst, size: .size2M, writable: e.type == .migrationWrite, user: true,
+                                                      accessed: e.offset & Machine.migYoungBit != 0,
+                                                      dirty: e.offset & Machine.migDirtyBit != 0,
+                                                      noExec: !mm.vmas[i].flags.contains(.exec)), arch: arch)
+            addLargeMapcount(dst, entire: 1, large: 1)
+            d.pointee.refcount += 1
+            if entireMapcount(dst) == 1 {
+                counters.add(.nrAnonPages, n)
+                counters.add(.nrAnonTransparentHugepages, n)
+            }
+            if e.type != .migrationRead { d.pointee.flags.insert(.anonExclusive) }
+            return true
+        }
+        p.pointee.flags = [.head]
+        p.pointee.mapping = 0
+        p.pointee.mapcount = 0
+        p.pointee.refcount = 1
+        allocator.freePages(head, order: PageOrder.pmd.raw)
+        counters.add(.pgmigrateSuccess, n)
+        counters.add(.thpMigrationSuccess, 1)
+        return .success(dst)
+    }
+
     /// Per-zone counters that follow a page between zones (NR_MLOCK, NR_ZONE_WRITE_PENDING).
     func moveZoneStats(from src: PFN, to dst: PFN, _ flags: PageFlags) {
         let a = allocator.zone(of: src), b = allocator.zone(of: dst)
@@ -158,6 +237,18 @@ extension Machine {
         defer { rmap.locks.release(.mmapLock) }
         var a = addr & ~Page.offsetMask
         while a < addr + length {
+            if let pmd = mm.pageTable.slot(VirtAddr(a), level: .pmd), case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch),
+               let l = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch) {
+                // A PMD-mapped THP: one folio for the whole 2 MiB.
+                if l.pfn != hugeZeroPFN {
+                    switch migrateFolio(l.pfn) {
+                    case .success: moved += Int(PageOrder.pmd.pages)
+                    case .failure: failed += Int(PageOrder.pmd.pages)
+                    }
+                }
+                a = (a | (PageTableLevel.pmd.entrySpan - 1)) &+ 1
+                continue
+            }
             defer { a += Page.size }
             guard let slot = mm.pageTable.slot(VirtAddr(a), level: .pte),
                   let l = presentOrProtNone(slot.pointee), !(l.special && l.pfn == zeroPage) else { continue }
