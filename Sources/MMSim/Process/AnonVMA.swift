@@ -1,10 +1,9 @@
 // mm/rmap.c (first half): anon_vma and anon_vma_chain, prepared on the first anonymous
 // fault, cloned at fork with the reuse rule, unlinked and freed at VMA teardown.
 
-/// struct anon_vma, in a flat pool (`RmapState.anonVMAs`) addressed by index.
-/// The model's "interval tree" of chains is a doubly linked list through the chains:
-/// a walk visits every chain and keeps those whose VMA covers the folio's pgoff, which
-/// finds the same VMAs as anon_vma_interval_tree_foreach() (see `rmapWalk`).
+/// struct anon_vma, in a flat pool (`RmapState.anonVMAs`) addressed by index. Its
+/// rb_root is an interval tree of its chains keyed by their VMA's pgoff range
+/// (`IntervalForest`), which anon_vma_interval_tree_foreach() walks.
 public struct AnonVMARecord: Sendable {
     /// anon_vma->root (index into the pool).
     public var root: Int32
@@ -16,9 +15,8 @@ public struct AnonVMARecord: Sendable {
     public var numChildren: Int32
     /// anon_vma->num_active_vmas: VMAs whose vma->anon_vma is this one.
     public var numActiveVMAs: Int32
-    /// anon_vma->rb_root: first and last chain, and how many.
-    var first: Int32
-    var last: Int32
+    /// anon_vma->rb_root (a root node in `RmapState.tree`, -1 = empty), and how many chains.
+    var treeRoot: Int32
     public var chains: Int32
     /// Free-list link while not in use (-2 = in use).
     var nextFree: Int32
@@ -33,9 +31,8 @@ public struct AnonVMAChain: Sendable {
     /// avc->same_vma list (per VMA; newest first as list_add() leaves it).
     var prevSame: Int32
     var nextSame: Int32
-    /// avc->rb (the anon_vma's tree, here a list).
-    var prevTree: Int32
-    var nextTree: Int32
+    /// avc->rb: its node in the anon_vma's interval tree.
+    var node: Int32
 }
 
 /// What the rmap knows of one VMA: its mm, where its pages sit relative to their pgoff,
@@ -45,21 +42,22 @@ struct VMASlot {
     /// vma->vm_start - (vma->vm_pgoff << PAGE_SHIFT): constant across split, merge and
     /// expansion (offsets stay linear); only a move (mremap) changes it.
     var anchor: UInt64 = 0
+    /// vma_start_pgoff() and vma_last_pgoff(): the key of its tree nodes.
+    var pgStart: UInt64 = 0
+    var pgLast: UInt64 = 0
     /// vma->anon_vma_chain: newest and oldest chain.
     var avcHead: Int32 = -1
     var avcTail: Int32 = -1
-    /// The i_mmap this VMA is in (`RmapState.iMmapKey`), or -1.
+    /// The i_mmap this VMA is in (`RmapState.iMmapKey`), or -1, and its node there.
     var iMmap: Int32 = -1
-    var iPrev: UInt32 = 0
-    var iNext: UInt32 = 0
+    var iNode: Int32 = -1
     var live = false
     var nextFree: UInt32 = 0
 }
 
-/// The head of an address_space's i_mmap (an interval tree in the kernel; a list here).
+/// The head of an address_space's i_mmap: the root of its interval tree of VMAs.
 struct IMmapHead {
-    var first: UInt32 = 0
-    var last: UInt32 = 0
+    var treeRoot: Int32 = -1
     var count: Int32 = 0
 }
 
@@ -72,6 +70,8 @@ public final class RmapState {
     var vmas: [VMASlot] = [VMASlot()]       // id 0 = no VMA
     var mms: [MM?] = [nil]
     var iMmap: [IMmapHead] = []
+    /// Every anon_vma's and i_mmap's interval tree, in one node pool.
+    var tree = IntervalForest()
     var freeAnonVMA: Int32 = -1
     var freeChain: Int32 = -1
     var freeVMA: UInt32 = 0
@@ -99,7 +99,7 @@ public final class RmapState {
     /// anon_vma_alloc(): refcount 1, its own root and parent, no children, no VMA.
     func allocAnonVMA() -> Int32 {
         let rec = AnonVMARecord(root: 0, parent: 0, refcount: 1, numChildren: 0, numActiveVMAs: 0,
-                                first: -1, last: -1, chains: 0, nextFree: -2)
+                                treeRoot: -1, chains: 0, nextFree: -2)
         let i: Int32
         if freeAnonVMA >= 0 {
             i = freeAnonVMA
@@ -141,8 +141,8 @@ public final class RmapState {
     /// anon_vma_chain_link(): a new chain on the VMA's same_vma list (at its head) and in
     /// the anon_vma's tree.
     func link(vma: UInt32, anonVMA av: Int32) {
-        var c = AnonVMAChain(anonVMA: av, vma: vma, prevSame: -1, nextSame: vmas[Int(vma)].avcHead,
-                             prevTree: anonVMAs[Int(av)].last, nextTree: -1)
+        let node = tree.alloc(start: vmas[Int(vma)].pgStart, last: vmas[Int(vma)].pgLast, payload: vma)
+        var c = AnonVMAChain(anonVMA: av, vma: vma, prevSame: -1, nextSame: vmas[Int(vma)].avcHead, node: node)
         let i: Int32
         if freeChain >= 0 {
             i = freeChain
@@ -155,8 +155,7 @@ public final class RmapState {
         c = chains[Int(i)]
         if c.nextSame >= 0 { chains[Int(c.nextSame)].prevSame = i } else { vmas[Int(vma)].avcTail = i }
         vmas[Int(vma)].avcHead = i
-        if c.prevTree >= 0 { chains[Int(c.prevTree)].nextTree = i } else { anonVMAs[Int(av)].first = i }
-        anonVMAs[Int(av)].last = i
+        tree.insert(&anonVMAs[Int(av)].treeRoot, node)
         anonVMAs[Int(av)].chains += 1
         liveChains += 1
     }
@@ -165,8 +164,8 @@ public final class RmapState {
     func treeRemove(_ i: Int32) {
         let c = chains[Int(i)]
         let av = Int(c.anonVMA)
-        if c.prevTree >= 0 { chains[Int(c.prevTree)].nextTree = c.nextTree } else { anonVMAs[av].first = c.nextTree }
-        if c.nextTree >= 0 { chains[Int(c.nextTree)].prevTree = c.prevTree } else { anonVMAs[av].last = c.prevTree }
+        tree.remove(&anonVMAs[av].treeRoot, c.node)
+        tree.free(c.node)
         anonVMAs[av].chains -= 1
     }
 
@@ -192,7 +191,7 @@ public final class RmapState {
 
     // MARK: VMA identities
 
-    func allocVMASlot(mm: MM, anchor: UInt64) -> UInt32 {
+    func allocVMASlot(mm: MM, _ v: VMA) -> UInt32 {
         let id: UInt32
         if freeVMA != 0 {
             id = freeVMA
@@ -201,7 +200,8 @@ public final class RmapState {
             id = UInt32(vmas.count)
             vmas.append(VMASlot())
         }
-        vmas[Int(id)] = VMASlot(mm: Int32(mm.id), anchor: anchor, live: true)
+        vmas[Int(id)] = VMASlot(mm: Int32(mm.id), anchor: v.start &- (v.pgoff << Page.shift),
+                                pgStart: v.pgoff, pgLast: v.pgoff + v.pages - 1, live: true)
         if mm.id >= mms.count { mms.append(contentsOf: [MM?](repeating: nil, count: mm.id + 1 - mms.count)) }
         if mms[mm.id] == nil { mms[mm.id] = mm }
         return id
@@ -217,10 +217,9 @@ public final class RmapState {
     func iMmapInsert(_ id: UInt32, key: Int32) {
         if Int(key) >= iMmap.count { iMmap.append(contentsOf: [IMmapHead](repeating: IMmapHead(), count: Int(key) + 1 - iMmap.count)) }
         vmas[Int(id)].iMmap = key
-        vmas[Int(id)].iPrev = iMmap[Int(key)].last
-        vmas[Int(id)].iNext = 0
-        if iMmap[Int(key)].last != 0 { vmas[Int(iMmap[Int(key)].last)].iNext = id } else { iMmap[Int(key)].first = id }
-        iMmap[Int(key)].last = id
+        let node = tree.alloc(start: vmas[Int(id)].pgStart, last: vmas[Int(id)].pgLast, payload: id)
+        vmas[Int(id)].iNode = node
+        tree.insert(&iMmap[Int(key)].treeRoot, node)
         iMmap[Int(key)].count += 1
     }
 
@@ -229,10 +228,34 @@ public final class RmapState {
         let s = vmas[Int(id)]
         guard s.iMmap >= 0 else { return }
         let k = Int(s.iMmap)
-        if s.iPrev != 0 { vmas[Int(s.iPrev)].iNext = s.iNext } else { iMmap[k].first = s.iNext }
-        if s.iNext != 0 { vmas[Int(s.iNext)].iPrev = s.iPrev } else { iMmap[k].last = s.iPrev }
+        tree.remove(&iMmap[k].treeRoot, s.iNode)
+        tree.free(s.iNode)
         iMmap[k].count -= 1
         vmas[Int(id)].iMmap = -1
+        vmas[Int(id)].iNode = -1
+    }
+
+    /// vma_adjust()'s tree updates (anon_vma_interval_tree_pre/post_update_vma(),
+    /// vma_interval_tree_remove/insert()): VMA `id` now covers [pgStart, pgLast]; every
+    /// node keyed by it is taken out and put back with the new key.
+    func rekey(_ id: UInt32, pgStart: UInt64, pgLast: UInt64) {
+        guard vmas[Int(id)].pgStart != pgStart || vmas[Int(id)].pgLast != pgLast else { return }
+        vmas[Int(id)].pgStart = pgStart
+        vmas[Int(id)].pgLast = pgLast
+        var c = vmas[Int(id)].avcHead
+        while c >= 0 {
+            let ch = chains[Int(c)]
+            tree.remove(&anonVMAs[Int(ch.anonVMA)].treeRoot, ch.node)
+            tree.setInterval(ch.node, start: pgStart, last: pgLast)
+            tree.insert(&anonVMAs[Int(ch.anonVMA)].treeRoot, ch.node)
+            c = ch.nextSame
+        }
+        let s = vmas[Int(id)]
+        if s.iMmap >= 0 {
+            tree.remove(&iMmap[Int(s.iMmap)].treeRoot, s.iNode)
+            tree.setInterval(s.iNode, start: pgStart, last: pgLast)
+            tree.insert(&iMmap[Int(s.iMmap)].treeRoot, s.iNode)
+        }
     }
 
     /// VMAs in the i_mmap of `key`.
@@ -251,7 +274,7 @@ extension Machine {
     /// (vma_link() -> vma_link_file()).
     func rmapVMAInserted(_ mm: MM, _ i: Int) {
         let v = mm.vmas[i]
-        let id = rmap.allocVMASlot(mm: mm, anchor: v.start &- (v.pgoff << Page.shift))
+        let id = rmap.allocVMASlot(mm: mm, v)
         mm.vmas[i].id = id
         if let key = RmapState.iMmapKey(v.kind) {
             rmap.locks.acquire(.iMmapRwsem)
@@ -273,10 +296,16 @@ extension Machine {
         rmap.freeVMASlot(v.id)
     }
 
-    /// A VMA moved (mremap): its start changed but not its pgoff.
-    func rmapVMAMoved(_ mm: MM, _ i: Int) {
+    /// The VMA at `i` changed its bounds in place (split, merge, brk or mremap expansion):
+    /// its tree nodes are keyed again under the locks vma_prepare() takes.
+    func rmapVMAResized(_ mm: MM, _ i: Int) {
         let v = mm.vmas[i]
-        rmap.vmas[Int(v.id)].anchor = v.start &- (v.pgoff << Page.shift)
+        guard v.id != 0 else { return }
+        rmap.locks.acquire(.iMmapRwsem)
+        rmap.locks.acquire(.anonVMARootRwsem)
+        rmap.rekey(v.id, pgStart: v.pgoff, pgLast: v.pgoff + v.pages - 1)
+        rmap.locks.release(.anonVMARootRwsem)
+        rmap.locks.release(.iMmapRwsem)
     }
 
     // MARK: anon_vma life cycle

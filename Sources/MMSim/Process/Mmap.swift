@@ -16,6 +16,7 @@ extension Machine {
         mm.vmas.insert(hi, at: i + 1)
         if case .shmem(let id) = hi.kind { retainShmemMapping(id) }
         // The new vm_area_struct: its own identity, the old one's chains (anon_vma_clone()).
+        rmapVMAResized(mm, i)
         rmapVMAInserted(mm, i + 1)
         if mm.vmas[i].id != 0 { anonVMAClone(mm, i + 1, src: mm.vmas[i]) }
     }
@@ -31,6 +32,7 @@ extension Machine {
             if case .shmem(let id) = gone.kind { releaseShmemMapping(id) }
             mm.vmas.remove(at: i + 1)
             rmapVMARemoved(gone)
+            rmapVMAResized(mm, i)
         }
         if i > 0, mm.vmas[i - 1].canMerge(with: mm.vmas[i]), anonMergeable(mm.vmas[i - 1], mm.vmas[i]) {
             let gone = mm.vmas[i]
@@ -40,6 +42,7 @@ extension Machine {
             mm.vmas.remove(at: i)
             rmapVMARemoved(gone)
             i -= 1
+            rmapVMAResized(mm, i)
         }
         return i
     }
@@ -281,6 +284,7 @@ extension Machine {
         if let i = mm.findVMAIndex(oldAligned - 1), mm.vmas[i].end == oldAligned, mm.vmas[i].flags == flags,
            mm.vmas[i].kind == .heap {
             mm.vmas[i].end = newAligned
+            rmapVMAResized(mm, i)
         } else {
             let v = VMA(start: oldAligned, end: newAligned, flags: flags, pgoff: oldAligned >> Page.shift, kind: .heap)
             let at = mm.findVMAIndex(oldAligned) ?? mm.vmas.count

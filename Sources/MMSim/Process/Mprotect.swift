@@ -288,6 +288,7 @@ extension Machine {
                 committedAS += pages
             }
             mm.vmas[i].end = addr + newLen
+            rmapVMAResized(mm, i)
             mm.statAccount(v.flags, pages)
             if v.flags.contains(.locked) {
                 mm.lockedVM += pages

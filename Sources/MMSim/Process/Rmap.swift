@@ -112,7 +112,7 @@ extension Machine {
         let (head, _) = folioHead(pfn)
         let pgoff = frames[head].pointee.index + (pfn - head)
         var found = 0
-        rmapForEachVMA(head) { id in
+        rmapForEachVMA(head, pgoff: pgoff) { id in
             guard let (mm, i, addr) = vmaAddress(id, pgoff: pgoff),
                   let pmd = mm.pageTable.slot(VirtAddr(addr), level: .pmd) else { return true }
             rmap.locks.acquire(.pageTableLock)
@@ -139,32 +139,27 @@ extension Machine {
     /// The VMA-finding half of rmap_walk_anon()/rmap_walk_file(): every VMA that may map the
     /// folio at `head` (its anon_vma's chains under the root's rwsem, or its address_space's
     /// i_mmap under i_mmap_rwsem), by identity. `body` returns false to stop.
-    func rmapForEachVMA(_ head: PFN, _ body: (UInt32) -> Bool) {
+    func rmapForEachVMA(_ head: PFN, pgoff: UInt64? = nil, _ body: (UInt32) -> Bool) {
         let mapping = frames[head].pointee.mapping
         guard mapping != 0 else { return }
+        // [pgoff_start, pgoff_end] of the folio (or of the one page asked about).
+        let first = pgoff ?? frames[head].pointee.index
+        let last = pgoff ?? (first + (UInt64(1) << UInt64(folioHead(head).order)) - 1)
         if PageMapping.isAnon(mapping) {
             let av = Machine.anonIndex(Int(mapping & PageMapping.handleMask))
             guard av >= 0, Int(av) < rmap.anonVMAs.count, rmap.anonVMAs[Int(av)].nextFree == -2 else { return }
             rmap.locks.acquire(.anonVMARootRwsem)
             defer { rmap.locks.release(.anonVMARootRwsem) }
-            var c = rmap.anonVMAs[Int(av)].first
-            while c >= 0 {
-                let next = rmap.chains[Int(c)].nextTree
-                if !body(rmap.chains[Int(c)].vma) { return }
-                c = next
-            }
+            let tree = rmap.tree
+            tree.forEachOverlap(rmap.anonVMAs[Int(av)].treeRoot, first, last) { n in body(tree.nodes[Int(n)].payload) }
         } else {
             let key: Int32 = mapping & PageMapping.shmemTag != 0
                 ? Int32(mapping & PageMapping.handleMask) * 2 + 1 : Int32(mapping & PageMapping.handleMask) * 2
             guard Int(key) < rmap.iMmap.count else { return }
             rmap.locks.acquire(.iMmapRwsem)
             defer { rmap.locks.release(.iMmapRwsem) }
-            var v = rmap.iMmap[Int(key)].first
-            while v != 0 {
-                let next = rmap.vmas[Int(v)].iNext
-                if !body(v) { return }
-                v = next
-            }
+            let tree = rmap.tree
+            tree.forEachOverlap(rmap.iMmap[Int(key)].treeRoot, first, last) { n in body(tree.nodes[Int(n)].payload) }
         }
     }
 
@@ -290,10 +285,26 @@ extension Machine {
         guard mappedFile == counters[.nrMapped] else {
             throw VMBug(rule: "nr-mapped", detail: "nr_mapped \(counters[.nrMapped]) but \(mappedFile) file pages are mapped")
         }
-        // anon_vma counts: every VMA with an anon_vma is linked to it, num_active_vmas agrees.
+        // anon_vma counts: every VMA with an anon_vma is linked to it, num_active_vmas agrees;
+        // the interval trees are keyed by the VMAs' current pgoff ranges.
         var active = [Int32](repeating: 0, count: rmap.anonVMAs.count)
         for t in tasks where t.state != .dead && t.threadGroupLeader == nil {
             guard let mm = t.mm else { continue }
+            for v in mm.vmas {
+                let s = rmap.vmas[Int(v.id)]
+                guard v.id != 0, s.live, s.pgStart == v.pgoff, s.pgLast == v.pgoff + v.pages - 1,
+                      s.anchor == v.start &- (v.pgoff << Page.shift) else {
+                    throw VMBug(rule: "rmap-tree-key", detail: "VMA \(String(hex: v.start, width: 0))-\(String(hex: v.end, width: 0)) pgoff \(v.pgoff) of mm \(mm.id): rmap identity \(v.id) keyed [\(s.pgStart), \(s.pgLast)] anchor \(String(hex: s.anchor, width: 0))")
+                }
+                var c = s.avcHead
+                while c >= 0 {
+                    let n = rmap.chains[Int(c)].node
+                    guard rmap.tree.interval(n) == (s.pgStart, s.pgLast) else {
+                        throw VMBug(rule: "rmap-tree-key", detail: "a chain of VMA \(String(hex: v.start, width: 0)) is keyed \(rmap.tree.interval(n)) in its anon_vma's tree")
+                    }
+                    c = rmap.chains[Int(c)].nextSame
+                }
+            }
             for v in mm.vmas where v.anonVMA != 0 {
                 let av = Machine.anonIndex(v.anonVMA)
                 guard rmap.anonVMAs[Int(av)].nextFree == -2 else {
