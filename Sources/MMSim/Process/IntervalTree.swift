@@ -133,15 +133,32 @@ struct IntervalForest {
 
     /// interval_tree_iter_first()/iter_next(): every node overlapping [qStart, qLast], by
     /// start. `body` gets the node and returns false to stop; returns false if stopped.
+    /// Iterative, with its stack on the host stack: nothing is allocated or retained per node.
     @discardableResult
-    func forEachOverlap(_ t: Int32, _ qStart: UInt64, _ qLast: UInt64, _ body: (Int32) -> Bool) -> Bool {
-        guard t >= 0 else { return true }
-        let n = nodes[Int(t)]
-        if n.maxLast < qStart { return true }
-        if !forEachOverlap(n.left, qStart, qLast, body) { return false }
-        if n.start > qLast { return true }
-        if n.last >= qStart && !body(t) { return false }
-        return forEachOverlap(n.right, qStart, qLast, body)
+    func forEachOverlap(_ root: Int32, _ qStart: UInt64, _ qLast: UInt64, _ body: (Int32) -> Bool) -> Bool {
+        guard root >= 0 else { return true }
+        return nodes.withUnsafeBufferPointer { nb in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: 256) { stack in
+                var sp = 0
+                var t = root
+                while true {
+                    // Go left while the subtree can hold an interval reaching qStart.
+                    while t >= 0 && nb[Int(t)].maxLast >= qStart {
+                        precondition(sp < 256, "interval tree deeper than 256")
+                        stack[sp] = t
+                        sp += 1
+                        t = nb[Int(t)].left
+                    }
+                    if sp == 0 { return true }
+                    sp -= 1
+                    let n = stack[sp]
+                    // In order: every later node starts at or after this one.
+                    if nb[Int(n)].start > qLast { return true }
+                    if nb[Int(n)].last >= qStart && !body(n) { return false }
+                    t = nb[Int(n)].right
+                }
+            }
+        }
     }
 
     /// Number of nodes in the tree (for checks).
