@@ -207,6 +207,11 @@ public final class RmapState {
         return id
     }
 
+    /// The mm is gone (exit_mmap()): the rmap no longer refers to it.
+    func forgetMM(_ mm: MM) {
+        if mm.id < mms.count { mms[mm.id] = nil }
+    }
+
     func freeVMASlot(_ id: UInt32) {
         vmas[Int(id)].live = false
         vmas[Int(id)].nextFree = freeVMA

@@ -231,6 +231,7 @@ extension Machine {
         tlb.finish()
         // free_pgtables() -> unlink_anon_vmas() and unlink_file_vma() for every VMA.
         for v in all { rmapVMARemoved(v) }
+        rmap.forgetMM(mm)
         mm.vmas.removeAll()
         mm.totalVM = 0
         mm.dataVM = 0
