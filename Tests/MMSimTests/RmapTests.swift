@@ -409,6 +409,7 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
         #expect(p.state == .running && c.state == .running && p.signals.isEmpty)
         let rep = m.access(c, addr: rmapBase, length: Page.size, kind: .read)
         #expect(rep.signal?.name == "SIGBUS" && c.state != .running)
+        #expect(m.log.lines.contains("MCE: Killing c:\(c.pid) due to hardware memory corruption fault at \(String(hex: rmapBase, width: 0))"))
         #expect(p.state == .running)
         try m.checkInvariants()
         // Poisoning it again: already hardware poisoned.

@@ -174,6 +174,14 @@ extension Machine {
         p.pointee.flags = .hwpoison
     }
 
+    /// do_sigbus() (arch/x86/mm/fault.c) for VM_FAULT_HWPOISON: the access met a hwpoison
+    /// entry, and the kernel says so before the SIGBUS (BUS_MCEERR_AR).
+    func noteHWPoisonFault(_ t: Task, _ mm: MM, _ addr: UInt64) {
+        guard let slot = mm.pageTable.slot(VirtAddr(addr & ~Page.offsetMask), level: .pte),
+              let e = SoftEntry.decode(slot.pointee, arch: arch), e.type == .hwpoison else { return }
+        log.append("MCE: Killing \(t.name):\(t.pid) due to hardware memory corruption fault at \(String(hex: addr, width: 0))")
+    }
+
     /// kill_proc(): "Sending SIGBUS to comm:pid due to hardware memory corruption"; the
     /// default action of SIGBUS terminates the task.
     func sendMCEKill(_ t: Task, _ pfn: PFN) {

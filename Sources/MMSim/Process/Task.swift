@@ -303,6 +303,7 @@ extension Machine {
             defer { rmap.locks.release(.mmapLock) }
             try handleMMFault(t, mm, i, addr, kind)
         } catch .sigbus {
+            noteHWPoisonFault(t, mm, addr)
             return kill(.bus(addr))
         } catch .oom {
             log.append("Out of memory: Killed process \(t.pid) (\(t.name))")
