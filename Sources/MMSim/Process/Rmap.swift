@@ -218,8 +218,9 @@ extension Machine {
     /// try_to_unmap(): take the folio out of every page table that maps it
     /// (try_to_unmap_one(): ptep_clear_flush(), the rmap and RSS dropped, the reference put).
     /// File and shmem pages simply go (they are found again in the page cache); anonymous
-    /// pages would need a swap entry, and with no swap device the walk stops and fails,
-    /// except for clean lazily-freed (MADV_FREE) pages, which are discarded.
+    /// pages would need a swap entry, and with no swap device the walk stops and fails;
+    /// a clean anonymous folio without PG_swapbacked (lazily freed) would be discarded,
+    /// but the model's MADV_FREE does not clear PG_swapbacked yet, so that case does not arise.
     /// Returns true when the folio is no longer mapped.
     @discardableResult
     public func tryToUnmap(_ pfn: PFN) -> Bool {
