@@ -253,8 +253,75 @@ func benchShootdown() throws {
     }
 }
 
+/// rmap_walk() of one anonymous page mapped by 1000 processes (a parent and 999 forked
+/// children), and folio_referenced() over the same page.
+func benchRmap() throws {
+    var c = MachineConfig.small
+    c.memory = 2 * Size.GiB
+    let m = try Machine(c)
+    let p = m.spawn(name: "p")
+    let base: UInt64 = 0x1000_0000_0000
+    _ = m.mmap(p, addr: base, length: Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+    m.access(p, addr: base, length: Page.size, kind: .write)
+    let tf = now()
+    for i in 0..<999 { _ = try m.fork(p, childName: "c\(i)").get() }
+    let dtf = now() - tf
+    guard let mm = p.mm, case .leaf(let l, _) = mm.pageTable.lookup(VirtAddr(base)) else { fatalError("not mapped") }
+    let pfn = l.pfn
+    precondition(m.rmapWalk(pfn) == 1000)
+    let n = 200
+    var dt = Double.infinity
+    for _ in 0..<5 {
+        let t0 = now()
+        var found = 0
+        for _ in 0..<n { found &+= m.rmapWalk(pfn) }
+        dt = min(dt, now() - t0)
+        blackHole(found)
+    }
+    report(Result(name: "rmap walk of a page mapped by 1000 processes", value: dt / Double(n) * 1e6, unit: "us/walk", target: "(info)", ok: true))
+    report(Result(name: "  per mapping found", value: dt / Double(n) / 1000 * 1e9, unit: "ns", target: "(info)", ok: true))
+    var dr = Double.infinity
+    for _ in 0..<5 {
+        let t0 = now()
+        for _ in 0..<n { blackHole(m.folioReferenced(pfn)) }
+        dr = min(dr, now() - t0)
+    }
+    report(Result(name: "  folio_referenced() of that page", value: dr / Double(n) * 1e6, unit: "us", target: "(info)", ok: true))
+    report(Result(name: "  999 forks of a small process (anon_vma_fork)", value: dtf * 1000, unit: "ms", target: "(info)", ok: true))
+}
+
+/// Migration of 1 GiB of touched anonymous memory (262144 pages) to new frames: per page
+/// migration entries, copy, restored PTEs (the model has one NUMA node: see docs/model.md).
+func benchMigrate() throws {
+    let m = try Machine(.reference)
+    let t = m.spawn(name: "bench", cpu: 0)
+    let base: UInt64 = 0x1000_0000_0000
+    let len: UInt64 = 1 << 30
+    _ = m.mmap(t, addr: base, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+    _ = m.madvise(t, addr: base, length: len, advice: .nohugepage)
+    m.access(t, addr: base, length: len, kind: .write)
+    let t0 = now()
+    let r = m.migrateRange(t, addr: base, length: len)
+    let dt = now() - t0
+    precondition(r.moved == Int(len >> 12) && r.failed == 0)
+    report(Result(name: "migrate 1 GiB (262144 pages, move_pages)", value: dt * 1000, unit: "ms", target: "(info)", ok: true))
+    report(Result(name: "  pages migrated per second", value: Double(r.moved) / dt, unit: "pages/s", target: "(info)", ok: true))
+    // The same gigabyte as 512 PMD-mapped THPs: PMD migration entries, one folio each.
+    let base2: UInt64 = 0x2000_0000_0000
+    _ = m.mmap(t, addr: base2, length: len, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+    _ = m.madvise(t, addr: base2, length: len, advice: .hugepage)
+    m.access(t, addr: base2, length: len, kind: .write, stride: 2 * Size.MiB)
+    let t1 = now()
+    let r2 = m.migrateRange(t, addr: base2, length: len)
+    let dt1 = now() - t1
+    precondition(r2.moved == Int(len >> 12) && r2.failed == 0)
+    report(Result(name: "migrate 1 GiB of THPs (512 PMD folios)", value: dt1 * 1000, unit: "ms", target: "(info)", ok: true))
+}
+
 let all: [(String, () throws -> Void)] = [
     ("shootdown", benchShootdown),
+    ("rmap", benchRmap),
+    ("migrate", benchMigrate),
     ("faults", benchFaults),
     ("tlb", benchTLBHit),
     ("walk", benchWalk),

@@ -160,7 +160,10 @@ extension Machine {
                     guard zones[zi].virgin.contains(pfn) else {
                         throw VMBug(rule: "lost-frame", detail: "frame \(pfn) is pristine but in no virgin block, free list or owner")
                     }
-                case .buddy, .buddyTail, .pcp, .hole, .reserved, .isolated:
+                case .isolated:
+                    // Poisoned by memory failure: still managed, owned by nobody, never freed.
+                    inUse[zi] += 1
+                case .buddy, .buddyTail, .pcp, .hole, .reserved:
                     break
                 }
                 pfn += 1
@@ -172,6 +175,9 @@ extension Machine {
 
         // 3. TLBs against the page tables.
         try checkTLBs()
+
+        // 3b. The reverse map: mapcounts equal what an rmap walk finds (Rmap.swift).
+        try checkRmap()
 
         // 4. Per zone: managed = free + pcp + in use (+ isolated by memory failure).
         for z in zones where z.isPopulated {

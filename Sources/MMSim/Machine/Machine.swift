@@ -85,7 +85,8 @@ public final class Machine {
     public internal(set) var tasks: [Task] = []
     var nextPID = 1
     var nextMMID = 0
-    var nextAnonVMA = 0
+    /// The reverse map: anon_vmas, chains, VMA identities, i_mmap trees (Rmap.swift, AnonVMA.swift).
+    public let rmap = RmapState()
     var shmemObjects: [ShmemObject] = []
     /// Every file created, by id.
     public internal(set) var files: [SimFile] = []

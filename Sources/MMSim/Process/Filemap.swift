@@ -147,7 +147,8 @@ extension Machine {
         let m = frames[pfn]
         m.pointee.refcount += 1
         m.pointee.mapcount += 1
-        counters.add(.nrMapped, 1)
+        // __folio_add_file_rmap(): NR_FILE_MAPPED counts pages mapped at least once.
+        if m.pointee.mapcount == 1 { counters.add(.nrMapped, 1) }
         mm.addRSS(.filePages, 1)
         slot.pointee = PTEFormat.encode(LeafEntry(pfn: pfn, writable: writable, user: true, accessed: true, dirty: dirty,
                                                   noExec: !vma.flags.contains(.exec)), arch: arch)

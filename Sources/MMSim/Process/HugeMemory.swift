@@ -45,8 +45,12 @@ extension Machine {
         }
         mm.pageTable.depositTable(haddr, deposit)
         let head = frames[pfn]
-        head.pointee.mapcount = 1
-        head.pointee.mapping = UInt32(truncatingIfNeeded: mm.vmas[vmaIndex].anonVMA)
+        // folio_add_new_anon_rmap(RMAP_LEVEL_PMD): entire and large mapcounts 0 (one
+        // mapping), the head page's own _mapcount stays -1.
+        head.pointee.mapcount = 0
+        frames[pfn + 1].pointee.mapcount = 1
+        frames[pfn + 1].pointee.spare = 1
+        head.pointee.mapping = PageMapping.anon(mm.vmas[vmaIndex].anonVMA)
         head.pointee.index = vma.pgoff(of: haddr)
         head.pointee.flags.insert([.swapbacked, .anonExclusive, .uptodate, .lru])
         let n = Int64(PageOrder.pmd.pages)
@@ -90,9 +94,10 @@ extension Machine {
         guard let leaf = PTEFormat.decode(raw, level: .pmd, arch: arch), leaf.present, leaf.pfn != hugeZeroPFN else { return }
         let n = Int64(PageOrder.pmd.pages)
         let head = frames[leaf.pfn]
-        head.pointee.mapcount -= 1
+        // folio_remove_rmap_pmd()
+        addLargeMapcount(leaf.pfn, entire: -1, large: -1)
         mm.addRSS(.anonPages, -n)
-        if head.pointee.mapcount == 0 {
+        if entireMapcount(leaf.pfn) == 0 {
             counters.add(.nrAnonPages, -n)
             counters.add(.nrAnonTransparentHugepages, -n)
             head.pointee.flags.remove(.anonExclusive)
@@ -110,7 +115,7 @@ extension Machine {
         if leaf.pfn != hugeZeroPFN {
             let head = frames[leaf.pfn]
             head.pointee.refcount += 1
-            head.pointee.mapcount += 1
+            addLargeMapcount(leaf.pfn, entire: 1, large: 1)     // folio_try_dup_anon_rmap_pmd()
             head.pointee.flags.remove(.anonExclusive)
             dst.addRSS(.anonPages, Int64(PageOrder.pmd.pages))
             if leaf.writable {
@@ -169,8 +174,9 @@ extension Machine {
         let flags = head.pointee.flags.subtracting([.head, .tail])
         let mapping = head.pointee.mapping
         let index = head.pointee.index
-        let maps = head.pointee.mapcount
+        let maps = entireMapcount(leaf.pfn)
         let refs = head.pointee.refcount
+        frames[leaf.pfn + 1].pointee.spare = 0
         for i in 0..<PageOrder.pmd.pages {
             let p = frames[leaf.pfn + i]
             p.pointee.state = .allocated

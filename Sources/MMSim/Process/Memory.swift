@@ -160,19 +160,11 @@ extension Machine {
         slot.pointee = anonPTE(pfn, vma, writable: vma.flags.contains(.write), dirty: true)
     }
 
-    /// anon_vma_prepare(): the VMA gets its anon_vma on the first anonymous fault.
-    func prepareAnonVMA(_ mm: MM, _ i: Int) {
-        if mm.vmas[i].anonVMA == 0 {
-            nextAnonVMA += 1
-            mm.vmas[i].anonVMA = nextAnonVMA
-        }
-    }
-
     /// folio_add_new_anon_rmap(): first mapping of a new anonymous page, exclusive to this mm.
     func newAnonRmap(_ pfn: PFN, _ vma: VMA, _ va: VirtAddr) {
         let p = frames[pfn]
         p.pointee.mapcount = 1
-        p.pointee.mapping = UInt32(truncatingIfNeeded: vma.anonVMA)
+        p.pointee.mapping = PageMapping.anon(vma.anonVMA)
         p.pointee.index = vma.pgoff(of: va.raw)
         p.pointee.flags.insert([.swapbacked, .anonExclusive, .uptodate])
         counters.add(.nrAnonPages, 1)
@@ -197,7 +189,9 @@ extension Machine {
         if !isZero && !fileBacked {
             let p = frames[old]
             if p.pointee.flags.contains(.anonExclusive) || (p.pointee.refcount == 1 && p.pointee.mapcount == 1) {
-                // wp_page_reuse(): make it writable again, exclusive, dirty.
+                // wp_page_reuse(): make it writable again, exclusive, dirty; a folio that was
+                // not yet exclusive moves to this VMA's anon_vma (folio_move_anon_rmap()).
+                if !p.pointee.flags.contains(.anonExclusive) { moveAnonRmap(old, vma) }
                 p.pointee.flags.insert(.anonExclusive)
                 slot.pointee = anonPTE(old, vma, writable: true, dirty: true)
                 counters.add(.pgreuse, 1)
@@ -379,14 +373,14 @@ extension Machine {
                         p.pointee.refcount += 1
                         p.pointee.mapcount += 1
                         p.pointee.flags.remove(.anonExclusive)
+                        // folio_dup_file_rmap_pte()/folio_try_dup_anon_rmap_pte(): already
+                        // mapped, so nr_mapped and nr_anon_pages do not change.
                         if case .shmem = vma.kind {
                             dst.addRSS(.shmemPages, 1)
-                            counters.add(.nrMapped, 1)
                         } else if p.pointee.flags.contains(.swapbacked) {
                             dst.addRSS(.anonPages, 1)
                         } else {
                             dst.addRSS(.filePages, 1)
-                            counters.add(.nrMapped, 1)
                         }
                         if vma.isCOW && leaf.writable {
                             pte = PTEFormat.wrprotect(pte, arch: arch)

@@ -15,24 +15,34 @@ extension Machine {
         mm.vmas[i].end = addr
         mm.vmas.insert(hi, at: i + 1)
         if case .shmem(let id) = hi.kind { retainShmemMapping(id) }
+        // The new vm_area_struct: its own identity, the old one's chains (anon_vma_clone()).
+        rmapVMAResized(mm, i)
+        rmapVMAInserted(mm, i + 1)
+        if mm.vmas[i].id != 0 { anonVMAClone(mm, i + 1, src: mm.vmas[i]) }
     }
 
     /// vma_merge_existing_range()/vma_merge_new_range(): join `i` with its neighbours when compatible.
     @discardableResult
     func mergeVMA(_ mm: MM, _ index: Int) -> Int {
         var i = index
-        if i + 1 < mm.vmas.count, mm.vmas[i].canMerge(with: mm.vmas[i + 1]) {
-            if mm.vmas[i].anonVMA == 0 { mm.vmas[i].anonVMA = mm.vmas[i + 1].anonVMA }
-            mm.vmas[i].end = mm.vmas[i + 1].end
-            if case .shmem(let id) = mm.vmas[i + 1].kind { releaseShmemMapping(id) }
+        if i + 1 < mm.vmas.count, mm.vmas[i].canMerge(with: mm.vmas[i + 1]), anonMergeable(mm.vmas[i], mm.vmas[i + 1]) {
+            let gone = mm.vmas[i + 1]
+            dupAnonVMA(mm, dst: i, src: gone)
+            mm.vmas[i].end = gone.end
+            if case .shmem(let id) = gone.kind { releaseShmemMapping(id) }
             mm.vmas.remove(at: i + 1)
+            rmapVMARemoved(gone)
+            rmapVMAResized(mm, i)
         }
-        if i > 0, mm.vmas[i - 1].canMerge(with: mm.vmas[i]) {
-            if mm.vmas[i - 1].anonVMA == 0 { mm.vmas[i - 1].anonVMA = mm.vmas[i].anonVMA }
-            mm.vmas[i - 1].end = mm.vmas[i].end
-            if case .shmem(let id) = mm.vmas[i].kind { releaseShmemMapping(id) }
+        if i > 0, mm.vmas[i - 1].canMerge(with: mm.vmas[i]), anonMergeable(mm.vmas[i - 1], mm.vmas[i]) {
+            let gone = mm.vmas[i]
+            dupAnonVMA(mm, dst: i - 1, src: gone)
+            mm.vmas[i - 1].end = gone.end
+            if case .shmem(let id) = gone.kind { releaseShmemMapping(id) }
             mm.vmas.remove(at: i)
+            rmapVMARemoved(gone)
             i -= 1
+            rmapVMAResized(mm, i)
         }
         return i
     }
@@ -100,7 +110,7 @@ extension Machine {
             return .failure(.EINVAL)
         }
         run(t, mm)
-        let r = body(mm)
+        let r = withMmapLock { body(mm) }
         t.lastErrno = r.failureValue
         return r
     }
@@ -182,6 +192,7 @@ extension Machine {
         let vma = VMA(start: start, end: start + len, flags: vmFlags, pgoff: pgoff, kind: kind)
         let at = mm.findVMAIndex(start) ?? mm.vmas.count
         mm.vmas.insert(vma, at: at)
+        rmapVMAInserted(mm, at)
         mm.statAccount(vmFlags, Int64(len >> Page.shift))
         if vmFlags.contains(.locked) { mm.lockedVM += Int64(len >> Page.shift) }
         if !flags.contains(.shared) { mergeVMA(mm, at) }
@@ -248,6 +259,7 @@ extension Machine {
         unmapRegion(tlb, mm, removed, floor: floor, ceiling: ceiling)
         tlb.finish()
         for v in removed {
+            rmapVMARemoved(v)
             mm.statAccount(v.flags, -Int64(v.pages))
             if v.flags.contains(.account) { committedAS -= Int64(v.pages) }
             if v.flags.contains(.locked) { mm.lockedVM -= Int64(v.pages) }
@@ -287,9 +299,12 @@ extension Machine {
         if let i = mm.findVMAIndex(oldAligned - 1), mm.vmas[i].end == oldAligned, mm.vmas[i].flags == flags,
            mm.vmas[i].kind == .heap {
             mm.vmas[i].end = newAligned
+            rmapVMAResized(mm, i)
         } else {
             let v = VMA(start: oldAligned, end: newAligned, flags: flags, pgoff: oldAligned >> Page.shift, kind: .heap)
-            mm.vmas.insert(v, at: mm.findVMAIndex(oldAligned) ?? mm.vmas.count)
+            let at = mm.findVMAIndex(oldAligned) ?? mm.vmas.count
+            mm.vmas.insert(v, at: at)
+            rmapVMAInserted(mm, at)
         }
         mm.brk = newBrk
         return mm.brk

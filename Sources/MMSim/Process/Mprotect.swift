@@ -76,6 +76,7 @@ extension Machine {
                var leaf = PTEFormat.decode(slot.pointee, level: .pte, arch: arch), leaf.present || leaf.protNone {
                 let accessible = v.flags.contains(.read) || v.flags.contains(.write) || v.flags.contains(.exec)
                 let wasWritable = leaf.writable && leaf.present
+                let wasExec = !leaf.noExec && leaf.present
                 let zero = leaf.special && leaf.pfn == zeroPage
                 let exclusive = !zero && frames[leaf.pfn].pointee.flags.contains(.anonExclusive)
                 let canWrite = v.flags.contains(.write) && (v.flags.contains(.shared) || (exclusive && leaf.dirty))
@@ -87,6 +88,7 @@ extension Machine {
                 leaf.writable = accessible && (wasWritable ? v.flags.contains(.write) : canWrite)
                 leaf.noExec = !v.flags.contains(.exec)
                 if wasWritable && !leaf.writable { lost = true }
+                if wasExec && leaf.noExec { lost = true }
                 if !accessible { lost = true }
                 slot.pointee = PTEFormat.encode(leaf, arch: arch)
             }
@@ -260,7 +262,7 @@ extension Machine {
     func doMremap(_ t: Task, _ mm: MM, _ addr: UInt64, _ oldLength: UInt64, _ newLength: UInt64, _ flags: MremapFlags, _ newAddr: UInt64) -> SyscallResult<UInt64> {
         guard addr & Page.offsetMask == 0, newLength > 0 else { return .failure(.EINVAL) }
         if flags.contains(.fixed) && !flags.contains(.maymove) { return .failure(.EINVAL) }
-        let oldLen = (oldLength + Page.offsetMask) & ~Page.offsetMask
+        var oldLen = (oldLength + Page.offsetMask) & ~Page.offsetMask
         let newLen = (newLength + Page.offsetMask) & ~Page.offsetMask
         guard newLen <= mm.taskSize, addr <= mm.taskSize - max(oldLen, 1) else { return .failure(.EINVAL) }
         guard let i = mm.findVMAIndex(addr), mm.vmas[i].start <= addr, addr + oldLen <= mm.vmas[i].end else {
@@ -269,6 +271,11 @@ extension Machine {
         if newLen <= oldLen && !flags.contains(.fixed) {
             if newLen < oldLen { _ = doMunmap(t, mm, addr + newLen, oldLen - newLen) }
             return .success(addr)
+        }
+        if newLen < oldLen {
+            // mremap_to() shrinking (MREMAP_FIXED): the source's tail goes first.
+            _ = doMunmap(t, mm, addr + newLen, oldLen - newLen)
+            oldLen = newLen
         }
         let v = mm.vmas[i]
         let delta = newLen - oldLen
@@ -281,6 +288,7 @@ extension Machine {
                 committedAS += pages
             }
             mm.vmas[i].end = addr + newLen
+            rmapVMAResized(mm, i)
             mm.statAccount(v.flags, pages)
             if v.flags.contains(.locked) {
                 mm.lockedVM += pages
@@ -310,9 +318,14 @@ extension Machine {
         if moved.flags.contains(.account) { committedAS += pages }
         let tlb = MMUGather(machine: self, mm: mm)
         movePageTables(tlb, mm, from: addr, to: dest, length: oldLen)
-        let floor = k > 0 ? mm.vmas[k - 1].end : 0
-        let ceiling = k + 1 < mm.vmas.count ? mm.vmas[k + 1].start : 0
+        var floor = k > 0 ? mm.vmas[k - 1].end : 0
+        var ceiling = k + 1 < mm.vmas.count ? mm.vmas[k + 1].start : 0
+        // The new VMA is already in the tree when the kernel frees the old range's tables
+        // (copy_vma() before do_vmi_munmap()): it bounds free_pgtables() like any neighbour.
+        if dest >= addr + oldLen && (ceiling == 0 || dest < ceiling) { ceiling = dest }
+        if dest + newLen <= addr && dest + newLen > floor { floor = dest + newLen }
         mm.vmas.remove(at: k)
+        let old = moved
         mm.pageTable.freeTables(start: VirtAddr(addr), end: VirtAddr(addr + oldLen), floor: VirtAddr(floor),
                                 ceiling: VirtAddr(ceiling)) { pfn, level in tlb.removeTable(pfn, level: level) }
         tlb.finish()
@@ -321,7 +334,16 @@ extension Machine {
         mm.statAccount(moved.flags, pages)
         if moved.flags.contains(.locked) { mm.lockedVM += pages }
         let at = mm.findVMAIndex(dest) ?? mm.vmas.count
+        // copy_vma(): a new vm_area_struct with the old one's chains (anon_vma_clone()), then
+        // the old one goes (unlink_anon_vmas()); pages keep their anon_vma and index.
+        // copy_vma(): an anonymous VMA never faulted (no anon_vma) takes the pgoff of its new
+        // address, so that it can merge there.
+        if moved.isAnonymous && moved.anonVMA == 0 { moved.pgoff = dest >> Page.shift }
+        moved.id = 0
         mm.vmas.insert(moved, at: at)
+        rmapVMAInserted(mm, at)
+        anonVMAClone(mm, at, src: old)
+        rmapVMARemoved(old)
         mergeVMA(mm, at)
         return .success(dest)
     }

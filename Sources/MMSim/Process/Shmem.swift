@@ -64,7 +64,7 @@ extension Machine {
         }
         let m = frames[pfn]
         m.pointee.mapcount += 1
-        counters.add(.nrMapped, 1)
+        if m.pointee.mapcount == 1 { counters.add(.nrMapped, 1) }
         mm.addRSS(.shmemPages, 1)
         slot.pointee = PTEFormat.encode(LeafEntry(pfn: pfn, writable: vma.flags.contains(.write), user: true, accessed: true,
                                                   dirty: write, noExec: !vma.flags.contains(.exec)), arch: arch)
@@ -73,6 +73,6 @@ extension Machine {
     /// folio_remove_rmap_pte() for a page-cache page.
     func removeFileRmap(_ pfn: PFN) {
         frames[pfn].pointee.mapcount -= 1
-        counters.add(.nrMapped, -1)
+        if frames[pfn].pointee.mapcount == 0 { counters.add(.nrMapped, -1) }
     }
 }

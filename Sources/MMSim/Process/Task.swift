@@ -131,8 +131,14 @@ extension Machine {
         run(parent, src)
         dst.startBrk = src.startBrk
         dst.brk = src.brk
+        rmap.locks.acquire(.mmapLock)       // mmap_write_lock(oldmm), then the new mm nested
+        defer { rmap.locks.release(.mmapLock) }
         for v in src.vmas where !v.flags.contains(.dontcopy) {
-            dst.vmas.append(v)
+            var copy = v
+            copy.id = 0
+            dst.vmas.append(copy)
+            rmapVMAInserted(dst, dst.vmas.count - 1)
+            anonVMAFork(dst, dst.vmas.count - 1, parent: v)
             dst.statAccount(v.flags, Int64(v.pages))
             if v.flags.contains(.locked) {
                 // VM_LOCKED is not inherited (dup_mmap() clears it with VM_LOCKONFAULT).
@@ -219,6 +225,8 @@ extension Machine {
     /// table, give back the accounted memory, drop the CPUs' references to it.
     func releaseMM(_ t: Task, _ mm: MM) {
         currentCPU = t.cpu
+        rmap.locks.acquire(.mmapLock)       // exit_mmap(): mmap_write_lock
+        defer { rmap.locks.release(.mmapLock) }
         let tlb = MMUGather(machine: self, mm: mm, fullmm: true)
         let all = mm.vmas
         for v in all {
@@ -233,6 +241,9 @@ extension Machine {
             }
         }
         tlb.finish()
+        // free_pgtables() -> unlink_anon_vmas() and unlink_file_vma() for every VMA.
+        for v in all { rmapVMARemoved(v) }
+        rmap.forgetMM(mm)
         mm.vmas.removeAll()
         mm.totalVM = 0
         mm.dataVM = 0
@@ -306,8 +317,11 @@ extension Machine {
         }
         guard allowed else { return kill(.segv(addr)) }
         do {
+            rmap.locks.acquire(.mmapLock)       // lock_mm_and_find_vma(): mmap_read_lock
+            defer { rmap.locks.release(.mmapLock) }
             try handleMMFault(t, mm, i, addr, kind)
         } catch .sigbus {
+            noteHWPoisonFault(t, mm, addr)
             return kill(.bus(addr))
         } catch .oom {
             log.append("Out of memory: Killed process \(t.pid) (\(t.name))")

@@ -54,6 +54,8 @@ public struct VMA: Sendable, Hashable {
     public var kind: VMAKind
     /// The anon_vma handle once the first anonymous fault prepared it (0 = none).
     public var anonVMA: Int = 0
+    /// The rmap's handle on this vm_area_struct (0 until it enters an mm; see AnonVMA.swift).
+    public var id: UInt32 = 0
 
     public var length: UInt64 { end - start }
     public var pages: UInt64 { length >> Page.shift }

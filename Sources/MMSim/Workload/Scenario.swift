@@ -172,6 +172,10 @@ public enum ProcessAction: Sendable, Hashable {
     case sleep
     /// A lock-free page-table walk (gup_fast) of one address, as get_user_pages_fast() does.
     case gup(AddressExpr)
+    /// move_pages()/migrate_pages() of the pages mapped in the range (mm/migrate.c).
+    case movePages(addr: AddressExpr, length: UInt64)
+    /// madvise(MADV_HWPOISON): inject a memory failure into each page of the range.
+    case hwpoison(addr: AddressExpr, length: UInt64)
 
     /// The syscall's name as strace prints it (accesses: "read"/"write"/"exec").
     public var name: String {
@@ -194,6 +198,8 @@ public enum ProcessAction: Sendable, Hashable {
         case .sleep: "sleep"
         case .gup: "gup_fast"
         case .access(let a): a.kind == .read ? "read" : a.kind == .write ? "write" : "exec"
+        case .movePages: "move_pages"
+        case .hwpoison: "madvise"
         }
     }
 }
@@ -261,6 +267,11 @@ public enum ProcView: Sendable, Hashable {
     case tlbState
     case status(process: String)
     case maps(process: String)
+    /// `/proc/kpageflags/PFN`: the flags, counts and rmap of one frame (kpageflags,
+    /// kpagecount and a page-owner-like list of its mappings).
+    case kpage(pfn: UInt64)
+    /// `/proc/NAME/pagemap/ADDR`: the same for the frame NAME maps at ADDR.
+    case pagemap(process: String, addr: AddressExpr)
 
     /// The path as written in the file (process views keep the name or PID written).
     public func path(written: String) -> String { written }
@@ -290,6 +301,11 @@ public enum StatementKind: Sendable, Hashable {
     case tunable(name: String, value: UInt64)
     /// `rcu sync` (synchronize_rcu()) or `rcu qs cpu=N` (one CPU passes a quiescent state).
     case rcu(cpu: Int?)
+    /// `poison PFN`: memory_failure() on a frame (as /sys/devices/system/memory/hard_offline_page).
+    case poison(pfn: UInt64)
+    /// `poison NAME ADDR`: memory_failure() on the frame NAME maps at ADDR (an error found by
+    /// the hardware, not consumed by NAME: no action required).
+    case poisonAt(process: String, addr: AddressExpr)
 }
 
 public struct Statement: Sendable, Hashable {

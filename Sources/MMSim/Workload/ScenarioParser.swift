@@ -229,6 +229,23 @@ public struct ScenarioParser {
             default:
                 throw ScenarioError(c.location(of: verb), "unknown rcu command '\(verb.text)'; known: rcu sync, rcu qs cpu=N")
             }
+        case "poison":
+            guard let v = c.peek else { throw c.missing("a page frame number or 'NAME ADDR' after 'poison', such as poison 0x12345") }
+            if processes.contains(v.text) {
+                c.advance()
+                let a = try parseAddress(&c, "the address whose frame to poison")
+                try c.expectEnd()
+                append(.poisonAt(process: v.text, addr: a), loc, text)
+                return
+            }
+            c.advance()
+            guard let pfn = parseNumber(v.text) else {
+                if parseNumber(v.text.filter { $0.isNumber }) == nil, v.text.first?.isLetter == true { throw unknownProcess(v.text, c.location(of: v)) }
+                throw badNumber(v.text, c.location(of: v))
+            }
+            try c.expectEnd()
+            try boot(loc)
+            append(.poison(pfn: pfn), loc, text)
         default:
             if Self.actionWords.contains(first.text) {
                 let hint = processes.first.map { "'\($0): \(first.text) ...'" } ?? "'spawn NAME' first, then 'NAME: \(first.text) ...'"
@@ -240,10 +257,10 @@ public struct ScenarioParser {
         }
     }
 
-    static let commandWords = ["machine", "sysctl", "sysfs", "spawn", "file", "mark", "expect", "cat", "echo", "tunable", "rcu"]
+    static let commandWords = ["machine", "sysctl", "sysfs", "spawn", "file", "mark", "expect", "cat", "echo", "tunable", "rcu", "poison"]
     static let actionWords = ["mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "mlock", "munlock",
                               "mlockall", "munlockall", "fork", "thread", "exit", "wait", "execve", "read", "write",
-                              "exec", "touch", "sleep", "gup"]
+                              "exec", "touch", "sleep", "gup", "move_pages", "migrate", "hwpoison"]
 
     private mutating func append(_ kind: StatementKind, _ loc: ScenarioLocation, _ text: String) {
         statements.append(Statement(kind: kind, location: loc, text: text))
@@ -392,7 +409,7 @@ public struct ScenarioParser {
         "vm.watermark_scale_factor": 1...3000, "vm.max_map_count": 0...Int64(Int32.max),
         "vm.nr_hugepages": 0...Int64.max, "vm.swappiness": 0...200, "vm.drop_caches": 1...4,
         "kernel.randomize_va_space": 0...2, "vm.lowmem_reserve_ratio": 0...Int64(Int32.max),
-        "vm.hugetlb_optimize_vmemmap": 0...1, "vm.compact_memory": 1...1, "vm.stat_refresh": 0...Int64.max,
+        "vm.hugetlb_optimize_vmemmap": 0...1, "vm.memory_failure_early_kill": 0...1, "vm.compact_memory": 1...1, "vm.stat_refresh": 0...Int64.max,
     ]
 
     private mutating func parseSysfs(_ c: inout Cursor, _ loc: ScenarioLocation, _ text: String) throws {
@@ -572,6 +589,16 @@ public struct ScenarioParser {
             return .sleep
         case "gup", "gup_fast":
             return .gup(try parseAddress(&c, "the address to walk"))
+        case "move_pages", "migrate":
+            let a = try parseAddress(&c, "the address of the pages to migrate")
+            let len = try parseLength(&c, "the length to migrate")
+            try checkRange(a, len)
+            return .movePages(addr: a, length: len)
+        case "hwpoison":
+            let a = try parseAddress(&c, "the address to poison")
+            let len = c.peek == nil ? Page.size : try parseLength(&c, "the length to poison")
+            try checkRange(a, len)
+            return .hwpoison(addr: a, length: len)
         case "execve", "exec_program":
             _ = c.rest() // a path may follow; the model has no file system for programs
             return .execve
@@ -942,6 +969,14 @@ public struct ScenarioParser {
         default: break
         }
         let parts = t.text.split(separator: "/").map(String.init)
+        if t.text.hasPrefix("/proc/kpageflags/"), parts.count == 3 {
+            guard let pfn = parseNumber(parts[2]) else { throw badNumber(parts[2], loc) }
+            return .kpage(pfn: pfn)
+        }
+        if t.text.hasPrefix("/proc/"), parts.count == 4, parts[2] == "pagemap" {
+            if parseNumber(parts[1]) == nil, !processes.contains(parts[1]) { throw unknownProcess(parts[1], loc) }
+            return .pagemap(process: parts[1], addr: try parseAddressExpr(parts[3], loc))
+        }
         if t.text.hasPrefix("/proc/"), parts.count == 3, ["status", "maps"].contains(parts[2]) {
             let who = parts[1]
             if parseNumber(who) == nil, !processes.contains(who) {
@@ -949,7 +984,7 @@ public struct ScenarioParser {
             }
             return parts[2] == "status" ? .status(process: who) : .maps(process: who)
         }
-        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps (NAME or PID)")
+        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps (NAME or PID), /proc/kpageflags/PFN, /proc/NAME/pagemap/ADDR")
     }
 }
 

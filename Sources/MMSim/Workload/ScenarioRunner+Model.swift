@@ -139,6 +139,9 @@ extension ScenarioRunner {
             return true // the heuristic mode (__vm_enough_memory() with OVERCOMMIT_GUESS) is the model's
         case "vm.hugetlb_optimize_vmemmap" where values[0] == 0:
             return true // HVO off: the model has no HugeTLB vmemmap optimization yet
+        case "vm.memory_failure_early_kill":
+            machine.memoryFailureEarlyKill = values[0] != 0
+            return true
         case "vm.min_free_kbytes":
             machine.minFreeKbytes = UInt64(values[0])
             machine.setupPerZoneWatermarks()

@@ -219,6 +219,23 @@ public final class ScenarioRunner {
                     report.output.append(.warning(loc, "the grace period waits for CPU \(blocked.map(String.init).joined(separator: ", ")) (inside a read-side section)"))
                 }
             }
+        case .poison(let pfn):
+            let running = machine.tasks.filter { $0.state == .running }
+            let r = machine.memoryFailure(PFN(pfn))
+            if options.trace { report.output.append(.trace("memory_failure(\(hex(pfn))) = \(r.rawValue)")) }
+            noteKilled(running, loc)
+        case .poisonAt(let who, let e):
+            let t = try task(who, loc)
+            let a = try value(e)
+            guard t.state == .running, let mm = t.mm,
+                  case .leaf(let l, let level) = mm.pageTable.lookup(VirtAddr(a & ~Page.offsetMask)), l.present || l.protNone else {
+                throw ScenarioError(loc, "poison: '\(who)' maps no page at \(hex(a))")
+            }
+            let running = machine.tasks.filter { $0.state == .running }
+            let pfn = l.pfn + ((a & (level.entrySpan - 1)) >> Page.shift)
+            let r = machine.memoryFailure(pfn)
+            if options.trace { report.output.append(.trace("memory_failure(\(hex(pfn.raw))) = \(r.rawValue)")) }
+            noteKilled(running, loc)
         case .action(let name, let action, let bind):
             try perform(name, action, bind: bind, s)
         }
@@ -407,6 +424,22 @@ public final class ScenarioRunner {
             let a = try value(e)
             call = "gup_fast(\(hex(a)))"
             result = machine.lockFreeWalk(t, a).map { .ok($0.raw) } ?? .failed(.EFAULT)
+        case .movePages(let a, let len):
+            let addr = try rangeStart(a, len)
+            call = "move_pages(\(hex(addr)), \(len))"
+            let r = machine.migrateRange(t, addr: addr, length: len)
+            result = .ok(UInt64(r.failed))       // move_pages() returns the pages not moved
+        case .hwpoison(let a, let len):
+            let addr = try rangeStart(a, len)
+            call = "madvise(\(hex(addr)), \(len), MADV_HWPOISON)"
+            let running = machine.tasks.filter { $0.state == .running }
+            var page = addr & ~Page.offsetMask
+            while page < addr + len && t.state == .running {
+                machine.injectHWPoison(t, addr: page)
+                page += Page.size
+            }
+            noteKilled(running, loc)
+            result = .ok(nil)
         case .access(let spec):
             let start = try value(spec.start)
             let length: UInt64
@@ -444,6 +477,15 @@ public final class ScenarioRunner {
                 variables[b] = nil
                 variableFailures[b] = loc
             }
+        }
+    }
+
+    /// Tasks that were running before a memory failure and were killed by it (SIGBUS).
+    private func noteKilled(_ before: [Task], _ loc: ScenarioLocation) {
+        for t in before where t.state != .running {
+            let name = procs.first { $0.value === t }?.key ?? t.name
+            report.signals.append(DeliveredSignal(location: loc, process: name, pid: t.pid, signal: t.signals.last?.name ?? "SIGBUS",
+                                                  address: t.signals.last?.address ?? 0))
         }
     }
 
@@ -579,6 +621,17 @@ public final class ScenarioRunner {
             }
             if case .status = view { return modelStatusText(t) }
             return modelMapsText(t)
+        case .kpage(let pfn):
+            guard pfn < machine.maxPFN else { throw ScenarioError(loc, "cat: \(path): PFN \(hex(pfn)) is beyond the end of memory (max_pfn \(hex(machine.maxPFN)))") }
+            return machine.pageReport(PFN(pfn))
+        case .pagemap(let who, let e):
+            let t = try task(who, loc)
+            guard t.state == .running, let mm = t.mm else { throw ScenarioError(loc, "cat: \(path): '\(who)' has no address space") }
+            let a = try value(e)
+            guard case .leaf(let l, let level) = mm.pageTable.lookup(VirtAddr(a & ~Page.offsetMask)), l.present || l.protNone else {
+                return "\(hex(a)): not present\n"
+            }
+            return machine.pageReport(l.pfn + ((a & (level.entrySpan - 1)) >> Page.shift))
         }
     }
 
