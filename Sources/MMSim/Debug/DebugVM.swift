@@ -172,6 +172,7 @@ extension Machine {
 
         // 3. TLBs against the page tables.
         try checkTLBs()
+        try checkHugetlb()
 
         // 4. Per zone: managed = free + pcp + in use (+ isolated by memory failure).
         for z in zones where z.isPopulated {

@@ -40,6 +40,8 @@ public final class MM {
     public internal(set) var cpumask: [Bool]
     /// The PCID/ASID tag its translations carry.
     public let asid: ASID
+    /// hugetlb_usage: base pages of hugetlb folios mapped (HugetlbPages).
+    public internal(set) var hugetlbUsage: Int64 = 0
 
     init(id: Int, pageTable: PageTable, arch: Architecture, cpus: Int) {
         self.id = id

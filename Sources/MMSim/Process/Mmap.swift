@@ -119,27 +119,59 @@ extension Machine {
         guard offset & Page.offsetMask == 0 else { return .failure(.EINVAL) }
         let (rounded, o) = length.addingReportingOverflow(Page.offsetMask)
         guard !o else { return .failure(.ENOMEM) }
-        let len = rounded & ~Page.offsetMask
+        var len = rounded & ~Page.offsetMask
+        // MAP_HUGETLB: the size from MAP_HUGE_SHIFT (or the default), the length rounded up to it.
+        var huge: Hstate? = nil
+        if flags.contains(.hugetlb) {
+            guard let h = hstate(forMapFlags: flags), file == nil else { return .failure(.EINVAL) }
+            huge = h
+            len = (len &+ h.order.bytes &- 1) & ~(h.order.bytes - 1)
+            guard len != 0 else { return .failure(.ENOMEM) }
+        }
         guard len <= mm.taskSize else { return .failure(.ENOMEM) }
         guard file == nil || files.indices.contains(file!) else { return .failure(.EBADF) }
         let fixed = flags.contains(.fixed) || flags.contains(.fixedNoreplace)
         var start: UInt64
         if fixed {
-            guard addr & Page.offsetMask == 0 else { return .failure(.EINVAL) }
+            guard addr & Page.offsetMask == 0, addr & ((huge?.order.bytes ?? Page.size) - 1) == 0 else { return .failure(.EINVAL) }
             guard addr <= mm.taskSize, len <= mm.taskSize - addr else { return .failure(.ENOMEM) }
             start = addr
             if flags.contains(.fixedNoreplace) && !flags.contains(.fixed) && !vmaRange(mm, start, start + len).isEmpty {
                 return .failure(.EEXIST)
             }
+        } else if let h = huge {
+            // hugetlb_get_unmapped_area(): aligned to the huge page size.
+            guard let a = unmappedArea(mm, len: len + h.order.bytes, hint: 0) else { return .failure(.ENOMEM) }
+            start = (a + h.order.bytes - 1) & ~(h.order.bytes - 1)
         } else {
             guard let a = unmappedArea(mm, len: len, hint: addr & ~Page.offsetMask, anonymous: file == nil && !flags.contains(.shared)) else { return .failure(.ENOMEM) }
             start = a
         }
         guard mm.vmas.count < Self.maxMapCount else { return .failure(.ENOMEM) }
-        // HugeTLB pools are not modelled yet: the pool is empty, so hugetlb_reserve_pages()
-        // cannot reserve and the mapping fails as it does on a kernel with nr_hugepages = 0.
-        if flags.contains(.hugetlb) { return .failure(.ENOMEM) }
         var vmFlags = VMFlags(prot: prot).union([.mayRead, .mayWrite, .mayExec])
+        if let h = huge {
+            // hugetlb_file_setup() + hugetlbfs_file_mmap(): a private mapping reserves its pages
+            // now (hugetlb_reserve_pages()); it is never charged to Committed_AS.
+            guard !flags.contains(.shared) else { return .failure(.EINVAL) }
+            if flags.contains(.fixed) && !vmaRange(mm, start, start + len).isEmpty {
+                _ = doMunmap(t, mm, start, len)
+            }
+            let resv: Int
+            switch hugetlbReservePages(mm, h, len: len, noReserve: flags.contains(.noreserve)) {
+            case .failure(let e): return .failure(e)
+            case .success(let id): resv = id
+            }
+            vmFlags.insert(.hugetlb)
+            if flags.contains(.noreserve) { vmFlags.insert(.noreserve) }
+            if flags.contains(.locked) || mm.lockFuture { vmFlags.insert(.locked) }
+            var vma = VMA(start: start, end: start + len, flags: vmFlags, pgoff: start >> Page.shift, kind: .anon)
+            vma.hugetlbResv = resv
+            mm.vmas.insert(vma, at: mm.findVMAIndex(start) ?? mm.vmas.count)
+            mm.statAccount(vmFlags, Int64(len >> Page.shift))
+            if vmFlags.contains(.locked) { mm.lockedVM += Int64(len >> Page.shift) }
+            if flags.contains(.populate) || vmFlags.contains(.locked) { populate(t, mm, start, start + len) }
+            return .success(start)
+        }
         let kind: VMAKind
         if flags.contains(.shared) {
             vmFlags.formUnion([.shared, .mayShare])
@@ -196,6 +228,10 @@ extension Machine {
 
     /// follow_page_pte(): would get_user_pages() need a fault for this page?
     func needsFault(_ mm: MM, _ a: UInt64, write: Bool) -> Bool {
+        if let pud = mm.pageTable.slot(VirtAddr(a), level: .pud), case .leaf = PTEFormat.classify(pud.pointee, level: .pud, arch: arch),
+           let leaf = PTEFormat.decode(pud.pointee, level: .pud, arch: arch) {
+            return write && !leaf.writable
+        }
         if let pmd = mm.pageTable.slot(VirtAddr(a), level: .pmd), case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch),
            let leaf = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch) {
             return write && !leaf.writable
@@ -222,6 +258,11 @@ extension Machine {
     func doMunmap(_ t: Task, _ mm: MM, _ start: UInt64, _ len: UInt64) -> SyscallResult<Void> {
         let end = start + len
         guard !vmaRange(mm, start, end).isEmpty else { return .success(()) }
+        // hugetlb_vm_op_split(): a hugetlb VMA splits only at its huge page boundaries.
+        for v in mm.vmas[vmaRange(mm, start, end)] where v.flags.contains(.hugetlb) {
+            let sz = hstate(of: v).order.bytes
+            if (start > v.start && start & (sz - 1) != 0) || (end < v.end && end & (sz - 1) != 0) { return .failure(.EINVAL) }
+        }
         splitVMA(mm, at: start)
         splitVMA(mm, at: end)
         let range = vmaRange(mm, start, end)
@@ -237,6 +278,7 @@ extension Machine {
             if v.flags.contains(.account) { committedAS -= Int64(v.pages) }
             if v.flags.contains(.locked) { mm.lockedVM -= Int64(v.pages) }
             if case .shmem(let id) = v.kind { releaseShmemMapping(id) }
+            if v.flags.contains(.hugetlb) { hugetlbVMAClose(mm, v) }
         }
         return .success(())
     }

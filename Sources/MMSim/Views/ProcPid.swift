@@ -13,7 +13,7 @@ extension Machine {
             ("RssShmem", kb(mm.rss[RSSCounter.shmemPages.rawValue])),
             ("VmData", kb(mm.dataVM)), ("VmStk", kb(mm.stackVM)), ("VmExe", text), ("VmLib", kb(mm.execVM) - text),
             ("VmPTE", Int64(mm.pageTable.pgtablesBytes >> 10)), ("VmSwap", kb(mm.rss[RSSCounter.swapEnts.rawValue])),
-            ("HugetlbPages", 0),
+            ("HugetlbPages", kb(mm.hugetlbUsage)),
         ]
     }
 

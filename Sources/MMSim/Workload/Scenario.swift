@@ -251,6 +251,9 @@ public enum ProcView: Sendable, Hashable {
     case meminfo, vmstat, zoneinfo, buddyinfo, pagetypeinfo
     case status(process: String)
     case maps(process: String)
+    /// The vmemmap of the hugetlb page a process maps at `address`: where each struct-page page
+    /// is mapped (HVO), with the kpageflags of its head and tails.
+    case vmemmap(process: String, address: UInt64)
 
     /// The path as written in the file (process views keep the name or PID written).
     public func path(written: String) -> String { written }

@@ -544,6 +544,15 @@ public final class ScenarioRunner {
             }
             if case .status = view { return modelStatusText(t) }
             return modelMapsText(t)
+        case .vmemmap(let who, let address):
+            let t: Task
+            if let pid = parseNumber(who), let found = machine.task(pid: Int(truncatingIfNeeded: pid)) { t = found } else { t = try task(who, loc) }
+            guard let mm = t.mm else { throw ScenarioError(loc, "cat: \(path): '\(who)' has no address space") }
+            guard case .leaf(let leaf, _) = mm.pageTable.lookup(VirtAddr(address)), leaf.present else {
+                throw ScenarioError(loc, "cat: \(path): nothing is mapped at \(String(hex: address, width: 0)) in '\(who)'")
+            }
+            let pfn = leaf.pfn + ((address & (leaf.size.bytes - 1)) >> Page.shift)
+            return machine.vmemmapText(pfn: pfn) + machine.kpageflagsSummary(pfn: pfn)
         }
     }
 

@@ -1,0 +1,763 @@
+// mm/hugetlb.c: HugeTLB pools (one hstate per huge page size), reservations at mmap, the
+// hugetlb fault path (PMD or PUD leaves), unmap through the mmu_gather, fork, demote and dissolve.
+
+/// HPG_* bits a hugetlb folio keeps in its head page's private word (folio->private).
+public struct HugetlbFolioFlags: OptionSet, Sendable, Hashable {
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    /// HPG_restore_reserve: the folio consumed a reservation that must come back if it is freed unused.
+    public static let restoreReserve = HugetlbFolioFlags(rawValue: 1 << 0)
+    /// HPG_migratable
+    public static let migratable = HugetlbFolioFlags(rawValue: 1 << 1)
+    /// HPG_freed: on a free list.
+    public static let freed = HugetlbFolioFlags(rawValue: 1 << 3)
+    /// HPG_vmemmap_optimized: its tail struct pages are remapped (HVO).
+    public static let vmemmapOptimized = HugetlbFolioFlags(rawValue: 1 << 4)
+}
+
+extension PageFlags {
+    /// Not a PG_ bit: the page_type PGTY_hugetlb of a hugetlb folio's head (folio_test_hugetlb()).
+    public static let hugetlb = PageFlags(rawValue: 1 << 29)
+}
+
+/// struct hstate: one huge page size and its pool.
+public final class Hstate {
+    /// Index in `HugetlbState.hstates`.
+    public let index: Int
+    /// huge_page_order()
+    public let order: PageOrder
+    /// nr_huge_pages: every hugetlb folio of this size, free or in use, surplus included.
+    public internal(set) var nrHugePages: UInt64 = 0
+    /// free_huge_pages
+    public internal(set) var freeHugePages: UInt64 = 0
+    /// resv_huge_pages: free pages promised to mappings.
+    public internal(set) var resvHugePages: UInt64 = 0
+    /// surplus_huge_pages: pages above the persistent pool (overcommit), freed when unused.
+    public internal(set) var surplusHugePages: UInt64 = 0
+    /// nr_overcommit_huge_pages (vm.nr_overcommit_hugepages for the default size).
+    public internal(set) var nrOvercommitHugePages: UInt64 = 0
+    /// max_huge_pages: the persistent pool size last asked for.
+    public internal(set) var maxHugePages: UInt64 = 0
+    /// hugepage_freelists[0]: free folios, most recently freed last (the list head).
+    var freeList: [PFN] = []
+
+    init(index: Int, order: PageOrder) {
+        self.index = index
+        self.order = order
+    }
+
+    /// pages_per_huge_page()
+    public var pagesPerHugePage: UInt64 { order.pages }
+    /// huge_page_size() in KiB.
+    public var sizeKB: UInt64 { order.bytes >> 10 }
+    /// The sysfs directory name, e.g. "hugepages-2048kB".
+    public var name: String { "hugepages-\(sizeKB)kB" }
+    /// hstate_is_gigantic(): larger than the buddy allocator's largest block.
+    public var isGigantic: Bool { order > PageOrder.max }
+    /// persistent_huge_pages()
+    public var persistentHugePages: UInt64 { nrHugePages - surplusHugePages }
+    /// Bytes of struct pages describing one huge page (hugetlb_vmemmap_size()).
+    public var vmemmapBytes: UInt64 { pagesPerHugePage * Page.structPageBytes }
+    /// hugetlb_vmemmap_optimizable_size() in pages: all vmemmap pages but the one HVO keeps
+    /// (HUGETLB_VMEMMAP_RESERVE_SIZE); 0 when the vmemmap is a single page.
+    public var vmemmapOptimizablePages: UInt64 {
+        let pages = vmemmapBytes >> Page.shift
+        return pages > 1 && vmemmapBytes % Page.size == 0 ? pages - 1 : 0
+    }
+    /// The size as the boot log prints it ("2.00 MiB", "1.00 GiB").
+    public var sizeString: String {
+        let b = order.bytes
+        if b >= Size.GiB { return "\(b / Size.GiB).\(String(format2: (b % Size.GiB) * 100 / Size.GiB)) GiB" }
+        if b >= Size.MiB { return "\(b / Size.MiB).\(String(format2: (b % Size.MiB) * 100 / Size.MiB)) MiB" }
+        return "\(b >> 10).00 KiB"
+    }
+}
+
+extension String {
+    /// Two digits, zero-padded.
+    init(format2 v: UInt64) { self = v < 10 ? "0\(v)" : String(v) }
+}
+
+/// A mapping's reservation map (struct resv_map) for a private hugetlb mapping: the huge page
+/// indices whose reservation was consumed by a fault, and the mm that owns the reservation
+/// (HPAGE_RESV_OWNER: the mm that called mmap; a forked child owns none).
+final class HugetlbResvMap {
+    let hstate: Int
+    let ownerMM: Int
+    /// The VMA had VM_NORESERVE: nothing was reserved.
+    let noReserve: Bool
+    /// Indices (in huge pages) faulted through the reservation (region_add()).
+    var consumed = Set<UInt64>()
+    init(hstate: Int, ownerMM: Int, noReserve: Bool) {
+        self.hstate = hstate
+        self.ownerMM = ownerMM
+        self.noReserve = noReserve
+    }
+}
+
+/// The machine's HugeTLB state: hstates, the HVO switch, reservation maps.
+public final class HugetlbState {
+    /// hstates[], smallest size first.
+    public internal(set) var hstates: [Hstate] = []
+    /// default_hstate (the size /proc/meminfo and vm.nr_hugepages speak of).
+    public internal(set) var defaultIndex = 0
+    /// vm.hugetlb_optimize_vmemmap (vmemmap_optimize_enabled).
+    public internal(set) var optimizeVmemmap = false
+    /// Reservation maps by id (index + 1); nil once every VMA using it is gone.
+    var resvMaps: [HugetlbResvMap?] = []
+    /// Successful and failed HVO optimizations and restores (for reports and tests).
+    public internal(set) var vmemmapOptimized: UInt64 = 0
+    public internal(set) var vmemmapRestored: UInt64 = 0
+    public internal(set) var vmemmapRestoreFailed: UInt64 = 0
+
+    init() {}
+
+    /// The default hstate.
+    public var defaultHstate: Hstate { hstates[defaultIndex] }
+    /// size_to_hstate()
+    public func hstate(sizeKB: UInt64) -> Hstate? { hstates.first { $0.sizeKB == sizeKB } }
+    /// hstate of a folio head by its order.
+    func hstate(order: Int) -> Hstate? { hstates.first { $0.order.raw == order } }
+}
+
+/// Why a pool operation failed.
+public enum HugetlbError: Error, Sendable, Hashable, CustomStringConvertible {
+    case unknownSize(UInt64)
+    case noMemory
+    case busy
+    case notSupported(String)
+    public var description: String {
+        switch self {
+        case .unknownSize(let kb): "no hstate of \(kb) kB"
+        case .noMemory: "-ENOMEM"
+        case .busy: "-EBUSY"
+        case .notSupported(let why): "-ENOTSUPP: \(why)"
+        }
+    }
+}
+
+extension Machine {
+    // MARK: Setup
+
+    /// hugetlb_add_hstate() for every size the architecture supports with 4 KiB pages (PMD and
+    /// PUD leaves), then the boot pools (hugepages=) and the boot log lines of report_hugepages()
+    /// and hugetlb_vmemmap_init().
+    func hugetlbInit() {
+        let h = hugetlb
+        h.hstates = [Hstate(index: 0, order: .pmd), Hstate(index: 1, order: .pud)]
+        h.optimizeVmemmap = config.hugetlbOptimizeVmemmap
+        h.defaultIndex = h.hstates.firstIndex { $0.sizeKB == config.defaultHugepageSizeKB } ?? 0
+        // Boot pools: gigantic pages first (the kernel takes them from memblock early), then the others.
+        for hs in h.hstates.reversed() {
+            if let n = config.bootHugepages.first(where: { $0.sizeKB == hs.sizeKB })?.count, n > 0 {
+                setMaxHugePages(hs, n)
+            }
+        }
+        for hs in h.hstates.reversed() {
+            log.append("HugeTLB: registered \(hs.sizeString) page size, pre-allocated \(hs.nrHugePages) pages")
+            if hs.vmemmapOptimizablePages > 0 {
+                log.append("HugeTLB: \(hs.vmemmapOptimizablePages * Page.size >> 10) KiB vmemmap can be freed for a \(hs.sizeString) page")
+            }
+        }
+    }
+
+    /// hugetlb_total_pages(): base pages held by every pool.
+    public var hugetlbTotalPages: UInt64 {
+        hugetlb.hstates.reduce(0) { $0 + $1.nrHugePages * $1.pagesPerHugePage }
+    }
+
+    /// The hugetlb flags of a folio head.
+    func hugetlbFlags(_ pfn: PFN) -> HugetlbFolioFlags { HugetlbFolioFlags(rawValue: frames[pfn].pointee.priv) }
+    func setHugetlbFlags(_ pfn: PFN, _ f: HugetlbFolioFlags) { frames[pfn].pointee.priv = f.rawValue }
+
+    /// folio_test_hugetlb()
+    public func isHugetlbFolio(_ pfn: PFN) -> Bool {
+        guard pfn.raw < frames.endPFN else { return false }
+        return frames[pfn].pointee.flags.contains(.hugetlb)
+    }
+
+    // MARK: Sysctl and sysfs
+
+    /// vm.nr_hugepages (default size) or /sys/kernel/mm/hugepages/hugepages-NkB/nr_hugepages:
+    /// __nr_hugepages_store_common().
+    public func setNrHugepages(sizeKB: UInt64? = nil, _ count: UInt64) throws(HugetlbError) {
+        let hs: Hstate
+        if let kb = sizeKB {
+            guard let s = hugetlb.hstate(sizeKB: kb) else { throw .unknownSize(kb) }
+            hs = s
+        } else {
+            hs = hugetlb.defaultHstate
+        }
+        setMaxHugePages(hs, count)
+    }
+
+    /// vm.nr_overcommit_hugepages / .../nr_overcommit_hugepages. Gigantic sizes cannot overcommit.
+    public func setNrOvercommitHugepages(sizeKB: UInt64? = nil, _ count: UInt64) throws(HugetlbError) {
+        let hs = sizeKB.flatMap { hugetlb.hstate(sizeKB: $0) } ?? hugetlb.defaultHstate
+        if let kb = sizeKB, hugetlb.hstate(sizeKB: kb) == nil { throw .unknownSize(kb) }
+        guard !hs.isGigantic else { throw .notSupported("gigantic pages cannot be overcommitted") }
+        hs.nrOvercommitHugePages = count
+    }
+
+    /// vm.hugetlb_optimize_vmemmap: affects folios allocated from now on.
+    public func setHugetlbOptimizeVmemmap(_ on: Bool) {
+        hugetlb.optimizeVmemmap = on
+    }
+
+    // MARK: Pool
+
+    /// set_max_huge_pages(): grow the persistent pool (surplus pages first become persistent),
+    /// or shrink it by freeing free folios (restoring their vmemmap) and turning in-use ones
+    /// into surplus.
+    func setMaxHugePages(_ h: Hstate, _ requested: UInt64) {
+        var count = requested
+        // Surplus pages become persistent before new ones are allocated (adjust_pool_surplus(-1)).
+        while h.surplusHugePages > 0 && count > h.persistentHugePages {
+            h.surplusHugePages -= 1
+        }
+        var allocated: [PFN] = []
+        while count > h.persistentHugePages + UInt64(allocated.count) {
+            guard let pfn = allocPoolHugeFolio(h) else { break }
+            allocated.append(pfn)
+        }
+        if !allocated.isEmpty { prepAndAddAllocatedFolios(h, allocated) }
+        // Decrease: never below what is in use or reserved.
+        let minCount = h.resvHugePages + h.nrHugePages - h.freeHugePages
+        count = max(count, minCount)
+        var toFree: [PFN] = []
+        while count < h.persistentHugePages, let pfn = removePoolHugetlbFolio(h, accountSurplus: false) {
+            toFree.append(pfn)
+        }
+        if !toFree.isEmpty { updateAndFreePagesBulk(h, toFree) }
+        while count < h.persistentHugePages {
+            // adjust_pool_surplus(+1): an in-use page will be freed to the buddy allocator when released.
+            guard h.surplusHugePages < h.nrHugePages else { break }
+            h.surplusHugePages += 1
+        }
+        h.maxHugePages = h.persistentHugePages
+    }
+
+    /// alloc_pool_huge_folio() -> only_alloc_fresh_hugetlb_folio(): a new folio from the buddy
+    /// allocator (alloc_buddy_hugetlb_folio(), counting htlb_buddy_alloc_success/fail) or, for a
+    /// gigantic size, from a free contiguous range (alloc_gigantic_folio()). Not yet in the pool.
+    func allocPoolHugeFolio(_ h: Hstate) -> PFN? {
+        let pfn: PFN
+        if h.isGigantic {
+            // alloc_contig_pages() with GFP_HIGHUSER (gigantic pages are not movable): only
+            // free ranges are used (movable pages are not migrated out of the way).
+            guard let p = allocator.allocContigPages(nrPages: h.pagesPerHugePage, gfp: [.user, .highmem, .comp, .noWarn]) else {
+                return nil
+            }
+            pfn = p
+            // prep_compound_gigantic_folio(): one compound folio of the whole range.
+            let head = frames[p]
+            head.pointee.order = UInt8(h.order.raw)
+            head.pointee.flags = .head
+            for i in 1..<h.pagesPerHugePage {
+                let t = frames[p + i]
+                t.pointee.state = .allocatedTail
+                t.pointee.flags = .tail
+                t.pointee.refcount = 0
+            }
+        } else {
+            guard let p = allocator.allocPages([.highuserMovable, .comp, .thisNode, .noWarn], order: h.order.raw) else {
+                counters.add(.htlbBuddyAllocFail, 1)
+                return nil
+            }
+            counters.add(.htlbBuddyAllocSuccess, 1)
+            pfn = p
+        }
+        // init_new_hugetlb_folio(): PGTY_hugetlb, refcount frozen at zero.
+        let head = frames[pfn]
+        head.pointee.flags.insert(.hugetlb)
+        head.pointee.refcount = 0
+        head.pointee.mapcount = 0
+        head.pointee.priv = 0
+        head.pointee.content = 0
+        return pfn
+    }
+
+    /// prep_and_add_allocated_folios(): optimize the vmemmap of the batch
+    /// (hugetlb_vmemmap_optimize_folios()), account them (__prep_account_new_huge_page())
+    /// and put them on the free list.
+    func prepAndAddAllocatedFolios(_ h: Hstate, _ folios: [PFN]) {
+        hugetlbVmemmapOptimizeFolios(h, folios)
+        for pfn in folios {
+            h.nrHugePages += 1
+            enqueueHugetlbFolio(h, pfn)
+        }
+    }
+
+    /// enqueue_hugetlb_folio(): onto the free list (its head: the next folio dequeued).
+    func enqueueHugetlbFolio(_ h: Hstate, _ pfn: PFN) {
+        var f = hugetlbFlags(pfn)
+        f.insert(.freed)
+        f.remove(.restoreReserve)
+        setHugetlbFlags(pfn, f)
+        h.freeList.append(pfn)
+        h.freeHugePages += 1
+    }
+
+    /// dequeue_hugetlb_folio_node_exact(): the head of the free list.
+    func dequeueHugetlbFolio(_ h: Hstate) -> PFN? {
+        guard let pfn = h.freeList.popLast() else { return nil }
+        h.freeHugePages -= 1
+        var f = hugetlbFlags(pfn)
+        f.remove(.freed)
+        setHugetlbFlags(pfn, f)
+        frames[pfn].pointee.refcount = 1
+        return pfn
+    }
+
+    /// remove_pool_hugetlb_folio(): take a free folio out of the pool (counted as surplus when
+    /// `accountSurplus`); nil when none is free (or no surplus is left to take).
+    func removePoolHugetlbFolio(_ h: Hstate, accountSurplus: Bool) -> PFN? {
+        guard !accountSurplus || h.surplusHugePages > 0, let pfn = h.freeList.popLast() else { return nil }
+        h.freeHugePages -= 1
+        h.nrHugePages -= 1
+        if accountSurplus { h.surplusHugePages -= 1 }
+        var f = hugetlbFlags(pfn)
+        f.remove(.freed)
+        setHugetlbFlags(pfn, f)
+        return pfn
+    }
+
+    /// add_hugetlb_folio(): a folio taken out of the pool comes back (as surplus when
+    /// `surplus`), e.g. when its vmemmap could not be restored.
+    func addHugetlbFolio(_ h: Hstate, _ pfn: PFN, surplus: Bool) {
+        h.nrHugePages += 1
+        if surplus { h.surplusHugePages += 1 }
+        enqueueHugetlbFolio(h, pfn)
+    }
+
+    /// update_and_free_pages_bulk(): restore the vmemmap of every folio (one flush_tlb_all),
+    /// free them to the buddy allocator; when a restore cannot allocate, free what can be
+    /// freed and retry (bulk_vmemmap_restore_error()), keeping the ones that still fail as
+    /// surplus pages.
+    func updateAndFreePagesBulk(_ h: Hstate, _ folios: [PFN]) {
+        var list = folios
+        while !list.isEmpty {
+            var nonHVO: [PFN] = []
+            var restored = 0
+            var failed = false
+            var i = 0
+            // hugetlb_vmemmap_restore_folios()
+            while i < list.count {
+                let pfn = list[i]
+                if hugetlbFlags(pfn).contains(.vmemmapOptimized) {
+                    if hugetlbVmemmapRestoreFolio(h, pfn, flush: false) != nil {
+                        failed = true
+                        break
+                    }
+                    restored += 1
+                }
+                nonHVO.append(pfn)
+                i += 1
+            }
+            if restored > 0 { flushTLBAllKernel() }
+            list.removeFirst(i)
+            if !failed {
+                for pfn in nonHVO { updateAndFreeHugetlbFolio(h, pfn) }
+                return
+            }
+            // bulk_vmemmap_restore_error()
+            if !nonHVO.isEmpty {
+                for pfn in nonHVO { updateAndFreeHugetlbFolio(h, pfn) }
+            } else {
+                var rest: [PFN] = []
+                var freedOne = false
+                for pfn in list {
+                    if freedOne {
+                        rest.append(pfn)
+                    } else if hugetlbVmemmapRestoreFolio(h, pfn, flush: true) != nil {
+                        addHugetlbFolio(h, pfn, surplus: true)
+                    } else {
+                        updateAndFreeHugetlbFolio(h, pfn)
+                        freedOne = true
+                    }
+                }
+                list = rest
+            }
+        }
+    }
+
+    /// __update_and_free_hugetlb_folio() for a folio whose vmemmap is intact: back to the
+    /// buddy allocator (gigantic ones page by page, free_contig_range()).
+    func updateAndFreeHugetlbFolio(_ h: Hstate, _ pfn: PFN) {
+        let head = frames[pfn]
+        precondition(!hugetlbFlags(pfn).contains(.vmemmapOptimized), "freeing an HVO folio without restoring its vmemmap")
+        head.pointee.flags.remove(.hugetlb)
+        head.pointee.priv = 0
+        head.pointee.mapping = 0
+        if h.isGigantic {
+            for i in 0..<h.pagesPerHugePage {
+                let p = frames[pfn + i]
+                p.pointee.state = .allocated
+                p.pointee.order = 0
+                p.pointee.refcount = 1
+                p.pointee.flags = []
+            }
+            allocator.freeContigRange(pfn, nrPages: h.pagesPerHugePage)
+        } else {
+            head.pointee.refcount = 1
+            allocator.freePages(pfn, order: h.order.raw)
+        }
+    }
+
+    /// The folio's last reference went (free_huge_folio()): a reservation comes back if it
+    /// was taken and not used, NR_HUGETLB drops, and the folio returns to the free list, or to
+    /// the buddy allocator when the pool has surplus pages.
+    func freeHugeFolio(_ pfn: PFN) {
+        guard let h = hugetlb.hstate(order: Int(frames[pfn].pointee.order)) else { return }
+        let head = frames[pfn]
+        head.pointee.mapping = 0
+        head.pointee.mapcount = 0
+        head.pointee.refcount = 0
+        head.pointee.flags.subtract([.anonExclusive, .dirty, .uptodate])
+        let flags = hugetlbFlags(pfn)
+        if flags.contains(.restoreReserve) { h.resvHugePages += 1 }
+        counters.add(.nrHugetlb, -Int64(h.pagesPerHugePage))
+        if h.surplusHugePages > 0 {
+            // remove_hugetlb_folio(h, folio, true) + update_and_free_hugetlb_folio()
+            h.nrHugePages -= 1
+            h.surplusHugePages -= 1
+            updateAndFreePagesBulk(h, [pfn])
+        } else {
+            enqueueHugetlbFolio(h, pfn)
+        }
+    }
+
+    /// folio_put() of a hugetlb folio: the last reference frees it to its pool.
+    func putHugetlbFolio(_ pfn: PFN) {
+        let head = frames[pfn]
+        head.pointee.refcount -= 1
+        if head.pointee.refcount == 0 { freeHugeFolio(pfn) }
+    }
+
+    /// alloc_surplus_hugetlb_folio(): a fresh folio beyond the persistent pool, if overcommit allows.
+    func allocSurplusHugetlbFolio(_ h: Hstate) -> PFN? {
+        guard !h.isGigantic, h.surplusHugePages < h.nrOvercommitHugePages else { return nil }
+        guard let pfn = allocPoolHugeFolio(h) else { return nil }
+        hugetlbVmemmapOptimizeFolios(h, [pfn])
+        h.nrHugePages += 1
+        h.surplusHugePages += 1
+        return pfn
+    }
+
+    /// hugetlb_acct_memory(): reserve `delta` pages (gather_surplus_pages() when the free pool
+    /// is short), or give back -delta reservations (return_unused_surplus_pages()).
+    func hugetlbAcctMemory(_ h: Hstate, _ delta: Int64) -> Bool {
+        if delta > 0 {
+            let d = UInt64(delta)
+            var needed = Int64(h.resvHugePages + d) - Int64(h.freeHugePages)
+            if needed > 0 {
+                var got: [PFN] = []
+                while needed > 0 {
+                    guard let pfn = allocSurplusHugetlbFolio(h) else {
+                        // Give back what was gathered.
+                        for p in got {
+                            h.freeList.removeAll { $0 == p }
+                            h.freeHugePages -= 1
+                            h.nrHugePages -= 1
+                            h.surplusHugePages -= 1
+                            updateAndFreePagesBulk(h, [p])
+                        }
+                        return false
+                    }
+                    enqueueHugetlbFolio(h, pfn)
+                    got.append(pfn)
+                    needed -= 1
+                }
+            }
+            h.resvHugePages += d
+            return true
+        }
+        let unused = UInt64(-delta)
+        h.resvHugePages -= min(unused, h.resvHugePages)
+        var n = min(unused, h.surplusHugePages)
+        var list: [PFN] = []
+        while n > 0, let pfn = removePoolHugetlbFolio(h, accountSurplus: true) {
+            list.append(pfn)
+            n -= 1
+        }
+        if !list.isEmpty { updateAndFreePagesBulk(h, list) }
+        return true
+    }
+
+    // MARK: Demote and dissolve
+
+    /// /sys/kernel/mm/hugepages/hugepages-NkB/demote: demote_pool_huge_page() `count` times:
+    /// a free huge page of `from` has its vmemmap restored and becomes free pages of the next
+    /// smaller size (whose vmemmap is optimized again). Returns how many were demoted.
+    @discardableResult
+    public func demoteHugepages(sizeKB: UInt64, count: UInt64) throws(HugetlbError) -> UInt64 {
+        guard let src = hugetlb.hstate(sizeKB: sizeKB) else { throw .unknownSize(sizeKB) }
+        guard let dst = hugetlb.hstates.last(where: { $0.order < src.order }) else { throw .notSupported("no smaller size to demote to") }
+        var done: UInt64 = 0
+        while done < count {
+            // Only free pages that are not reserved can go.
+            guard src.freeHugePages > src.resvHugePages, let pfn = removePoolHugetlbFolio(src, accountSurplus: false) else { break }
+            if hugetlbFlags(pfn).contains(.vmemmapOptimized), hugetlbVmemmapRestoreFolio(src, pfn, flush: true) != nil {
+                addHugetlbFolio(src, pfn, surplus: false)
+                throw .noMemory
+            }
+            // demote_free_hugetlb_folios(): split into folios of the smaller order.
+            frames[pfn].pointee.flags.remove(.hugetlb)
+            frames[pfn].pointee.priv = 0
+            var small: [PFN] = []
+            let step = dst.pagesPerHugePage
+            var off: UInt64 = 0
+            while off < src.pagesPerHugePage {
+                let h = frames[pfn + off]
+                h.pointee.state = .allocated
+                h.pointee.order = UInt8(dst.order.raw)
+                h.pointee.flags = [.head, .hugetlb]
+                h.pointee.refcount = 0
+                h.pointee.mapcount = 0
+                h.pointee.priv = 0
+                small.append(pfn + off)
+                off += step
+            }
+            // The folio counted once in its hstate: the smaller folios count in theirs.
+            src.maxHugePages = src.persistentHugePages
+            prepAndAddAllocatedFolios(dst, small)
+            dst.maxHugePages = dst.persistentHugePages
+            done += 1
+        }
+        return done
+    }
+
+    /// dissolve_free_hugetlb_folio(): a free huge page containing `pfn` leaves the pool for the
+    /// buddy allocator (memory offline, memory failure). -EBUSY when it is in use or reserved,
+    /// -ENOMEM when its vmemmap cannot be restored (it then stays, as the kernel keeps it).
+    public func dissolveFreeHugetlbFolio(containing pfn: PFN) throws(HugetlbError) {
+        guard let (h, head) = hugetlbHead(containing: pfn) else { return }
+        guard hugetlbFlags(head).contains(.freed) else { throw .busy }
+        guard h.freeHugePages > h.resvHugePages else { throw .busy }
+        h.freeList.removeAll { $0 == head }
+        h.freeHugePages -= 1
+        h.nrHugePages -= 1
+        var f = hugetlbFlags(head)
+        f.remove(.freed)
+        setHugetlbFlags(head, f)
+        if f.contains(.vmemmapOptimized), hugetlbVmemmapRestoreFolio(h, head, flush: true) != nil {
+            addHugetlbFolio(h, head, surplus: false)
+            throw .noMemory
+        }
+        // A dissolved page shrinks the persistent pool (the kernel adjusts max_huge_pages).
+        h.maxHugePages = h.persistentHugePages
+        updateAndFreeHugetlbFolio(h, head)
+    }
+
+    /// The hstate and head PFN of the hugetlb folio containing `pfn`, if any.
+    public func hugetlbHead(containing pfn: PFN) -> (Hstate, PFN)? {
+        for h in hugetlb.hstates.reversed() {
+            let head = PFN(pfn.raw & ~(h.pagesPerHugePage - 1))
+            if head.raw < frames.endPFN, let p = frames.peek(head), p.pointee.flags.contains(.hugetlb),
+               Int(p.pointee.order) == h.order.raw {
+                return (h, head)
+            }
+        }
+        return nil
+    }
+
+    // MARK: mmap
+
+    /// The hstate a MAP_HUGETLB mmap asks for (MAP_HUGE_SHIFT bits, or the default size).
+    func hstate(forMapFlags flags: MapFlags) -> Hstate? {
+        let shift = flags.hugeShift
+        if shift == 0 { return hugetlb.defaultHstate }
+        return hugetlb.hstates.first { UInt32($0.order.raw) + UInt32(Page.shift) == shift }
+    }
+
+    /// hugetlb_reserve_pages() for a new private MAP_HUGETLB mapping of `len` bytes: reserve
+    /// every huge page now unless MAP_NORESERVE. Returns the reservation map id.
+    func hugetlbReservePages(_ mm: MM, _ h: Hstate, len: UInt64, noReserve: Bool) -> SyscallResult<Int> {
+        let chg = Int64(len / h.order.bytes)
+        if !noReserve {
+            guard hugetlbAcctMemory(h, chg) else { return .failure(.ENOMEM) }
+        }
+        hugetlb.resvMaps.append(HugetlbResvMap(hstate: h.index, ownerMM: mm.id, noReserve: noReserve))
+        return .success(hugetlb.resvMaps.count)
+    }
+
+    /// The hstate of a hugetlb VMA.
+    func hstate(of vma: VMA) -> Hstate {
+        if vma.hugetlbResv > 0, let m = hugetlb.resvMaps[vma.hugetlbResv - 1] { return hugetlb.hstates[m.hstate] }
+        return hugetlb.defaultHstate
+    }
+
+    /// hugetlb_vm_op_close(): the mapping owner gives back the reservations its VMA did not use.
+    func hugetlbVMAClose(_ mm: MM, _ vma: VMA) {
+        guard vma.hugetlbResv > 0, let m = hugetlb.resvMaps[vma.hugetlbResv - 1], m.ownerMM == mm.id, !m.noReserve else { return }
+        let h = hugetlb.hstates[m.hstate]
+        let first = vma.pgoff(of: vma.start) >> UInt64(h.order.raw)
+        let n = vma.length / h.order.bytes
+        var unused: Int64 = 0
+        for i in first..<(first + n) {
+            if m.consumed.remove(i) == nil { unused += 1 }
+        }
+        if unused > 0 { _ = hugetlbAcctMemory(h, -unused) }
+    }
+
+    // MARK: Faults
+
+    /// hugetlb_fault(): find or allocate the PMD/PUD entry; a none entry gets a new page
+    /// (hugetlb_no_page()), a write to a read-only one goes to hugetlb_wp().
+    func hugetlbFault(_ task: Task, _ mm: MM, _ vmaIndex: Int, _ addr: UInt64, _ access: AccessKind) throws(FaultError) {
+        let vma = mm.vmas[vmaIndex]
+        let h = hstate(of: vma)
+        let level: PageTableLevel = h.order == .pud ? .pud : .pmd
+        let haddr = addr & ~(h.order.bytes - 1)
+        // huge_pte_alloc()
+        let slot: UnsafeMutablePointer<UInt64>
+        do { slot = try mm.pageTable.allocSlot(VirtAddr(haddr), level: level) } catch { throw .oom }
+        if slot.pointee == 0 {
+            try hugetlbNoPage(mm, vmaIndex, h, haddr, slot, level: level, write: access == .write)
+            return
+        }
+        guard let leaf = PTEFormat.decode(slot.pointee, level: level, arch: arch), leaf.present else { throw .sigbus }
+        if access == .write && !leaf.writable {
+            try hugetlbWP(mm, vmaIndex, h, haddr, slot, level: level, leaf)
+            return
+        }
+        cpus[currentCPU].tlb.flushPage(VirtAddr(addr & ~Page.offsetMask), asid: mm.asid)
+    }
+
+    /// The huge leaf for `pfn` in `vma`.
+    func hugetlbLeaf(_ pfn: PFN, _ vma: VMA, _ level: PageTableLevel, writable: Bool) -> UInt64 {
+        PTEFormat.encode(LeafEntry(pfn: pfn, size: level.leafSize!, writable: writable, user: true, accessed: true,
+                                   dirty: writable, noExec: !vma.flags.contains(.exec)), arch: arch)
+    }
+
+    /// alloc_hugetlb_folio(): a folio for a fault in `vma` at huge page index `idx`: from the
+    /// reservation if the mapping holds one for it, else from the free pages nobody reserved,
+    /// else a surplus page. Counts NR_HUGETLB.
+    func allocHugetlbFolio(_ mm: MM, _ vma: VMA, _ h: Hstate, idx: UInt64, avoidReserve: Bool) -> PFN? {
+        let map = vma.hugetlbResv > 0 ? hugetlb.resvMaps[vma.hugetlbResv - 1] : nil
+        // vma_has_reserves(): the owner of a private mapping for an index not yet faulted.
+        let hasReserve = !avoidReserve && map.map { $0.ownerMM == mm.id && !$0.noReserve && !$0.consumed.contains(idx) } ?? false
+        var pfn: PFN?
+        if hasReserve || h.freeHugePages > h.resvHugePages {
+            pfn = dequeueHugetlbFolio(h)
+            if pfn != nil && hasReserve {
+                h.resvHugePages -= 1
+                setHugetlbFlags(pfn!, hugetlbFlags(pfn!).union(.restoreReserve))
+            }
+        }
+        if pfn == nil, let p = allocSurplusHugetlbFolio(h) {
+            frames[p].pointee.refcount = 1
+            pfn = p
+        }
+        guard let got = pfn else { return nil }
+        if hasReserve { map?.consumed.insert(idx) }
+        counters.add(.nrHugetlb, Int64(h.pagesPerHugePage))
+        return got
+    }
+
+    /// hugetlb_no_page() for an anonymous (private) mapping: a zeroed folio, mapped writable
+    /// at once for a write (the COW done without a second fault), counted in HugetlbPages.
+    func hugetlbNoPage(_ mm: MM, _ vmaIndex: Int, _ h: Hstate, _ haddr: UInt64, _ slot: UnsafeMutablePointer<UInt64>,
+                       level: PageTableLevel, write: Bool) throws(FaultError) {
+        prepareAnonVMA(mm, vmaIndex)
+        let vma = mm.vmas[vmaIndex]
+        let idx = vma.pgoff(of: haddr) >> UInt64(h.order.raw)
+        // An -ENOSPC allocation failure is a SIGBUS (vmf_error()).
+        guard let pfn = allocHugetlbFolio(mm, vma, h, idx: idx, avoidReserve: false) else { throw .sigbus }
+        let head = frames[pfn]
+        head.pointee.content = 0   // folio_zero_user()
+        // hugetlb_add_new_anon_rmap(): the reservation is now owned by the mapping.
+        head.pointee.mapcount = 1
+        head.pointee.mapping = UInt32(truncatingIfNeeded: vma.anonVMA)
+        head.pointee.index = vma.pgoff(of: haddr)
+        head.pointee.flags.insert([.anonExclusive, .uptodate])
+        setHugetlbFlags(pfn, hugetlbFlags(pfn).subtracting(.restoreReserve))
+        mm.hugetlbUsage += Int64(h.pagesPerHugePage)
+        slot.pointee = hugetlbLeaf(pfn, vma, level, writable: write && vma.flags.contains(.write))
+    }
+
+    /// hugetlb_wp(): a write to a write-protected huge page: reuse it when this mapping is its
+    /// only user, else copy it into a new folio (no reservation: a forked child owns none).
+    func hugetlbWP(_ mm: MM, _ vmaIndex: Int, _ h: Hstate, _ haddr: UInt64, _ slot: UnsafeMutablePointer<UInt64>,
+                   level: PageTableLevel, _ leaf: LeafEntry) throws(FaultError) {
+        let vma = mm.vmas[vmaIndex]
+        guard vma.flags.contains(.write) else { throw .sigsegv }
+        let old = frames[leaf.pfn]
+        if old.pointee.mapcount == 1 && old.pointee.refcount == 1 {
+            old.pointee.flags.insert(.anonExclusive)
+            slot.pointee = hugetlbLeaf(leaf.pfn, vma, level, writable: true)
+            flushTLBRange(mm, start: haddr, end: haddr + h.order.bytes, strideShift: level.shift, freedTables: false)
+            return
+        }
+        let idx = vma.pgoff(of: haddr) >> UInt64(h.order.raw)
+        guard let pfn = allocHugetlbFolio(mm, vma, h, idx: idx, avoidReserve: false) else { throw .oom }
+        let head = frames[pfn]
+        head.pointee.content = old.pointee.content   // copy_user_large_folio()
+        head.pointee.mapcount = 1
+        head.pointee.mapping = UInt32(truncatingIfNeeded: vma.anonVMA)
+        head.pointee.index = vma.pgoff(of: haddr)
+        head.pointee.flags.insert([.anonExclusive, .uptodate])
+        setHugetlbFlags(pfn, hugetlbFlags(pfn).subtracting(.restoreReserve))
+        slot.pointee = hugetlbLeaf(pfn, vma, level, writable: true)
+        flushTLBRange(mm, start: haddr, end: haddr + h.order.bytes, strideShift: level.shift, freedTables: false)
+        // hugetlb_remove_rmap() + folio_put() of the old page.
+        old.pointee.mapcount -= 1
+        putHugetlbFolio(leaf.pfn)
+    }
+
+    // MARK: Unmap and fork
+
+    /// __unmap_hugepage_range(): clear every huge entry of [start, end) in `vma`, give the
+    /// folios to the gather (tlb_remove_page_size()), uncount HugetlbPages.
+    func unmapHugepageRange(_ tlb: MMUGather, _ mm: MM, _ vma: VMA, start: UInt64, end: UInt64) {
+        let h = hstate(of: vma)
+        let level: PageTableLevel = h.order == .pud ? .pud : .pmd
+        let size = h.order.bytes
+        var a = start & ~(size - 1)
+        while a < end {
+            defer { a += size }
+            guard let slot = mm.pageTable.slot(VirtAddr(a), level: level), slot.pointee != 0 else { continue }
+            let raw = slot.pointee
+            slot.pointee = 0
+            tlb.noteCleared(a, size, level: level)
+            guard let leaf = PTEFormat.decode(raw, level: level, arch: arch), leaf.present else { continue }
+            mm.hugetlbUsage -= Int64(h.pagesPerHugePage)
+            frames[leaf.pfn].pointee.mapcount -= 1
+            if tlb.removePage(leaf.pfn, huge: true) { tlb.flush() }
+        }
+    }
+
+    /// copy_hugetlb_page_range(): the child shares every huge page of a private mapping,
+    /// write-protected in both.
+    func copyHugetlbPageRange(from src: MM, to dst: MM, _ vma: VMA) throws(FaultError) {
+        let h = hstate(of: vma)
+        let level: PageTableLevel = h.order == .pud ? .pud : .pmd
+        var a = vma.start
+        while a < vma.end {
+            defer { a += h.order.bytes }
+            guard let s = src.pageTable.slot(VirtAddr(a), level: level), s.pointee != 0,
+                  var leaf = PTEFormat.decode(s.pointee, level: level, arch: arch), leaf.present else { continue }
+            let d: UnsafeMutablePointer<UInt64>
+            do { d = try dst.pageTable.allocSlot(VirtAddr(a), level: level) } catch { throw .oom }
+            let p = frames[leaf.pfn]
+            p.pointee.refcount += 1
+            p.pointee.mapcount += 1
+            p.pointee.flags.remove(.anonExclusive)
+            if vma.isCOW && leaf.writable {
+                leaf.writable = false
+                s.pointee = PTEFormat.encode(leaf, arch: arch)
+            }
+            d.pointee = s.pointee
+            dst.hugetlbUsage += Int64(h.pagesPerHugePage)
+        }
+    }
+}
+
+extension MapFlags {
+    /// MAP_HUGE_SHIFT: log2 of the huge page size asked for (0 = the default size).
+    public var hugeShift: UInt32 { (rawValue >> 26) & 0x3f }
+    /// MAP_HUGE_2MB
+    public static let huge2MB = MapFlags(rawValue: 21 << 26)
+    /// MAP_HUGE_1GB
+    public static let huge1GB = MapFlags(rawValue: 30 << 26)
+}
