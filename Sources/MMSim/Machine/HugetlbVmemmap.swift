@@ -319,7 +319,7 @@ extension Machine {
     public func vmemmapMapping(of pfn: PFN, pages: UInt64) -> [VmemmapPageMapping] {
         guard let vm = vmemmap else { return [] }
         let start = vm.address(of: pfn)
-        let n = max(1, pages * Page.structPageBytes >> Page.shift)
+        let n = max(1, (pages * Page.structPageBytes) >> Page.shift)
         var out: [VmemmapPageMapping] = []
         for i in 0..<n {
             let va = start + i * Page.size

@@ -38,7 +38,7 @@ extension Machine {
     /// The physical range memory may be hot-added in: above RAM, block aligned.
     public var hotplugRange: (start: UInt64, end: UInt64) {
         let base = (maxPFN + Self.pagesPerMemoryBlock - 1) & ~(Self.pagesPerMemoryBlock - 1)
-        return (base, base + config.hotplugMemory >> Page.shift)
+        return (base, base + (config.hotplugMemory >> Page.shift))
     }
 
     /// add_memory() of one memory block at physical address `start` (the sysfs probe file):
@@ -58,7 +58,7 @@ extension Machine {
         }
         let id = pfn / n
         guard !memoryBlocks.contains(where: { $0.id == id }) else { throw .exists(id) }
-        let memmapPages = n * Page.structPageBytes >> Page.shift
+        let memmapPages = (n * Page.structPageBytes) >> Page.shift
         var block = MemoryBlock(id: id, startPFN: pfn, pages: n, vmemmapPages: 0)
         let backing: PFN
         if config.memmapOnMemory {

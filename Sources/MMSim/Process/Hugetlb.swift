@@ -156,7 +156,7 @@ extension Machine {
         for hs in h.hstates.reversed() {
             log.append("HugeTLB: registered \(hs.sizeString) page size, pre-allocated \(hs.nrHugePages) pages")
             if hs.vmemmapOptimizablePages > 0 {
-                log.append("HugeTLB: \(hs.vmemmapOptimizablePages * Page.size >> 10) KiB vmemmap can be freed for a \(hs.sizeString) page")
+                log.append("HugeTLB: \((hs.vmemmapOptimizablePages * Page.size) >> 10) KiB vmemmap can be freed for a \(hs.sizeString) page")
             }
         }
     }

@@ -140,9 +140,14 @@ extension Machine {
                 return .failure(.EEXIST)
             }
         } else if let h = huge {
-            // hugetlb_get_unmapped_area(): aligned to the huge page size.
-            guard let a = unmappedArea(mm, len: len + h.order.bytes, hint: 0) else { return .failure(.ENOMEM) }
-            start = (a + h.order.bytes - 1) & ~(h.order.bytes - 1)
+            // hugetlb_get_unmapped_area(): an aligned free hint, else a range aligned to the huge page size.
+            if addr != 0, addr & (h.order.bytes - 1) == 0, addr <= mm.taskSize, len <= mm.taskSize - addr,
+               vmaRange(mm, addr, addr + len).isEmpty {
+                start = addr
+            } else {
+                guard let a = unmappedArea(mm, len: len + h.order.bytes, hint: 0) else { return .failure(.ENOMEM) }
+                start = (a + h.order.bytes - 1) & ~(h.order.bytes - 1)
+            }
         } else {
             guard let a = unmappedArea(mm, len: len, hint: addr & ~Page.offsetMask, anonymous: file == nil && !flags.contains(.shared)) else { return .failure(.ENOMEM) }
             start = a
