@@ -169,6 +169,36 @@ import Testing
         #expect(meminfo(m, "HugePages_Free") == 1)
     }
 
+    /// MAP_SHARED|MAP_HUGETLB: a hugetlbfs file; the child of fork() faults the same pages in
+    /// again, and the file (its pages and unused reservations) goes with the last mapping.
+    @Test func sharedMapping() throws {
+        let m = try machine()
+        let p = m.spawn(name: "parent")
+        try m.setNrHugepages(3)
+        #expect(m.mmap(p, addr: Self.addr, length: 2 * Self.mb2, prot: .rw, flags: [.shared, .anonymous, .hugetlb]).failureValue == nil)
+        #expect(meminfo(m, "HugePages_Rsvd") == 2)
+        _ = m.access(p, addr: Self.addr, length: 1, kind: .write)
+        try m.checkInvariants()
+        #expect(meminfo(m, "HugePages_Rsvd") == 1 && meminfo(m, "HugePages_Free") == 2)
+        let c = try m.fork(p, childName: "child").get()
+        let rep = m.access(c, addr: Self.addr, length: 1, kind: .read)
+        #expect(rep.faults == 1)
+        guard case .leaf(let lp, _) = p.mm!.pageTable.lookup(VirtAddr(Self.addr)),
+              case .leaf(let lc, _) = c.mm!.pageTable.lookup(VirtAddr(Self.addr)) else {
+            Issue.record("not mapped")
+            return
+        }
+        #expect(lp.pfn == lc.pfn && lc.writable)
+        #expect(m.frames[lp.pfn].pointee.mapcount == 2)
+        _ = m.munmap(p, addr: Self.addr, length: 2 * Self.mb2)
+        try m.checkInvariants()
+        #expect(meminfo(m, "HugePages_Free") == 2 && meminfo(m, "HugePages_Rsvd") == 1)
+        m.exit(c)
+        try m.checkInvariants()
+        #expect(meminfo(m, "HugePages_Free") == 3 && meminfo(m, "HugePages_Rsvd") == 0)
+        #expect(m.vmstatValue(.nrHugetlb) == 0)
+    }
+
     /// demote: a free 1 GiB page becomes 512 free 2 MiB pages (vmemmap restored, then optimized again).
     @Test(arguments: [false, true])
     func demote(hvo: Bool) throws {

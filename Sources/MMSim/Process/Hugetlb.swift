@@ -78,20 +78,28 @@ extension String {
     init(format2 v: UInt64) { self = v < 10 ? "0\(v)" : String(v) }
 }
 
-/// A mapping's reservation map (struct resv_map) for a private hugetlb mapping: the huge page
-/// indices whose reservation was consumed by a fault, and the mm that owns the reservation
-/// (HPAGE_RESV_OWNER: the mm that called mmap; a forked child owns none).
+/// A hugetlb mapping's reservation map (struct resv_map), and for a shared mapping the
+/// hugetlbfs file behind it (MAP_SHARED|MAP_HUGETLB creates an unlinked one).
+/// Private: the huge page indices whose reservation a fault consumed, and the mm that owns
+/// the reservation (HPAGE_RESV_OWNER: the mm that called mmap; a forked child owns none).
+/// Shared: the reserved indices (the inode's region map) and the file's page cache.
 final class HugetlbResvMap {
     let hstate: Int
     let ownerMM: Int
     /// The VMA had VM_NORESERVE: nothing was reserved.
     let noReserve: Bool
-    /// Indices (in huge pages) faulted through the reservation (region_add()).
+    let shared: Bool
+    /// Private: indices (in huge pages) faulted through the reservation (region_add() at fault).
     var consumed = Set<UInt64>()
-    init(hstate: Int, ownerMM: Int, noReserve: Bool) {
+    /// Shared: indices reserved at mmap (region_add() at hugetlb_reserve_pages()).
+    var regions = Set<UInt64>()
+    /// Shared: the page cache of the hugetlbfs file, by index.
+    var cache: [UInt64: PFN] = [:]
+    init(hstate: Int, ownerMM: Int, noReserve: Bool, shared: Bool) {
         self.hstate = hstate
         self.ownerMM = ownerMM
         self.noReserve = noReserve
+        self.shared = shared
     }
 }
 
@@ -570,15 +578,27 @@ extension Machine {
         return hugetlb.hstates.first { UInt32($0.order.raw) + UInt32(Page.shift) == shift }
     }
 
-    /// hugetlb_reserve_pages() for a new private MAP_HUGETLB mapping of `len` bytes: reserve
-    /// every huge page now unless MAP_NORESERVE. Returns the reservation map id.
-    func hugetlbReservePages(_ mm: MM, _ h: Hstate, len: UInt64, noReserve: Bool) -> SyscallResult<Int> {
-        let chg = Int64(len / h.order.bytes)
+    /// hugetlb_reserve_pages() for a new MAP_HUGETLB mapping of `len` bytes (its own new
+    /// hugetlbfs file when shared): reserve every huge page now unless MAP_NORESERVE.
+    /// Returns the reservation map id.
+    func hugetlbReservePages(_ mm: MM, _ h: Hstate, len: UInt64, noReserve: Bool, shared: Bool) -> SyscallResult<Int> {
+        let chg = len / h.order.bytes
         if !noReserve {
-            guard hugetlbAcctMemory(h, chg) else { return .failure(.ENOMEM) }
+            guard hugetlbAcctMemory(h, Int64(chg)) else { return .failure(.ENOMEM) }
         }
-        hugetlb.resvMaps.append(HugetlbResvMap(hstate: h.index, ownerMM: mm.id, noReserve: noReserve))
+        let map = HugetlbResvMap(hstate: h.index, ownerMM: mm.id, noReserve: noReserve, shared: shared)
+        if shared && !noReserve { for i in 0..<chg { map.regions.insert(i) } }
+        hugetlb.resvMaps.append(map)
         return .success(hugetlb.resvMaps.count)
+    }
+
+    /// Some VMA of a live address space still uses map `id` (ignoring `mm`'s when it is going away).
+    func hugetlbMapInUse(_ id: Int, except mm: MM?) -> Bool {
+        for t in tasks where t.state != .dead {
+            guard let other = t.mm, other !== mm else { continue }
+            if other.vmas.contains(where: { $0.hugetlbResv == id }) { return true }
+        }
+        return false
     }
 
     /// The hstate of a hugetlb VMA.
@@ -587,10 +607,26 @@ extension Machine {
         return hugetlb.defaultHstate
     }
 
-    /// hugetlb_vm_op_close(): the mapping owner gives back the reservations its VMA did not use.
-    func hugetlbVMAClose(_ mm: MM, _ vma: VMA) {
-        guard vma.hugetlbResv > 0, let m = hugetlb.resvMaps[vma.hugetlbResv - 1], m.ownerMM == mm.id, !m.noReserve else { return }
+    /// hugetlb_vm_op_close(): the owner of a private mapping gives back the reservations its VMA
+    /// did not use. A shared mapping's file goes with its last mapping (the unlinked inode is
+    /// evicted: remove_inode_hugepages() frees its pages, hugetlb_unreserve_pages() returns the
+    /// reservations no page consumed). `exiting`: the whole mm is being torn down.
+    func hugetlbVMAClose(_ mm: MM, _ vma: VMA, exiting: Bool = false) {
+        guard vma.hugetlbResv > 0, let m = hugetlb.resvMaps[vma.hugetlbResv - 1] else { return }
         let h = hugetlb.hstates[m.hstate]
+        if m.shared {
+            guard !hugetlbMapInUse(vma.hugetlbResv, except: exiting ? mm : nil) else { return }
+            if exiting && mm.vmas.contains(where: { $0.hugetlbResv == vma.hugetlbResv && $0.start > vma.start }) { return }
+            let unused = Int64(m.regions.count) - Int64(m.regions.filter { m.cache[$0] != nil }.count)
+            let pages = m.cache.keys.sorted().map { m.cache[$0]! }
+            m.cache.removeAll()
+            m.regions.removeAll()
+            for pfn in pages { putHugetlbFolio(pfn) }   // the page cache's reference
+            if unused > 0 { _ = hugetlbAcctMemory(h, -unused) }
+            hugetlb.resvMaps[vma.hugetlbResv - 1] = nil
+            return
+        }
+        guard m.ownerMM == mm.id, !m.noReserve else { return }
         let first = vma.pgoff(of: vma.start) >> UInt64(h.order.raw)
         let n = vma.length / h.order.bytes
         var unused: Int64 = 0
@@ -635,8 +671,11 @@ extension Machine {
     /// else a surplus page. Counts NR_HUGETLB.
     func allocHugetlbFolio(_ mm: MM, _ vma: VMA, _ h: Hstate, idx: UInt64, avoidReserve: Bool) -> PFN? {
         let map = vma.hugetlbResv > 0 ? hugetlb.resvMaps[vma.hugetlbResv - 1] : nil
-        // vma_has_reserves(): the owner of a private mapping for an index not yet faulted.
-        let hasReserve = !avoidReserve && map.map { $0.ownerMM == mm.id && !$0.noReserve && !$0.consumed.contains(idx) } ?? false
+        // vma_has_reserves(): a shared mapping's file has the index reserved; the owner of a
+        // private mapping has an index not yet faulted.
+        let hasReserve = !avoidReserve && map.map {
+            $0.shared ? $0.regions.contains(idx) : ($0.ownerMM == mm.id && !$0.noReserve && !$0.consumed.contains(idx))
+        } ?? false
         var pfn: PFN?
         if hasReserve || h.freeHugePages > h.resvHugePages {
             pfn = dequeueHugetlbFolio(h)
@@ -650,15 +689,39 @@ extension Machine {
             pfn = p
         }
         guard let got = pfn else { return nil }
-        if hasReserve { map?.consumed.insert(idx) }
+        if hasReserve, let m = map, !m.shared { m.consumed.insert(idx) }
         counters.add(.nrHugetlb, Int64(h.pagesPerHugePage))
         return got
     }
 
-    /// hugetlb_no_page() for an anonymous (private) mapping: a zeroed folio, mapped writable
-    /// at once for a write (the COW done without a second fault), counted in HugetlbPages.
+    /// hugetlb_no_page(): a shared mapping maps the file's page, adding a zeroed one to its
+    /// page cache first if missing; a private mapping gets a zeroed anonymous folio, mapped
+    /// writable at once for a write (the COW done without a second fault). HugetlbPages counts it.
     func hugetlbNoPage(_ mm: MM, _ vmaIndex: Int, _ h: Hstate, _ haddr: UInt64, _ slot: UnsafeMutablePointer<UInt64>,
                        level: PageTableLevel, write: Bool) throws(FaultError) {
+        if let m = hugetlb.resvMaps[mm.vmas[vmaIndex].hugetlbResv - 1], m.shared {
+            let vma = mm.vmas[vmaIndex]
+            let idx = vma.pgoff(of: haddr) >> UInt64(h.order.raw)
+            let pfn: PFN
+            if let p = m.cache[idx] {
+                pfn = p
+                frames[p].pointee.refcount += 1
+            } else {
+                guard let p = allocHugetlbFolio(mm, vma, h, idx: idx, avoidReserve: false) else { throw .sigbus }
+                // hugetlb_add_to_page_cache(): the cache holds one reference, the mapping another.
+                frames[p].pointee.content = 0
+                frames[p].pointee.refcount = 2
+                frames[p].pointee.index = idx * h.pagesPerHugePage
+                frames[p].pointee.flags.insert(.uptodate)
+                setHugetlbFlags(p, hugetlbFlags(p).subtracting(.restoreReserve))
+                m.cache[idx] = p
+                pfn = p
+            }
+            frames[pfn].pointee.mapcount += 1
+            mm.hugetlbUsage += Int64(h.pagesPerHugePage)
+            slot.pointee = hugetlbLeaf(pfn, vma, level, writable: vma.flags.contains(.write))
+            return
+        }
         prepareAnonVMA(mm, vmaIndex)
         let vma = mm.vmas[vmaIndex]
         let idx = vma.pgoff(of: haddr) >> UInt64(h.order.raw)

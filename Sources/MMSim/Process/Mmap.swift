@@ -157,19 +157,20 @@ extension Machine {
         if let h = huge {
             // hugetlb_file_setup() + hugetlbfs_file_mmap(): a private mapping reserves its pages
             // now (hugetlb_reserve_pages()); it is never charged to Committed_AS.
-            guard !flags.contains(.shared) else { return .failure(.EINVAL) }
             if flags.contains(.fixed) && !vmaRange(mm, start, start + len).isEmpty {
                 _ = doMunmap(t, mm, start, len)
             }
             let resv: Int
-            switch hugetlbReservePages(mm, h, len: len, noReserve: flags.contains(.noreserve)) {
+            switch hugetlbReservePages(mm, h, len: len, noReserve: flags.contains(.noreserve), shared: flags.contains(.shared)) {
             case .failure(let e): return .failure(e)
             case .success(let id): resv = id
             }
             vmFlags.insert(.hugetlb)
+            if flags.contains(.shared) { vmFlags.formUnion([.shared, .mayShare]) }
             if flags.contains(.noreserve) { vmFlags.insert(.noreserve) }
             if flags.contains(.locked) || mm.lockFuture { vmFlags.insert(.locked) }
-            var vma = VMA(start: start, end: start + len, flags: vmFlags, pgoff: start >> Page.shift, kind: .anon)
+            // A shared mapping's offset is into its file; a private one's is its linear index.
+            var vma = VMA(start: start, end: start + len, flags: vmFlags, pgoff: flags.contains(.shared) ? 0 : start >> Page.shift, kind: .anon)
             vma.hugetlbResv = resv
             mm.vmas.insert(vma, at: mm.findVMAIndex(start) ?? mm.vmas.count)
             mm.statAccount(vmFlags, Int64(len >> Page.shift))
