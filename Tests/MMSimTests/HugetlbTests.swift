@@ -169,6 +169,29 @@ import Testing
         #expect(meminfo(m, "HugePages_Free") == 1)
     }
 
+    /// mprotect() on a hugetlb mapping rewrites the huge leaves; a cut inside a huge page is -EINVAL.
+    @Test func mprotectHugeLeaves() throws {
+        let m = try machine()
+        let t = m.spawn(name: "wl")
+        try m.setNrHugepages(2)
+        _ = m.mmap(t, addr: Self.addr, length: 2 * Self.mb2, prot: .rw, flags: [.private, .anonymous, .hugetlb])
+        _ = m.access(t, addr: Self.addr, length: 2 * Self.mb2, kind: .write)
+        #expect(m.mprotect(t, addr: Self.addr, length: Page.size, prot: .read).failureValue == .EINVAL)
+        #expect(m.mprotect(t, addr: Self.addr, length: Self.mb2, prot: .read).failureValue == nil)
+        try m.checkInvariants()
+        #expect(t.mm!.vmas.filter { $0.flags.contains(.hugetlb) }.count == 2)
+        // Read-only now: a write faults and, the VMA forbidding it, is a SIGSEGV.
+        #expect(m.mprotect(t, addr: Self.addr, length: Self.mb2, prot: .rw).failureValue == nil)
+        // Writable again: the first write takes a fault that reuses the exclusive page.
+        let faults = m.vmstatValue(.pgfault)
+        _ = m.access(t, addr: Self.addr, length: 1, kind: .write)
+        #expect(m.vmstatValue(.pgfault) - faults == 1 && t.state == .running)
+        _ = m.access(t, addr: Self.addr + Self.mb2, length: 1, kind: .write)
+        #expect(m.vmstatValue(.pgfault) - faults == 1)
+        #expect(m.mapsText(t).contains("/anon_hugepage (deleted)"))
+        try m.checkInvariants()
+    }
+
     /// MAP_SHARED|MAP_HUGETLB: a hugetlbfs file; the child of fork() faults the same pages in
     /// again, and the file (its pages and unused reservations) goes with the last mapping.
     @Test func sharedMapping() throws {

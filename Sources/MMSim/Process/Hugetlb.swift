@@ -636,6 +636,42 @@ extension Machine {
         if unused > 0 { _ = hugetlbAcctMemory(h, -unused) }
     }
 
+    /// hugetlb_vm_op_split(): a hugetlb VMA in [start, end) may be cut only at its huge page boundaries.
+    func hugetlbSplitAllowed(_ mm: MM, _ start: UInt64, _ end: UInt64) -> Bool {
+        for v in mm.vmas[vmaRange(mm, start, end)] where v.flags.contains(.hugetlb) {
+            let sz = hstate(of: v).order.bytes
+            if (start > v.start && start & (sz - 1) != 0) || (end < v.end && end & (sz - 1) != 0) { return false }
+        }
+        return true
+    }
+
+    /// hugetlb_change_protection(): rewrite the huge leaves of `v` for its new flags. A private
+    /// mapping's vm_page_prot is read-only (PAGE_COPY): a page it makes writable again waits
+    /// for the write fault (hugetlb_wp() reuses it); one that stays writable keeps its entry.
+    /// Flushes the range itself (at the huge page stride) and returns false.
+    func hugetlbChangeProtection(_ mm: MM, _ v: VMA) -> Bool {
+        let h = hstate(of: v)
+        let level: PageTableLevel = h.order == .pud ? .pud : .pmd
+        var lost = false
+        var a = v.start
+        while a < v.end {
+            defer { a += h.order.bytes }
+            guard let slot = mm.pageTable.slot(VirtAddr(a), level: level), slot.pointee != 0,
+                  var leaf = PTEFormat.decode(slot.pointee, level: level, arch: arch), leaf.present || leaf.protNone else { continue }
+            let accessible = v.flags.contains(.read) || v.flags.contains(.write) || v.flags.contains(.exec)
+            let wasWritable = leaf.writable && leaf.present
+            leaf.present = accessible
+            leaf.protNone = !accessible
+            leaf.user = accessible
+            leaf.writable = accessible && v.flags.contains(.write) && (wasWritable || v.flags.contains(.shared))
+            leaf.noExec = !v.flags.contains(.exec)
+            if (wasWritable && !leaf.writable) || !accessible { lost = true }
+            slot.pointee = PTEFormat.encode(leaf, arch: arch)
+        }
+        if lost { flushTLBRange(mm, start: v.start, end: v.end, strideShift: level.shift, freedTables: false) }
+        return false
+    }
+
     // MARK: Faults
 
     /// hugetlb_fault(): find or allocate the PMD/PUD entry; a none entry gets a new page

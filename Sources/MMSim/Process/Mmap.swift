@@ -264,11 +264,7 @@ extension Machine {
     func doMunmap(_ t: Task, _ mm: MM, _ start: UInt64, _ len: UInt64) -> SyscallResult<Void> {
         let end = start + len
         guard !vmaRange(mm, start, end).isEmpty else { return .success(()) }
-        // hugetlb_vm_op_split(): a hugetlb VMA splits only at its huge page boundaries.
-        for v in mm.vmas[vmaRange(mm, start, end)] where v.flags.contains(.hugetlb) {
-            let sz = hstate(of: v).order.bytes
-            if (start > v.start && start & (sz - 1) != 0) || (end < v.end && end & (sz - 1) != 0) { return .failure(.EINVAL) }
-        }
+        guard hugetlbSplitAllowed(mm, start, end) else { return .failure(.EINVAL) }
         splitVMA(mm, at: start)
         splitVMA(mm, at: end)
         let range = vmaRange(mm, start, end)

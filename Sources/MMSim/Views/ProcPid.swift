@@ -48,6 +48,10 @@ extension Machine {
                 name = "[heap]"
             case .stack:
                 name = "[stack]"
+            case .anon where v.flags.contains(.hugetlb):
+                // MAP_HUGETLB: an unlinked file on the internal hugetlbfs mount.
+                offset = v.flags.contains(.shared) ? v.pgoff << Page.shift : 0
+                name = "/anon_hugepage (deleted)"
             case .anon:
                 if v.start <= mm.brk && v.end >= mm.startBrk && mm.startBrk != mm.brk { name = "[heap]" }
             }
