@@ -340,8 +340,8 @@ import Testing
         #expect(m.hugetlb.vmemmapRestoreFailed >= 4)
         for p in hog { m.allocator.freePages(p) }
         try m.checkInvariants()
-        // A free surplus page goes back with the next release of unused pages (here: demand for 0 again
-        // does nothing, the kernel keeps free surplus pages until a reservation is returned).
+        // Free surplus pages stay until something returns unused reservations
+        // (return_unused_surplus_pages()): an unused one-page mapping frees one.
         let t = m.spawn(name: "wl")
         _ = m.mmap(t, addr: Self.addr, length: Self.mb2, prot: .rw, flags: [.private, .anonymous, .hugetlb])
         _ = m.munmap(t, addr: Self.addr, length: Self.mb2)
