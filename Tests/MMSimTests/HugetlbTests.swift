@@ -189,6 +189,11 @@ import Testing
         _ = m.access(t, addr: Self.addr + Self.mb2, length: 1, kind: .write)
         #expect(m.vmstatValue(.pgfault) - faults == 1)
         #expect(m.mapsText(t).contains("/anon_hugepage (deleted)"))
+        // MADV_DONTNEED drops whole huge pages only (the end rounds down).
+        _ = m.madvise(t, addr: Self.addr, length: Self.mb2 + Page.size, advice: .dontneed)
+        try m.checkInvariants()
+        #expect(m.status(t).first { $0.name == "HugetlbPages" }!.kB == 2048)
+        #expect(meminfo(m, "HugePages_Free") == 1)
         try m.checkInvariants()
     }
 
@@ -410,6 +415,7 @@ import Testing
         expect vmstat.nr_hugetlb == 512
         cat /proc/wl/vmemmap/0x100000000000
         sysctl vm.hugetlb_optimize_vmemmap=0
+        cat /sys/kernel/mm/hugepages
         """
         let scenario = try ScenarioParser.parse(text, file: "hvo.mmsim")
         let report = try ScenarioRunner(scenario, options: .init(checkInvariants: true)).run()
@@ -420,5 +426,6 @@ import Testing
         #expect(view.contains("ro (pte)"))
         #expect(view.contains("(HEAD|HUGE"))
         #expect(view.contains("kpageflags tails (511)"))
+        #expect(view.contains("hugepages-2048kB: nr_hugepages 2 free_hugepages 1 resv_hugepages 0"))
     }
 }

@@ -405,6 +405,16 @@ extension Machine {
         return s.isEmpty ? "" : " (" + s.joined(separator: "|") + ")"
     }
 
+    /// The pools as /sys/kernel/mm/hugepages/hugepages-NkB/ shows them, one line per size.
+    public func hugepagesText() -> String {
+        var out = ""
+        for h in hugetlb.hstates.reversed() {
+            out += "\(h.name): nr_hugepages \(h.persistentHugePages) free_hugepages \(h.freeHugePages) resv_hugepages \(h.resvHugePages) surplus_hugepages \(h.surplusHugePages) nr_overcommit_hugepages \(h.nrOvercommitHugePages)\n"
+        }
+        out += "hugetlb_optimize_vmemmap \(hugetlb.optimizeVmemmap ? 1 : 0): \(hugetlb.vmemmapOptimized) optimized, \(hugetlb.vmemmapRestored) restored, \(hugetlb.vmemmapRestoreFailed) restores failed; nr_memmap_pages \(counters[.nrMemmapPages]) nr_memmap_boot_pages \(counters[.nrMemmapBootPages])\n"
+        return out
+    }
+
     // MARK: Checking
 
     /// The HugeTLB and vmemmap invariants: pool counters equal what the folios show, free
@@ -435,7 +445,8 @@ extension Machine {
             while pfn < end {
                 let p = frames[PFN(pfn)].pointee
                 guard p.state == .allocated, p.flags.contains(.hugetlb), let h = hugetlb.hstate(order: Int(p.order)) else {
-                    pfn += 1
+                    // Any other allocated block is skipped whole.
+                    pfn += p.state == .allocated && p.order <= UInt8(PageOrder.max.raw) ? UInt64(1) << UInt64(p.order) : 1
                     continue
                 }
                 found[h.index] += 1

@@ -807,13 +807,14 @@ extension Machine {
     // MARK: Unmap and fork
 
     /// __unmap_hugepage_range(): clear every huge entry of [start, end) in `vma`, give the
-    /// folios to the gather (tlb_remove_page_size()), uncount HugetlbPages.
+    /// folios to the gather (tlb_remove_page_size()), uncount HugetlbPages. Only whole huge
+    /// pages go: MADV_DONTNEED's end is rounded down to a huge page (madvise_dontneed_free_valid_vma()).
     func unmapHugepageRange(_ tlb: MMUGather, _ mm: MM, _ vma: VMA, start: UInt64, end: UInt64) {
         let h = hstate(of: vma)
         let level: PageTableLevel = h.order == .pud ? .pud : .pmd
         let size = h.order.bytes
-        var a = start & ~(size - 1)
-        while a < end {
+        var a = (start + size - 1) & ~(size - 1)
+        while a + size <= end {
             defer { a += size }
             guard let slot = mm.pageTable.slot(VirtAddr(a), level: level), slot.pointee != 0 else { continue }
             let raw = slot.pointee

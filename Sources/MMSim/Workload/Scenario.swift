@@ -249,6 +249,8 @@ public let scenarioSignalNames = ["SIGSEGV", "SIGBUS", "SIGKILL"]
 /// The views `cat` can print.
 public enum ProcView: Sendable, Hashable {
     case meminfo, vmstat, zoneinfo, buddyinfo, pagetypeinfo
+    /// /sys/kernel/mm/hugepages: every pool, and the HVO counters.
+    case hugepages
     case status(process: String)
     case maps(process: String)
     /// The vmemmap of the hugetlb page a process maps at `address`: where each struct-page page

@@ -915,6 +915,7 @@ public struct ScenarioParser {
         case "/proc/zoneinfo": return .zoneinfo
         case "/proc/buddyinfo": return .buddyinfo
         case "/proc/pagetypeinfo": return .pagetypeinfo
+        case "/sys/kernel/mm/hugepages": return .hugepages
         default: break
         }
         let parts = t.text.split(separator: "/").map(String.init)
@@ -931,7 +932,7 @@ public struct ScenarioParser {
             guard let a = parseNumber(parts[3]) else { throw ScenarioError(loc, "/proc/\(who)/vmemmap/ADDR needs an address, not '\(parts[3])'") }
             return .vmemmap(process: who, address: a)
         }
-        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps, /proc/NAME/vmemmap/ADDR (NAME or PID)")
+        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps, /proc/NAME/vmemmap/ADDR (NAME or PID), /sys/kernel/mm/hugepages")
     }
 }
 

@@ -529,6 +529,7 @@ public final class ScenarioRunner {
         case .zoneinfo: return machine.zoneinfoText()
         case .buddyinfo: return machine.buddyinfoText()
         case .pagetypeinfo: return machine.pagetypeinfoText()
+        case .hugepages: return machine.hugepagesText()
         case .status(let who), .maps(let who):
             let t: Task
             if let pid = parseNumber(who) {
