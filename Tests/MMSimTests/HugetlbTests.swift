@@ -71,6 +71,57 @@ import Testing
         try m.checkInvariants()
     }
 
+    /// arm64 with a 4 KiB granule registers four sizes (hugetlbpage_init()), largest first.
+    @Test func arm64BootLines() throws {
+        let m = try Machine(.arm64)
+        let lines = m.log.lines.filter { $0.hasPrefix("HugeTLB:") }
+        #expect(lines == [
+            "HugeTLB: registered 1.00 GiB page size, pre-allocated 0 pages",
+            "HugeTLB: 16380 KiB vmemmap can be freed for a 1.00 GiB page",
+            "HugeTLB: registered 32.0 MiB page size, pre-allocated 0 pages",
+            "HugeTLB: 508 KiB vmemmap can be freed for a 32.0 MiB page",
+            "HugeTLB: registered 2.00 MiB page size, pre-allocated 0 pages",
+            "HugeTLB: 28 KiB vmemmap can be freed for a 2.00 MiB page",
+            "HugeTLB: registered 64.0 KiB page size, pre-allocated 0 pages",
+            "HugeTLB: 0 KiB vmemmap can be freed for a 64.0 KiB page",
+        ])
+    }
+
+    /// arm64's contiguous sizes: 16 PTEs (64 KiB) or 16 PMDs (32 MiB) with PTE_CONT per huge page.
+    @Test(arguments: [(UInt64(64), MapFlags.huge64KB, PageTableLevel.pte), (32768, .huge32MB, .pmd)])
+    func arm64ContiguousSizes(sizeKB: UInt64, flag: MapFlags, level: PageTableLevel) throws {
+        var cfg = MachineConfig.arm64
+        cfg.memory = 2 * Size.GiB
+        let m = try machine(cfg, hvo: true)
+        let t = m.spawn(name: "wl")
+        try m.setNrHugepages(sizeKB: sizeKB, 2)
+        try m.checkInvariants()
+        let size = sizeKB << 10
+        let base: UInt64 = 0x1000_0000_0000
+        #expect(m.mmap(t, addr: base, length: 2 * size, prot: .rw, flags: [.private, .anonymous, .hugetlb, flag]).failureValue == nil)
+        let rep = m.access(t, addr: base, length: 2 * size, kind: .write)
+        #expect(rep.faults == 2)
+        try m.checkInvariants()
+        let slot = try #require(t.mm!.pageTable.slot(VirtAddr(base), level: level))
+        for i in 0..<16 {
+            #expect(slot[i] & Arm64PTE.cont != 0)
+            let l = try #require(PTEFormat.decode(slot[i], level: level, arch: .arm64))
+            #expect(l.pfn.raw - PTEFormat.decode(slot[0], level: level, arch: .arm64)!.pfn.raw == UInt64(i) * (size >> 12) / 16)
+        }
+        #expect(m.status(t).first { $0.name == "HugetlbPages" }!.kB == Int64(2 * sizeKB))
+        let h = try #require(m.hugetlb.hstate(sizeKB: sizeKB))
+        #expect(m.hugetlb.vmemmapOptimized == (h.vmemmapOptimizablePages > 0 ? 2 : 0))
+        let c = try m.fork(t, childName: "child").get()
+        _ = m.access(c, addr: base, length: 1, kind: .write)
+        try m.checkInvariants()
+        m.exit(c)
+        _ = m.munmap(t, addr: base, length: 2 * size)
+        try m.checkInvariants()
+        #expect(h.freeHugePages == 2 && m.vmstatValue(.nrHugetlb) == 0)
+        try m.setNrHugepages(sizeKB: sizeKB, 0)
+        try m.checkInvariants()
+    }
+
     // MARK: Pools
 
     /// set_max_huge_pages(): growth from the buddy allocator (order 9, pgalloc counts 512 each),

@@ -219,13 +219,15 @@ public struct MachineConfig: Sendable, Hashable, Codable {
             }
         }
         try range("percpuKBPerCPU", percpuKBPerCPU, 0, 65536)
-        let hugeSizes: [UInt64] = [2048, 1048576]
+        // Huge page sizes in KiB: x86-64 PMD and PUD; arm64 (4 KiB granule) also CONT_PTE and CONT_PMD.
+        let hugeSizes: [UInt64] = arch.isX86 ? [2048, 1048576] : [64, 2048, 32768, 1048576]
+        let allowed = hugeSizes.map(String.init).joined(separator: ", ")
         if !hugeSizes.contains(defaultHugepageSizeKB) {
-            throw ConfigError(field: "defaultHugepageSizeKB", message: "\(defaultHugepageSizeKB) is not a huge page size; allowed 2048, 1048576")
+            throw ConfigError(field: "defaultHugepageSizeKB", message: "\(defaultHugepageSizeKB) is not a huge page size on \(arch.rawValue); allowed \(allowed)")
         }
         for (i, b) in bootHugepages.enumerated() {
             guard hugeSizes.contains(b.sizeKB) else {
-                throw ConfigError(field: "bootHugepages[\(i)].sizeKB", message: "\(b.sizeKB) is not a huge page size; allowed 2048, 1048576")
+                throw ConfigError(field: "bootHugepages[\(i)].sizeKB", message: "\(b.sizeKB) is not a huge page size on \(arch.rawValue); allowed \(allowed)")
             }
             try range("bootHugepages[\(i)].count", b.count * b.sizeKB * 1024, 0, memory / 2) { _ in "\(b.count) pages" }
         }

@@ -41,9 +41,16 @@ public final class Hstate {
     /// hugepage_freelists[0]: free folios, most recently freed last (the list head).
     var freeList: [PFN] = []
 
-    init(index: Int, order: PageOrder) {
+    /// The page-table level of its leaves (huge_pte_offset()): PMD, PUD, or PTE for arm64's 64 KiB.
+    public let level: PageTableLevel
+    /// Leaves per huge page: 1, or 16 with arm64's contiguous bit (CONT_PTE, CONT_PMD).
+    public let contEntries: Int
+
+    init(index: Int, order: PageOrder, level: PageTableLevel, contEntries: Int = 1) {
         self.index = index
         self.order = order
+        self.level = level
+        self.contEntries = contEntries
     }
 
     /// pages_per_huge_page()
@@ -64,18 +71,13 @@ public final class Hstate {
         let pages = vmemmapBytes >> Page.shift
         return pages > 1 && vmemmapBytes % Page.size == 0 ? pages - 1 : 0
     }
-    /// The size as the boot log prints it ("2.00 MiB", "1.00 GiB").
+    /// The size as the boot log prints it, string_get_size() with three significant digits
+    /// ("2.00 MiB", "32.0 MiB", "1.00 GiB", "64.0 KiB"). Huge page sizes are powers of two.
     public var sizeString: String {
         let b = order.bytes
-        if b >= Size.GiB { return "\(b / Size.GiB).\(String(format2: (b % Size.GiB) * 100 / Size.GiB)) GiB" }
-        if b >= Size.MiB { return "\(b / Size.MiB).\(String(format2: (b % Size.MiB) * 100 / Size.MiB)) MiB" }
-        return "\(b >> 10).00 KiB"
+        let (v, unit): (UInt64, String) = b >= Size.GiB ? (b / Size.GiB, "GiB") : b >= Size.MiB ? (b / Size.MiB, "MiB") : (b >> 10, "KiB")
+        return v >= 100 ? "\(v) \(unit)" : v >= 10 ? "\(v).0 \(unit)" : "\(v).00 \(unit)"
     }
-}
-
-extension String {
-    /// Two digits, zero-padded.
-    init(format2 v: UInt64) { self = v < 10 ? "0\(v)" : String(v) }
 }
 
 /// A hugetlb mapping's reservation map (struct resv_map), and for a shared mapping the
@@ -152,7 +154,16 @@ extension Machine {
     /// and hugetlb_vmemmap_init().
     func hugetlbInit() {
         let h = hugetlb
-        h.hstates = [Hstate(index: 0, order: .pmd), Hstate(index: 1, order: .pud)]
+        // x86-64: 2 MiB and (with gbpages) 1 GiB. arm64 with a 4 KiB granule (hugetlbpage_init()):
+        // 64 KiB (CONT_PTE), 2 MiB, 32 MiB (CONT_PMD), 1 GiB.
+        if arch.isX86 {
+            h.hstates = [Hstate(index: 0, order: .pmd, level: .pmd), Hstate(index: 1, order: .pud, level: .pud)]
+        } else {
+            h.hstates = [Hstate(index: 0, order: PageOrder(4), level: .pte, contEntries: 16),
+                         Hstate(index: 1, order: .pmd, level: .pmd),
+                         Hstate(index: 2, order: PageOrder(13), level: .pmd, contEntries: 16),
+                         Hstate(index: 3, order: .pud, level: .pud)]
+        }
         h.optimizeVmemmap = config.hugetlbOptimizeVmemmap
         h.defaultIndex = h.hstates.firstIndex { $0.sizeKB == config.defaultHugepageSizeKB } ?? 0
         // Boot pools: gigantic pages first (the kernel takes them from memblock early), then the others.
@@ -163,9 +174,7 @@ extension Machine {
         }
         for hs in h.hstates.reversed() {
             log.append("HugeTLB: registered \(hs.sizeString) page size, pre-allocated \(hs.nrHugePages) pages")
-            if hs.vmemmapOptimizablePages > 0 {
-                log.append("HugeTLB: \((hs.vmemmapOptimizablePages * Page.size) >> 10) KiB vmemmap can be freed for a \(hs.sizeString) page")
-            }
+            log.append("HugeTLB: \((hs.vmemmapOptimizablePages * Page.size) >> 10) KiB vmemmap can be freed for a \(hs.sizeString) page")
         }
     }
 
@@ -651,22 +660,24 @@ extension Machine {
     /// Flushes the range itself (at the huge page stride) and returns false.
     func hugetlbChangeProtection(_ mm: MM, _ v: VMA) -> Bool {
         let h = hstate(of: v)
-        let level: PageTableLevel = h.order == .pud ? .pud : .pmd
+        let level = h.level
         var lost = false
         var a = v.start
         while a < v.end {
             defer { a += h.order.bytes }
             guard let slot = mm.pageTable.slot(VirtAddr(a), level: level), slot.pointee != 0,
-                  var leaf = PTEFormat.decode(slot.pointee, level: level, arch: arch), leaf.present || leaf.protNone else { continue }
+                  let first = PTEFormat.decode(slot.pointee, level: level, arch: arch), first.present || first.protNone else { continue }
             let accessible = v.flags.contains(.read) || v.flags.contains(.write) || v.flags.contains(.exec)
-            let wasWritable = leaf.writable && leaf.present
-            leaf.present = accessible
-            leaf.protNone = !accessible
-            leaf.user = accessible
-            leaf.writable = accessible && v.flags.contains(.write) && (wasWritable || v.flags.contains(.shared))
-            leaf.noExec = !v.flags.contains(.exec)
-            if (wasWritable && !leaf.writable) || !accessible { lost = true }
-            slot.pointee = PTEFormat.encode(leaf, arch: arch)
+            let wasWritable = first.writable && first.present
+            let writable = accessible && v.flags.contains(.write) && (wasWritable || v.flags.contains(.shared))
+            if (wasWritable && !writable) || !accessible { lost = true }
+            modifyHugePTE(slot, h) { leaf in
+                leaf.present = accessible
+                leaf.protNone = !accessible
+                leaf.user = accessible
+                leaf.writable = writable
+                leaf.noExec = !v.flags.contains(.exec)
+            }
         }
         if lost { flushTLBRange(mm, start: v.start, end: v.end, strideShift: level.shift, freedTables: false) }
         return false
@@ -679,7 +690,7 @@ extension Machine {
     func hugetlbFault(_ task: Task, _ mm: MM, _ vmaIndex: Int, _ addr: UInt64, _ access: AccessKind) throws(FaultError) {
         let vma = mm.vmas[vmaIndex]
         let h = hstate(of: vma)
-        let level: PageTableLevel = h.order == .pud ? .pud : .pmd
+        let level = h.level
         let haddr = addr & ~(h.order.bytes - 1)
         // huge_pte_alloc()
         let slot: UnsafeMutablePointer<UInt64>
@@ -696,10 +707,25 @@ extension Machine {
         cpus[currentCPU].tlb.flushPage(VirtAddr(addr & ~Page.offsetMask), asid: mm.asid)
     }
 
-    /// The huge leaf for `pfn` in `vma`.
-    func hugetlbLeaf(_ pfn: PFN, _ vma: VMA, _ level: PageTableLevel, writable: Bool) -> UInt64 {
-        PTEFormat.encode(LeafEntry(pfn: pfn, size: level.leafSize!, writable: writable, user: true, accessed: true,
-                                   dirty: writable, noExec: !vma.flags.contains(.exec)), arch: arch)
+    /// set_huge_pte_at(): the leaf (or, for a contiguous size, the 16 leaves with PTE_CONT)
+    /// mapping the huge page `pfn` in `vma`, from `slot` on.
+    func setHugePTE(_ slot: UnsafeMutablePointer<UInt64>, _ h: Hstate, _ pfn: PFN, _ vma: VMA, writable: Bool) {
+        let step = h.pagesPerHugePage / UInt64(h.contEntries)
+        for i in 0..<h.contEntries {
+            var e = PTEFormat.encode(LeafEntry(pfn: pfn + UInt64(i) * step, size: h.level.leafSize!, writable: writable, user: true,
+                                               accessed: true, dirty: writable, noExec: !vma.flags.contains(.exec)), arch: arch)
+            if h.contEntries > 1 { e |= Arm64PTE.cont }
+            slot[i] = e
+        }
+    }
+
+    /// huge_ptep_modify_prot_commit() and friends: the same change to every leaf of the huge page.
+    func modifyHugePTE(_ slot: UnsafeMutablePointer<UInt64>, _ h: Hstate, _ change: (inout LeafEntry) -> Void) {
+        for i in 0..<h.contEntries {
+            guard var l = PTEFormat.decode(slot[i], level: h.level, arch: arch) else { continue }
+            change(&l)
+            slot[i] = PTEFormat.encode(l, arch: arch) | (h.contEntries > 1 ? Arm64PTE.cont : 0)
+        }
     }
 
     /// alloc_hugetlb_folio(): a folio for a fault in `vma` at huge page index `idx`: from the
@@ -755,7 +781,7 @@ extension Machine {
             }
             frames[pfn].pointee.mapcount += 1
             mm.hugetlbUsage += Int64(h.pagesPerHugePage)
-            slot.pointee = hugetlbLeaf(pfn, vma, level, writable: vma.flags.contains(.write))
+            setHugePTE(slot, h, pfn, vma, writable: vma.flags.contains(.write))
             return
         }
         prepareAnonVMA(mm, vmaIndex)
@@ -772,7 +798,7 @@ extension Machine {
         head.pointee.flags.insert([.anonExclusive, .uptodate])
         setHugetlbFlags(pfn, hugetlbFlags(pfn).subtracting(.restoreReserve))
         mm.hugetlbUsage += Int64(h.pagesPerHugePage)
-        slot.pointee = hugetlbLeaf(pfn, vma, level, writable: write && vma.flags.contains(.write))
+        setHugePTE(slot, h, pfn, vma, writable: write && vma.flags.contains(.write))
     }
 
     /// hugetlb_wp(): a write to a write-protected huge page: reuse it when this mapping is its
@@ -784,7 +810,7 @@ extension Machine {
         let old = frames[leaf.pfn]
         if old.pointee.mapcount == 1 && old.pointee.refcount == 1 {
             old.pointee.flags.insert(.anonExclusive)
-            slot.pointee = hugetlbLeaf(leaf.pfn, vma, level, writable: true)
+            setHugePTE(slot, h, leaf.pfn, vma, writable: true)
             flushTLBRange(mm, start: haddr, end: haddr + h.order.bytes, strideShift: level.shift, freedTables: false)
             return
         }
@@ -797,7 +823,7 @@ extension Machine {
         head.pointee.index = vma.pgoff(of: haddr)
         head.pointee.flags.insert([.anonExclusive, .uptodate])
         setHugetlbFlags(pfn, hugetlbFlags(pfn).subtracting(.restoreReserve))
-        slot.pointee = hugetlbLeaf(pfn, vma, level, writable: true)
+        setHugePTE(slot, h, pfn, vma, writable: true)
         flushTLBRange(mm, start: haddr, end: haddr + h.order.bytes, strideShift: level.shift, freedTables: false)
         // hugetlb_remove_rmap() + folio_put() of the old page.
         old.pointee.mapcount -= 1
@@ -811,14 +837,14 @@ extension Machine {
     /// pages go: MADV_DONTNEED's end is rounded down to a huge page (madvise_dontneed_free_valid_vma()).
     func unmapHugepageRange(_ tlb: MMUGather, _ mm: MM, _ vma: VMA, start: UInt64, end: UInt64) {
         let h = hstate(of: vma)
-        let level: PageTableLevel = h.order == .pud ? .pud : .pmd
+        let level = h.level
         let size = h.order.bytes
         var a = (start + size - 1) & ~(size - 1)
         while a + size <= end {
             defer { a += size }
             guard let slot = mm.pageTable.slot(VirtAddr(a), level: level), slot.pointee != 0 else { continue }
             let raw = slot.pointee
-            slot.pointee = 0
+            for i in 0..<h.contEntries { slot[i] = 0 }   // huge_ptep_get_and_clear()
             tlb.noteCleared(a, size, level: level)
             guard let leaf = PTEFormat.decode(raw, level: level, arch: arch), leaf.present else { continue }
             mm.hugetlbUsage -= Int64(h.pagesPerHugePage)
@@ -831,7 +857,7 @@ extension Machine {
     /// write-protected in both.
     func copyHugetlbPageRange(from src: MM, to dst: MM, _ vma: VMA) throws(FaultError) {
         let h = hstate(of: vma)
-        let level: PageTableLevel = h.order == .pud ? .pud : .pmd
+        let level = h.level
         var a = vma.start
         while a < vma.end {
             defer { a += h.order.bytes }
@@ -845,9 +871,9 @@ extension Machine {
             p.pointee.flags.remove(.anonExclusive)
             if vma.isCOW && leaf.writable {
                 leaf.writable = false
-                s.pointee = PTEFormat.encode(leaf, arch: arch)
+                modifyHugePTE(s, h) { $0.writable = false }
             }
-            d.pointee = s.pointee
+            for i in 0..<h.contEntries { d[i] = s[i] }
             dst.hugetlbUsage += Int64(h.pagesPerHugePage)
         }
     }
@@ -860,4 +886,8 @@ extension MapFlags {
     public static let huge2MB = MapFlags(rawValue: 21 << 26)
     /// MAP_HUGE_1GB
     public static let huge1GB = MapFlags(rawValue: 30 << 26)
+    /// MAP_HUGE_64KB (arm64 CONT_PTE)
+    public static let huge64KB = MapFlags(rawValue: 16 << 26)
+    /// MAP_HUGE_32MB (arm64 CONT_PMD)
+    public static let huge32MB = MapFlags(rawValue: 25 << 26)
 }

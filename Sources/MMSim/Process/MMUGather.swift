@@ -148,7 +148,7 @@ final class MMUGather {
         for (pfn, huge) in pending {
             if !huge {
                 machine.putPage(pfn)
-            } else if machine.frames[pfn].pointee.order >= UInt8(PageOrder.pmd.raw) {
+            } else if machine.frames[pfn].pointee.order >= UInt8(PageOrder.pmd.raw) || machine.isHugetlbFolio(pfn) {
                 machine.putHugePage(pfn)
             } else {
                 // The folio was split since it was gathered: 512 order-0 pages now.

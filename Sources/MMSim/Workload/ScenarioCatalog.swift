@@ -85,7 +85,7 @@ public enum ScenarioCatalog {
         ("shared", .shared), ("private", .private), ("fixed", .fixed), ("anon", .anonymous),
         ("anonymous", .anonymous), ("growsdown", .growsdown), ("locked", .locked), ("noreserve", .noreserve),
         ("populate", .populate), ("stack", .stack), ("hugetlb", .hugetlb), ("fixed_noreplace", .fixedNoreplace),
-        ("huge_2mb", .huge2MB), ("huge_1gb", .huge1GB),
+        ("huge_2mb", .huge2MB), ("huge_1gb", .huge1GB), ("huge_64kb", .huge64KB), ("huge_32mb", .huge32MB),
     ]
 
     /// The user address space's end (TASK_SIZE_MAX / TASK_SIZE_64): nothing may be mapped at or above it.

@@ -307,14 +307,14 @@ public struct ScenarioParser {
             case "hugepagesz":
                 // hugepagesz=SIZE hugepages=N, as on the kernel command line.
                 let sz = try num()
-                guard sz == 2 * Size.MiB || sz == Size.GiB else { throw ScenarioError(vloc, "hugepagesz=\(v.text): the huge page sizes are 2M and 1G") }
+                guard [64 * Size.KiB, 2 * Size.MiB, 32 * Size.MiB, Size.GiB].contains(sz) else { throw ScenarioError(vloc, "hugepagesz=\(v.text): the huge page sizes are 2M and 1G (and on arm64 64K and 32M)") }
                 hugepagesz = sz >> 10
             case "hugepages":
                 cfg.bootHugepages.removeAll { $0.sizeKB == hugepagesz }
                 cfg.bootHugepages.append(BootHugepages(sizeKB: hugepagesz, count: try num()))
             case "default_hugepagesz":
                 let sz = try num()
-                guard sz == 2 * Size.MiB || sz == Size.GiB else { throw ScenarioError(vloc, "default_hugepagesz=\(v.text): the huge page sizes are 2M and 1G") }
+                guard [64 * Size.KiB, 2 * Size.MiB, 32 * Size.MiB, Size.GiB].contains(sz) else { throw ScenarioError(vloc, "default_hugepagesz=\(v.text): the huge page sizes are 2M and 1G (and on arm64 64K and 32M)") }
                 cfg.defaultHugepageSizeKB = sz >> 10
                 if hugepagesz == 2048 && !sawHugepagesz { hugepagesz = sz >> 10 }
             case "hugetlb_free_vmemmap":
