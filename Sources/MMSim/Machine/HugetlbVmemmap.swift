@@ -127,20 +127,26 @@ extension Machine {
 
     // MARK: TLB
 
-    /// flush_tlb_all(): every CPU drops every translation (an IPI to the others).
+    /// flush_tlb_all() (x86, without INVLPGB): counted as one remote flush, then
+    /// on_each_cpu(do_flush_tlb_all): every CPU, this one included, drops every translation.
     func flushTLBAllKernel() {
-        if cpus.count > 1 { counters.add(.nrTlbRemoteFlush, 1) }
+        counters.add(.nrTlbRemoteFlush, 1)
+        doFlushTLBAllOnEachCPU()
+    }
+
+    /// on_each_cpu(do_flush_tlb_all): __flush_tlb_all() on every CPU, each counting a received flush.
+    func doFlushTLBAllOnEachCPU() {
         for c in cpus {
             c.tlb.flushAll()
-            counters.add(.nrTlbLocalFlushAll, 1)
+            counters.add(.nrTlbRemoteFlushReceived, 1)
         }
     }
 
     /// flush_tlb_kernel_range(): kernel translations of [start, end) leave every CPU's TLB
-    /// (a full flush past tlb_single_page_flush_ceiling pages).
+    /// (a full flush on each CPU past tlb_single_page_flush_ceiling pages).
     func flushTLBKernelRange(_ start: UInt64, _ end: UInt64) {
         if (end - start) >> Page.shift > 33 {
-            flushTLBAllKernel()
+            doFlushTLBAllOnEachCPU()
             return
         }
         for c in cpus { c.tlb.flushKernelRange(start: VirtAddr(start), end: VirtAddr(end)) }
@@ -251,10 +257,10 @@ extension Machine {
     /// hugetlb_vmemmap_optimize_folios(): split every folio's vmemmap PMDs (stopping at the
     /// first -ENOMEM), one flush_tlb_all(), remap them all without flushing, one final
     /// flush_tlb_all(), then free the replaced pages. A folio whose remap ran out of memory is
-    /// retried once after the pages gathered so far are freed.
+    /// retried once after the pages gathered so far are freed. The two flushes happen even
+    /// when HVO is off (every folio counts in nr_to_optimize unless pre-optimized at boot).
     func hugetlbVmemmapOptimizeFolios(_ h: Hstate, _ folios: [PFN]) {
-        guard folios.contains(where: { vmemmapShouldOptimizeFolio(h, $0) }) else { return }
-        let vm = vmemmap!
+        guard !folios.isEmpty, let vm = vmemmap else { return }
         for pfn in folios where vmemmapShouldOptimizeFolio(h, pfn) {
             let s = vm.address(of: pfn)
             if vmemmapSplit(s, s + h.vmemmapBytes, flush: false) == .ENOMEM { break }

@@ -451,11 +451,12 @@ extension Machine {
         if head.pointee.refcount == 0 { freeHugeFolio(pfn) }
     }
 
-    /// alloc_surplus_hugetlb_folio(): a fresh folio beyond the persistent pool, if overcommit allows.
+    /// alloc_surplus_hugetlb_folio(): a fresh folio beyond the persistent pool, if overcommit
+    /// allows (alloc_fresh_hugetlb_folio(): HVO of the single folio, flushing its range).
     func allocSurplusHugetlbFolio(_ h: Hstate) -> PFN? {
         guard !h.isGigantic, h.surplusHugePages < h.nrOvercommitHugePages else { return nil }
         guard let pfn = allocPoolHugeFolio(h) else { return nil }
-        hugetlbVmemmapOptimizeFolios(h, [pfn])
+        hugetlbVmemmapOptimizeFolio(h, pfn)
         h.nrHugePages += 1
         h.surplusHugePages += 1
         return pfn
