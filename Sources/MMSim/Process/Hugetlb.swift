@@ -588,6 +588,54 @@ extension Machine {
         return hugetlb.hstates.first { UInt32($0.order.raw) + UInt32(Page.shift) == shift }
     }
 
+    /// do_mmap() of MAP_HUGETLB (ksys_mmap_pgoff() -> hugetlb_file_setup() -> hugetlbfs_file_mmap()):
+    /// the size from MAP_HUGE_SHIFT (or the default), the length rounded up to it, the address
+    /// aligned to it (hugetlb_get_unmapped_area()), the pages reserved now
+    /// (hugetlb_reserve_pages()); never charged to Committed_AS.
+    func hugetlbMmap(_ t: Task, _ mm: MM, addr: UInt64, length: UInt64, prot: Prot, flags: MapFlags, file: Int?) -> SyscallResult<UInt64> {
+        guard let h = hstate(forMapFlags: flags), file == nil else { return .failure(.EINVAL) }
+        let size = h.order.bytes
+        let (rounded, o) = length.addingReportingOverflow(size - 1)
+        guard !o else { return .failure(.ENOMEM) }
+        let len = rounded & ~(size - 1)
+        guard len <= mm.taskSize else { return .failure(.ENOMEM) }
+        let start: UInt64
+        if flags.contains(.fixed) || flags.contains(.fixedNoreplace) {
+            guard addr & (size - 1) == 0 else { return .failure(.EINVAL) }
+            guard addr <= mm.taskSize, len <= mm.taskSize - addr else { return .failure(.ENOMEM) }
+            start = addr
+            if flags.contains(.fixedNoreplace) && !flags.contains(.fixed) && !vmaRange(mm, start, start + len).isEmpty {
+                return .failure(.EEXIST)
+            }
+        } else if addr != 0, addr & (size - 1) == 0, addr <= mm.taskSize, len <= mm.taskSize - addr, vmaRange(mm, addr, addr + len).isEmpty {
+            start = addr
+        } else {
+            guard let a = unmappedArea(mm, len: len + size, hint: 0) else { return .failure(.ENOMEM) }
+            start = (a + size - 1) & ~(size - 1)
+        }
+        guard mm.vmas.count < Self.maxMapCount else { return .failure(.ENOMEM) }
+        if flags.contains(.fixed) && !vmaRange(mm, start, start + len).isEmpty {
+            _ = doMunmap(t, mm, start, len)
+        }
+        let resv: Int
+        switch hugetlbReservePages(mm, h, len: len, noReserve: flags.contains(.noreserve), shared: flags.contains(.shared)) {
+        case .failure(let e): return .failure(e)
+        case .success(let id): resv = id
+        }
+        var vmFlags = VMFlags(prot: prot).union([.mayRead, .mayWrite, .mayExec, .hugetlb])
+        if flags.contains(.shared) { vmFlags.formUnion([.shared, .mayShare]) }
+        if flags.contains(.noreserve) { vmFlags.insert(.noreserve) }
+        if flags.contains(.locked) || mm.lockFuture { vmFlags.insert(.locked) }
+        // A shared mapping's offset is into its file; a private one's is its linear index.
+        var vma = VMA(start: start, end: start + len, flags: vmFlags, pgoff: flags.contains(.shared) ? 0 : start >> Page.shift, kind: .anon)
+        vma.hugetlbResv = resv
+        mm.vmas.insert(vma, at: mm.findVMAIndex(start) ?? mm.vmas.count)
+        mm.statAccount(vmFlags, Int64(len >> Page.shift))
+        if vmFlags.contains(.locked) { mm.lockedVM += Int64(len >> Page.shift) }
+        if flags.contains(.populate) || vmFlags.contains(.locked) { populate(t, mm, start, start + len) }
+        return .success(start)
+    }
+
     /// hugetlb_reserve_pages() for a new MAP_HUGETLB mapping of `len` bytes (its own new
     /// hugetlbfs file when shared): reserve every huge page now unless MAP_NORESERVE.
     /// Returns the reservation map id.

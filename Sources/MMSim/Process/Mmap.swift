@@ -117,36 +117,20 @@ extension Machine {
         guard length > 0 else { return .failure(.EINVAL) }
         guard flags.contains(.shared) != flags.contains(.private) else { return .failure(.EINVAL) }
         guard offset & Page.offsetMask == 0 else { return .failure(.EINVAL) }
+        if flags.contains(.hugetlb) { return hugetlbMmap(t, mm, addr: addr, length: length, prot: prot, flags: flags, file: file) }
         let (rounded, o) = length.addingReportingOverflow(Page.offsetMask)
         guard !o else { return .failure(.ENOMEM) }
-        var len = rounded & ~Page.offsetMask
-        // MAP_HUGETLB: the size from MAP_HUGE_SHIFT (or the default), the length rounded up to it.
-        var huge: Hstate? = nil
-        if flags.contains(.hugetlb) {
-            guard let h = hstate(forMapFlags: flags), file == nil else { return .failure(.EINVAL) }
-            huge = h
-            len = (len &+ h.order.bytes &- 1) & ~(h.order.bytes - 1)
-            guard len != 0 else { return .failure(.ENOMEM) }
-        }
+        let len = rounded & ~Page.offsetMask
         guard len <= mm.taskSize else { return .failure(.ENOMEM) }
         guard file == nil || files.indices.contains(file!) else { return .failure(.EBADF) }
         let fixed = flags.contains(.fixed) || flags.contains(.fixedNoreplace)
         var start: UInt64
         if fixed {
-            guard addr & Page.offsetMask == 0, addr & ((huge?.order.bytes ?? Page.size) - 1) == 0 else { return .failure(.EINVAL) }
+            guard addr & Page.offsetMask == 0 else { return .failure(.EINVAL) }
             guard addr <= mm.taskSize, len <= mm.taskSize - addr else { return .failure(.ENOMEM) }
             start = addr
             if flags.contains(.fixedNoreplace) && !flags.contains(.fixed) && !vmaRange(mm, start, start + len).isEmpty {
                 return .failure(.EEXIST)
-            }
-        } else if let h = huge {
-            // hugetlb_get_unmapped_area(): an aligned free hint, else a range aligned to the huge page size.
-            if addr != 0, addr & (h.order.bytes - 1) == 0, addr <= mm.taskSize, len <= mm.taskSize - addr,
-               vmaRange(mm, addr, addr + len).isEmpty {
-                start = addr
-            } else {
-                guard let a = unmappedArea(mm, len: len + h.order.bytes, hint: 0) else { return .failure(.ENOMEM) }
-                start = (a + h.order.bytes - 1) & ~(h.order.bytes - 1)
             }
         } else {
             guard let a = unmappedArea(mm, len: len, hint: addr & ~Page.offsetMask, anonymous: file == nil && !flags.contains(.shared)) else { return .failure(.ENOMEM) }
@@ -154,30 +138,6 @@ extension Machine {
         }
         guard mm.vmas.count < Self.maxMapCount else { return .failure(.ENOMEM) }
         var vmFlags = VMFlags(prot: prot).union([.mayRead, .mayWrite, .mayExec])
-        if let h = huge {
-            // hugetlb_file_setup() + hugetlbfs_file_mmap(): a private mapping reserves its pages
-            // now (hugetlb_reserve_pages()); it is never charged to Committed_AS.
-            if flags.contains(.fixed) && !vmaRange(mm, start, start + len).isEmpty {
-                _ = doMunmap(t, mm, start, len)
-            }
-            let resv: Int
-            switch hugetlbReservePages(mm, h, len: len, noReserve: flags.contains(.noreserve), shared: flags.contains(.shared)) {
-            case .failure(let e): return .failure(e)
-            case .success(let id): resv = id
-            }
-            vmFlags.insert(.hugetlb)
-            if flags.contains(.shared) { vmFlags.formUnion([.shared, .mayShare]) }
-            if flags.contains(.noreserve) { vmFlags.insert(.noreserve) }
-            if flags.contains(.locked) || mm.lockFuture { vmFlags.insert(.locked) }
-            // A shared mapping's offset is into its file; a private one's is its linear index.
-            var vma = VMA(start: start, end: start + len, flags: vmFlags, pgoff: flags.contains(.shared) ? 0 : start >> Page.shift, kind: .anon)
-            vma.hugetlbResv = resv
-            mm.vmas.insert(vma, at: mm.findVMAIndex(start) ?? mm.vmas.count)
-            mm.statAccount(vmFlags, Int64(len >> Page.shift))
-            if vmFlags.contains(.locked) { mm.lockedVM += Int64(len >> Page.shift) }
-            if flags.contains(.populate) || vmFlags.contains(.locked) { populate(t, mm, start, start + len) }
-            return .success(start)
-        }
         let kind: VMAKind
         if flags.contains(.shared) {
             vmFlags.formUnion([.shared, .mayShare])
