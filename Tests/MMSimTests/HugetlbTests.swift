@@ -467,6 +467,7 @@ import Testing
         cat /proc/wl/vmemmap/0x100000000000
         sysctl vm.hugetlb_optimize_vmemmap=0
         cat /sys/kernel/mm/hugepages
+        sysfs /sys/devices/system/memory/probe=0x1000
         """
         let scenario = try ScenarioParser.parse(text, file: "hvo.mmsim")
         let report = try ScenarioRunner(scenario, options: .init(checkInvariants: true)).run()
@@ -478,5 +479,8 @@ import Testing
         #expect(view.contains("(HEAD|HUGE"))
         #expect(view.contains("kpageflags tails (511)"))
         #expect(view.contains("hugepages-2048kB: nr_hugepages 2 free_hugepages 1 resv_hugepages 0"))
+        // A failed write is reported with the kernel's reason, and the run goes on.
+        let warnings = report.output.compactMap { if case .warning(_, let w) = $0 { w } else { nil } }
+        #expect(warnings.contains { $0.contains("probe failed: -EINVAL") })
     }
 }

@@ -140,16 +140,48 @@ extension ScenarioRunner {
         case "vm.hugetlb_optimize_vmemmap":
             machine.setHugetlbOptimizeVmemmap(values[0] != 0)
             return true
-        case "vm.nr_hugepages":
-            return (try? machine.setNrHugepages(UInt64(max(values[0], 0)))) != nil
-        case "vm.nr_overcommit_hugepages":
-            return (try? machine.setNrOvercommitHugepages(UInt64(max(values[0], 0)))) != nil
         case "vm.min_free_kbytes":
             machine.minFreeKbytes = UInt64(values[0])
             machine.setupPerZoneWatermarks()
             return true
         default:
             return false
+        }
+    }
+
+    /// The HugeTLB and memory-hotplug writes (sysctl or sysfs): nil when `path` is not one of
+    /// them, else the error the write failed with (empty when it succeeded).
+    func modelHugetlbWrite(_ path: String, _ value: String) -> String? {
+        let v = value.trimmingCharacters(in: .whitespaces)
+        func run(_ body: () throws -> Void) -> String {
+            do { try body() } catch { return "write \(v) to \(path) failed: \(error)" }
+            return ""
+        }
+        switch path {
+        case "vm.nr_hugepages":
+            guard let n = parseNumber(v) else { return "\(path) takes a number" }
+            return run { try machine.setNrHugepages(n) }
+        case "vm.nr_overcommit_hugepages":
+            guard let n = parseNumber(v) else { return "\(path) takes a number" }
+            return run { try machine.setNrOvercommitHugepages(n) }
+        case _ where path.hasPrefix("/sys/kernel/mm/hugepages/hugepages-"):
+            // /sys/kernel/mm/hugepages/hugepages-NkB/{nr_hugepages,nr_overcommit_hugepages,demote}
+            let rest = path.dropFirst("/sys/kernel/mm/hugepages/hugepages-".count)
+            guard let kb = UInt64(rest.prefix { $0.isNumber }), let n = parseNumber(v) else { return "\(path) takes a number" }
+            if path.hasSuffix("/nr_hugepages") { return run { try machine.setNrHugepages(sizeKB: kb, n) } }
+            if path.hasSuffix("/nr_overcommit_hugepages") { return run { try machine.setNrOvercommitHugepages(sizeKB: kb, n) } }
+            if path.hasSuffix("/demote") { return run { try machine.demoteHugepages(sizeKB: kb, count: n) } }
+            return nil
+        case "/sys/devices/system/memory/probe":
+            guard let a = parseNumber(v) else { return "\(path) takes a physical address" }
+            return run { try machine.addMemory(start: a, size: MachineConfig.memoryBlockBytes) }
+        case _ where ScenarioCatalog.memoryBlockFile(path) != nil:
+            let n = path.dropFirst("/sys/devices/system/memory/memory".count).dropLast("/state".count)
+            guard let block = UInt64(n) else { return nil }
+            if v == "offline" { return run { try machine.offlineMemoryBlock(block) } }
+            return run { try machine.onlineMemoryBlock(block, movable: v == "online_movable") }
+        default:
+            return nil
         }
     }
 
@@ -163,22 +195,6 @@ extension ScenarioRunner {
             return v == "never"   // shmem has no huge pages in the model
         case "/sys/kernel/mm/transparent_hugepage/defrag":
             return v == "madvise" // no compaction in the model: the default's behaviour
-        case _ where path.hasPrefix("/sys/kernel/mm/hugepages/hugepages-"):
-            // /sys/kernel/mm/hugepages/hugepages-NkB/{nr_hugepages,nr_overcommit_hugepages,demote}
-            let rest = path.dropFirst("/sys/kernel/mm/hugepages/hugepages-".count)
-            guard let kb = UInt64(rest.prefix { $0.isNumber }), let n = parseNumber(v) else { return false }
-            if path.hasSuffix("/nr_hugepages") { return (try? machine.setNrHugepages(sizeKB: kb, n)) != nil }
-            if path.hasSuffix("/nr_overcommit_hugepages") { return (try? machine.setNrOvercommitHugepages(sizeKB: kb, n)) != nil }
-            if path.hasSuffix("/demote") { return (try? machine.demoteHugepages(sizeKB: kb, count: n)) != nil }
-            return false
-        case "/sys/devices/system/memory/probe":
-            guard let a = parseNumber(v) else { return false }
-            return (try? machine.addMemory(start: a, size: MachineConfig.memoryBlockBytes)) != nil
-        case _ where ScenarioCatalog.memoryBlockFile(path) != nil:
-            let n = path.dropFirst("/sys/devices/system/memory/memory".count).dropLast("/state".count)
-            guard let block = UInt64(n) else { return false }
-            if v == "offline" { return (try? machine.offlineMemoryBlock(block)) != nil }
-            return (try? machine.onlineMemoryBlock(block, movable: v == "online_movable")) != nil
         case "/sys/kernel/mm/transparent_hugepage/enabled":
             guard let mode = THPMode(rawValue: value.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))) else { return false }
             machine.setTHPMode(mode)

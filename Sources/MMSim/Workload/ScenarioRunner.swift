@@ -162,11 +162,15 @@ public final class ScenarioRunner {
             break // folded into scenario.machine by the parser
         case .sysctl(let name, let value):
             let ints = value.split(separator: " ").compactMap { parseSignedInteger(String($0)) }
-            if !modelSysctl(name, ints) {
+            if let error = modelHugetlbWrite(name, value) {
+                if !error.isEmpty { report.output.append(.warning(loc, error)) }
+            } else if !modelSysctl(name, ints) {
                 report.output.append(.warning(loc, "\(name) is not modelled yet; the write has no effect"))
             }
         case .sysfs(let path, let value):
-            if !modelSysfs(path, value) {
+            if let error = modelHugetlbWrite(path, value) {
+                if !error.isEmpty { report.output.append(.warning(loc, error)) }
+            } else if !modelSysfs(path, value) {
                 report.output.append(.warning(loc, "\(path) is not modelled after boot yet; the write has no effect"))
             }
         case .spawn(let name, let cpu):
