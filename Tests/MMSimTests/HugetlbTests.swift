@@ -466,6 +466,9 @@ import Testing
         expect vmstat.nr_hugetlb == 512
         cat /proc/wl/vmemmap/0x100000000000
         sysctl vm.hugetlb_optimize_vmemmap=0
+        sysfs /sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages=1
+        expect hugepages-1048576kB.nr_hugepages == 0
+        expect hugepages-2048kB.free_hugepages == 1
         cat /sys/kernel/mm/hugepages
         sysfs /sys/devices/system/memory/probe=0x1000
         """

@@ -204,6 +204,9 @@ public enum CounterSource: Sendable, Hashable {
     case rusage(process: String, field: RusageField)
     /// Lines of /proc/PID/maps.
     case mapsCount(process: String)
+    /// /sys/kernel/mm/hugepages/hugepages-NkB/FIELD (nr_hugepages, free_hugepages,
+    /// resv_hugepages, surplus_hugepages, nr_overcommit_hugepages).
+    case hugepages(sizeKB: UInt64, field: String)
 }
 
 public enum RusageField: String, Sendable, Hashable, CaseIterable {

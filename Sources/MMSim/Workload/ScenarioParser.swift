@@ -828,6 +828,17 @@ public struct ScenarioParser {
                 throw ScenarioError(lloc, "unknown counter '\(lhs.text)': /proc/vmstat has no item '\(name)'\(hint)")
             }
             counter = CounterRef(source: .vmstat(item), text: lhs.text, isKB: false)
+        case let dir where dir.hasPrefix("hugepages-") && dir.hasSuffix("kB"):
+            // hugepages-1048576kB.nr_hugepages: a pool's sysfs file.
+            let fields = ["nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages", "nr_overcommit_hugepages"]
+            guard let kb = UInt64(dir.dropFirst(10).dropLast(2)), [64, 2048, 32768, 1048576].contains(kb) else {
+                throw ScenarioError(lloc, "unknown counter '\(lhs.text)': no huge page size '\(dir)' (hugepages-2048kB, hugepages-1048576kB; on arm64 also hugepages-64kB, hugepages-32768kB)")
+            }
+            let field = parts.dropFirst().joined(separator: ".")
+            guard fields.contains(field) else {
+                throw ScenarioError(lloc, "unknown counter '\(lhs.text)': \(dir) has \(fields.joined(separator: ", "))")
+            }
+            counter = CounterRef(source: .hugepages(sizeKB: kb, field: field), text: lhs.text, isKB: false)
         default:
             let proc = parts[0]
             guard processes.contains(proc) else {

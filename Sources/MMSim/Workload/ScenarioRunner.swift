@@ -490,6 +490,17 @@ public final class ScenarioRunner {
         case .mapsCount(let p):
             guard let t = procs[p] else { return 0 }
             return modelMapsCount(t)
+        case .hugepages(let kb, let field):
+            guard let h = machine.hugetlb.hstate(sizeKB: kb) else {
+                throw ScenarioError(loc, "/sys/kernel/mm/hugepages has no hugepages-\(kb)kB on \(machine.arch.rawValue)")
+            }
+            switch field {
+            case "nr_hugepages": return Int64(h.persistentHugePages)
+            case "free_hugepages": return Int64(h.freeHugePages)
+            case "resv_hugepages": return Int64(h.resvHugePages)
+            case "surplus_hugepages": return Int64(h.surplusHugePages)
+            default: return Int64(h.nrOvercommitHugePages)
+            }
         }
     }
 
