@@ -42,11 +42,19 @@ import Testing
     }
 
     /// hugepagesz=1G hugepages=2 hugepagesz=2M hugepages=100: boot pools, counted and printed.
+    /// The 1 GiB pages come from memblock before the memmap (the `Memory:` line counts them
+    /// reserved), then join the managed pages; the 2 MiB ones come from the buddy allocator.
     @Test func bootPools() throws {
         var cfg = MachineConfig.reference
         cfg.bootHugepages = [BootHugepages(sizeKB: 1048576, count: 2), BootHugepages(sizeKB: 2048, count: 100)]
         let m = try Machine(cfg)
         try m.checkInvariants()
+        let plain = try Machine(.reference)
+        #expect(m.totalRAMPages == plain.totalRAMPages)
+        #expect(m.memblock.reserved.filter { $0.name.hasPrefix("hugetlb bootmem") }.count == 2)
+        let memLine = { (x: Machine) in x.log.lines.first { $0.hasPrefix("Memory:") }! }
+        #expect(memLine(m) != memLine(plain))
+        #expect(m.hugetlb.hstates[1].freeList.allSatisfy { $0.raw >= PageOrder.pud.pages * 4 })   // top-down, above 4 GiB
         #expect(m.log.lines.contains("HugeTLB: registered 1.00 GiB page size, pre-allocated 2 pages"))
         #expect(m.log.lines.contains("HugeTLB: registered 2.00 MiB page size, pre-allocated 100 pages"))
         #expect(meminfo(m, "HugePages_Total") == 100)

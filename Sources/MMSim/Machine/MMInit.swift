@@ -29,6 +29,8 @@ struct EarlyBoot {
     var vmemmapTableFrames: [UInt64] = []
     /// The kernel's top-level page table (init_top_pgt / swapper_pg_dir), inside the image's data.
     var kernelPgdPFN: UInt64 = 0
+    /// Gigantic (1 GiB) HugeTLB pages memblock gave hugepagesz=1G hugepages=N, by first PFN.
+    var bootGiganticPages: [UInt64] = []
 
     init(_ cfg: MachineConfig) throws {
         self.cfg = cfg
@@ -91,6 +93,14 @@ struct EarlyBoot {
         for _ in 0..<dm.tables {
             guard memblock.alloc(Page.size, align: Page.size, name: "direct map page table") != nil else {
                 throw ConfigError(field: "memory", message: "too small to map itself")
+            }
+        }
+
+        // hugetlb_bootmem_alloc(): gigantic boot pages come from memblock, before the memmap.
+        if let want = cfg.bootHugepages.first(where: { $0.sizeKB == PageOrder.pud.bytes >> 10 })?.count {
+            for _ in 0..<want {
+                guard let base = memblock.alloc(PageOrder.pud.bytes, align: PageOrder.pud.bytes, name: "hugetlb bootmem (1 GiB page)") else { break }
+                bootGiganticPages.append(base >> Page.shift)
             }
         }
 
@@ -298,7 +308,7 @@ extension Machine {
         }
 
         // 9. HugeTLB sizes and boot pools (hugetlb_init()): the vmemmap HVO could free per huge page.
-        hugetlbInit()
+        hugetlbInit(early)
 
         // 10. free_initmem(): the init sections go back as free_reserved_page()s.
         var freed: UInt64 = 0

@@ -152,7 +152,7 @@ extension Machine {
     /// hugetlb_add_hstate() for every size the architecture supports with 4 KiB pages (PMD and
     /// PUD leaves), then the boot pools (hugepages=) and the boot log lines of report_hugepages()
     /// and hugetlb_vmemmap_init().
-    func hugetlbInit() {
+    func hugetlbInit(_ early: EarlyBoot) {
         let h = hugetlb
         // x86-64: 2 MiB and (with gbpages) 1 GiB. arm64 with a 4 KiB granule (hugetlbpage_init()):
         // 64 KiB (CONT_PTE), 2 MiB, 32 MiB (CONT_PMD), 1 GiB.
@@ -166,16 +166,47 @@ extension Machine {
         }
         h.optimizeVmemmap = config.hugetlbOptimizeVmemmap
         h.defaultIndex = h.hstates.firstIndex { $0.sizeKB == config.defaultHugepageSizeKB } ?? 0
-        // Boot pools: gigantic pages first (the kernel takes them from memblock early), then the others.
+        // Boot pools: the gigantic pages memblock reserved (gather_bootmem_prealloc()), then the
+        // others from the buddy allocator (hugetlb_hstate_alloc_pages()).
         for hs in h.hstates.reversed() {
-            if let n = config.bootHugepages.first(where: { $0.sizeKB == hs.sizeKB })?.count, n > 0 {
+            guard let n = config.bootHugepages.first(where: { $0.sizeKB == hs.sizeKB })?.count, n > 0 else { continue }
+            if hs.order == .pud {
+                gatherBootmemPrealloc(hs, early.bootGiganticPages)
+                hs.maxHugePages = hs.persistentHugePages
+            } else if !hs.isGigantic {
                 setMaxHugePages(hs, n)
+            }
+            if hs.nrHugePages < n {
+                log.append("HugeTLB: allocating \(n) of page size \(hs.sizeString) failed.  Only allocated \(hs.nrHugePages) hugepages.")
             }
         }
         for hs in h.hstates.reversed() {
             log.append("HugeTLB: registered \(hs.sizeString) page size, pre-allocated \(hs.nrHugePages) pages")
             log.append("HugeTLB: \((hs.vmemmapOptimizablePages * Page.size) >> 10) KiB vmemmap can be freed for a \(hs.sizeString) page")
         }
+    }
+
+    /// gather_bootmem_prealloc(): each memblock-reserved gigantic page becomes a hugetlb folio
+    /// (PG_reserved cleared, compound), joins the managed pages (adjust_managed_page_count())
+    /// and the pool, its vmemmap optimized as a batch.
+    func gatherBootmemPrealloc(_ h: Hstate, _ pages: [UInt64]) {
+        var folios: [PFN] = []
+        for first in pages {
+            let pfn = PFN(first)
+            let head = frames[pfn]
+            head.pointee = PageMeta(flags: [.head, .hugetlb], state: .allocated, order: UInt8(h.order.raw), zone: head.pointee.zone,
+                                    pcpMigratetype: 0, refcount: 0, mapcount: 0, next: FrameTable.nil, prev: FrameTable.nil,
+                                    mapping: 0, spare: 0, index: 0, priv: 0, table: nil, content: 0)
+            for i in 1..<h.pagesPerHugePage {
+                let t = frames[pfn + i]
+                t.pointee.state = .allocatedTail
+                t.pointee.flags = .tail
+                t.pointee.refcount = 0
+            }
+            allocator.zone(of: pfn).managedPages += h.pagesPerHugePage
+            folios.append(pfn)
+        }
+        if !folios.isEmpty { prepAndAddAllocatedFolios(h, folios) }
     }
 
     /// hugetlb_total_pages(): base pages held by every pool.
