@@ -136,12 +136,14 @@ public enum HugetlbError: Error, Sendable, Hashable, CustomStringConvertible {
     case noMemory
     case busy
     case notSupported(String)
+    case invalid(String)
     public var description: String {
         switch self {
         case .unknownSize(let kb): "no hstate of \(kb) kB"
         case .noMemory: "-ENOMEM"
         case .busy: "-EBUSY"
         case .notSupported(let why): "-ENOTSUPP: \(why)"
+        case .invalid(let why): "-EINVAL: \(why)"
         }
     }
 }
@@ -173,7 +175,7 @@ extension Machine {
             if hs.order == .pud {
                 gatherBootmemPrealloc(hs, early.bootGiganticPages)
                 hs.maxHugePages = hs.persistentHugePages
-            } else if !hs.isGigantic {
+            } else {
                 setMaxHugePages(hs, n)
             }
             if hs.nrHugePages < n {
@@ -243,7 +245,7 @@ extension Machine {
     public func setNrOvercommitHugepages(sizeKB: UInt64? = nil, _ count: UInt64) throws(HugetlbError) {
         let hs = sizeKB.flatMap { hugetlb.hstate(sizeKB: $0) } ?? hugetlb.defaultHstate
         if let kb = sizeKB, hugetlb.hstate(sizeKB: kb) == nil { throw .unknownSize(kb) }
-        guard !hs.isGigantic else { throw .notSupported("gigantic pages cannot be overcommitted") }
+        guard !hs.isGigantic else { throw .invalid("gigantic pages cannot be overcommitted") }
         hs.nrOvercommitHugePages = count
     }
 
@@ -541,7 +543,7 @@ extension Machine {
     @discardableResult
     public func demoteHugepages(sizeKB: UInt64, count: UInt64) throws(HugetlbError) -> UInt64 {
         guard let src = hugetlb.hstate(sizeKB: sizeKB) else { throw .unknownSize(sizeKB) }
-        guard let dst = hugetlb.hstates.last(where: { $0.order < src.order }) else { throw .notSupported("no smaller size to demote to") }
+        guard let dst = hugetlb.hstates.last(where: { $0.order < src.order }) else { throw .invalid("no smaller size to demote to") }
         var done: UInt64 = 0
         while done < count {
             // Only free pages that are not reserved can go.
