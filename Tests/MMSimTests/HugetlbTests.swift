@@ -210,6 +210,48 @@ import Testing
         #expect(m.hugetlb.hstates[1].freeHugePages == 1)
     }
 
+    /// A 1 GiB page where no gigantic range is free: alloc_contig_range() migrates the anonymous
+    /// pages out of a range (pgmigrate_success), their contents and mappings intact.
+    @Test func giganticByMigration() throws {
+        var cfg = MachineConfig.reference
+        cfg.memory = 3 * Size.GiB      // [0, 1G) holds the kernel, [2G, 3G) the memmap: [1G, 2G) can be cleared
+        cfg.cpus = 1
+        let m = try machine(cfg)
+        let t = m.spawn(name: "filler")
+        let len = 2300 * Size.MiB
+        _ = m.mmap(t, addr: Self.addr, length: len, prot: .rw, flags: [.private, .anonymous])
+        _ = m.madvise(t, addr: Self.addr, length: len, advice: .nohugepage)
+        _ = m.access(t, addr: Self.addr, length: len, kind: .write)
+        // Every other 2 MiB goes: free memory everywhere, no free gigantic range.
+        var a = Self.addr
+        while a < Self.addr + len {
+            _ = m.madvise(t, addr: a, length: Self.mb2, advice: .dontneed)
+            a += 2 * Self.mb2
+        }
+        try m.checkInvariants()
+        #expect(m.allocator.allocContigPages(nrPages: PageOrder.pud.pages, gfp: [.user, .highmem]) == nil)
+        // Contents before: the content word of each remaining page.
+        func contents() -> [UInt64] {
+            var out: [UInt64] = []
+            var va = Self.addr + Self.mb2
+            while va < Self.addr + len {
+                if case .leaf(let l, _) = t.mm!.pageTable.lookup(VirtAddr(va)) { out.append(m.frames[l.pfn].pointee.content) }
+                va += 64 * Page.size
+            }
+            return out
+        }
+        let before = contents()
+        let rss = m.status(t).first { $0.name == "VmRSS" }!.kB
+        try m.setNrHugepages(sizeKB: 1048576, 1)
+        try m.checkInvariants()
+        #expect(m.hugetlb.hstates[1].nrHugePages == 1)
+        #expect(m.vmstatValue(.pgmigrateSuccess) > 0)
+        #expect(contents() == before)
+        #expect(m.status(t).first { $0.name == "VmRSS" }!.kB == rss)
+        _ = m.access(t, addr: Self.addr + Self.mb2, length: len - Self.mb2, kind: .read, stride: 2 * Self.mb2)
+        try m.checkInvariants()
+    }
+
     /// fork(): the child shares the pages write-protected; its write copies from the unreserved pool.
     @Test func forkCopyOnWrite() throws {
         let m = try machine()

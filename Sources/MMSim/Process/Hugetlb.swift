@@ -293,9 +293,11 @@ extension Machine {
     func allocPoolHugeFolio(_ h: Hstate) -> PFN? {
         let pfn: PFN
         if h.isGigantic {
-            // alloc_contig_pages() with GFP_HIGHUSER (gigantic pages are not movable): only
-            // free ranges are used (movable pages are not migrated out of the way).
-            guard let p = allocator.allocContigPages(nrPages: h.pagesPerHugePage, gfp: [.user, .highmem, .comp, .noWarn]) else {
+            // alloc_contig_pages() with GFP_HIGHUSER (gigantic pages are not movable): a free
+            // range, else one cleared by migrating its anonymous pages (Hugetlb+Gigantic.swift).
+            let gfp: GFP = [.user, .highmem, .comp, .noWarn]
+            guard let p = allocator.allocContigPages(nrPages: h.pagesPerHugePage, gfp: gfp)
+                    ?? allocContigMigrating(nrPages: h.pagesPerHugePage, gfp: gfp) else {
                 return nil
             }
             pfn = p
