@@ -328,6 +328,26 @@ import Testing
         #expect(m.vmstatValue(.nrHugetlb) == 0)
     }
 
+    /// The owner of the reservation never fails its COW: with no free page it takes the page
+    /// back from the child (unmap_ref_private()), whose next fault there is a SIGBUS.
+    @Test func ownerTakesPageBackFromChild() throws {
+        let m = try machine()
+        let p = m.spawn(name: "parent")
+        try m.setNrHugepages(1)
+        _ = m.mmap(p, addr: Self.addr, length: Self.mb2, prot: .rw, flags: [.private, .anonymous, .hugetlb])
+        _ = m.access(p, addr: Self.addr, length: 1, kind: .write)
+        let c = try m.fork(p, childName: "child").get()
+        #expect(m.status(c).first { $0.name == "HugetlbPages" }!.kB == 2048)
+        _ = m.access(p, addr: Self.addr, length: 1, kind: .write)
+        try m.checkInvariants()
+        #expect(p.state == .running && p.signals.isEmpty)
+        #expect(m.status(c).first { $0.name == "HugetlbPages" }!.kB == 0)
+        let rep = m.access(c, addr: Self.addr, length: 1, kind: .read)
+        #expect(rep.signal?.name == "SIGBUS")
+        try m.checkInvariants()
+        #expect(meminfo(m, "HugePages_Free") == 0)
+    }
+
     /// demote: a free 1 GiB page becomes 512 free 2 MiB pages (vmemmap restored, then optimized again).
     @Test(arguments: [false, true])
     func demote(hvo: Bool) throws {

@@ -97,6 +97,8 @@ final class HugetlbResvMap {
     var regions = Set<UInt64>()
     /// Shared: the page cache of the hugetlbfs file, by index.
     var cache: [UInt64: PFN] = [:]
+    /// Private: address spaces whose mapping the owner took pages back from (HPAGE_RESV_UNMAPPED).
+    var unmappedMMs: [Int] = []
     init(hstate: Int, ownerMM: Int, noReserve: Bool, shared: Bool) {
         self.hstate = hstate
         self.ownerMM = ownerMM
@@ -780,6 +782,8 @@ extension Machine {
         let slot: UnsafeMutablePointer<UInt64>
         do { slot = try mm.pageTable.allocSlot(VirtAddr(haddr), level: level) } catch { throw .oom }
         if slot.pointee == 0 {
+            // HPAGE_RESV_UNMAPPED: the owner took this mapping's pages for its own COW.
+            if vma.hugetlbResv > 0, let m = hugetlb.resvMaps[vma.hugetlbResv - 1], m.unmappedMMs.contains(mm.id) { throw .sigbus }
             try hugetlbNoPage(mm, vmaIndex, h, haddr, slot, level: level, write: access == .write)
             return
         }
@@ -899,7 +903,19 @@ extension Machine {
             return
         }
         let idx = vma.pgoff(of: haddr) >> UInt64(h.order.raw)
-        guard let pfn = allocHugetlbFolio(mm, vma, h, idx: idx, avoidReserve: false) else { throw .oom }
+        let map = vma.hugetlbResv > 0 ? hugetlb.resvMaps[vma.hugetlbResv - 1] : nil
+        let owner = map.map { !$0.shared && $0.ownerMM == mm.id } ?? false
+        guard let pfn = allocHugetlbFolio(mm, vma, h, idx: idx, avoidReserve: owner) else {
+            // The owner of the reservation must not fail: it takes the page back from the
+            // other mappings (unmap_ref_private()) and, alone with it now, reuses it.
+            guard owner, let m = map else { throw .oom }
+            unmapRefPrivate(mm, vma, m, h, leaf.pfn, haddr)
+            guard old.pointee.mapcount == 1 else { throw .oom }
+            old.pointee.flags.insert(.anonExclusive)
+            setHugePTE(slot, h, leaf.pfn, vma, writable: true)
+            flushTLBRange(mm, start: haddr, end: haddr + h.order.bytes, strideShift: level.shift, freedTables: false)
+            return
+        }
         let head = frames[pfn]
         head.pointee.content = old.pointee.content   // copy_user_large_folio()
         head.pointee.mapcount = 1
@@ -912,6 +928,26 @@ extension Machine {
         // hugetlb_remove_rmap() + folio_put() of the old page.
         old.pointee.mapcount -= 1
         putHugetlbFolio(leaf.pfn)
+    }
+
+    /// unmap_ref_private(): unmap the huge page at `haddr` from every other address space
+    /// mapping it through the same private mapping (the fork children), which are marked
+    /// HPAGE_RESV_UNMAPPED: a later fault there is a SIGBUS.
+    func unmapRefPrivate(_ mm: MM, _ vma: VMA, _ map: HugetlbResvMap, _ h: Hstate, _ pfn: PFN, _ haddr: UInt64) {
+        var seen: [ObjectIdentifier] = [ObjectIdentifier(mm)]
+        for t in tasks where t.state == .running {
+            guard let other = t.mm, !seen.contains(ObjectIdentifier(other)) else { continue }
+            seen.append(ObjectIdentifier(other))
+            guard other.vmas.contains(where: { $0.hugetlbResv == vma.hugetlbResv && $0.contains(haddr) }),
+                  let slot = other.pageTable.slot(VirtAddr(haddr), level: h.level), slot.pointee != 0,
+                  let l = PTEFormat.decode(slot.pointee, level: h.level, arch: arch), l.pfn == pfn else { continue }
+            for i in 0..<h.contEntries { slot[i] = 0 }
+            flushTLBRange(other, start: haddr, end: haddr + h.order.bytes, strideShift: h.level.shift, freedTables: false)
+            other.hugetlbUsage -= Int64(h.pagesPerHugePage)
+            frames[pfn].pointee.mapcount -= 1
+            putHugetlbFolio(pfn)
+            if !map.unmappedMMs.contains(other.id) { map.unmappedMMs.append(other.id) }
+        }
     }
 
     // MARK: Unmap and fork
