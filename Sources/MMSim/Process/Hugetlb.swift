@@ -721,14 +721,19 @@ extension Machine {
             hugetlb.resvMaps[vma.hugetlbResv - 1] = nil
             return
         }
-        guard m.ownerMM == mm.id, !m.noReserve else { return }
-        let first = vma.pgoff(of: vma.start) >> UInt64(h.order.raw)
-        let n = vma.length / h.order.bytes
-        var unused: Int64 = 0
-        for i in first..<(first + n) {
-            if m.consumed.remove(i) == nil { unused += 1 }
+        if m.ownerMM == mm.id && !m.noReserve {
+            let first = vma.pgoff(of: vma.start) >> UInt64(h.order.raw)
+            let n = vma.length / h.order.bytes
+            var unused: Int64 = 0
+            for i in first..<(first + n) {
+                if m.consumed.remove(i) == nil { unused += 1 }
+            }
+            if unused > 0 { _ = hugetlbAcctMemory(h, -unused) }
         }
-        if unused > 0 { _ = hugetlbAcctMemory(h, -unused) }
+        // resv_map_release(): the map goes with the last VMA using it (split pieces and fork
+        // copies share it); during exit the mm's later pieces still need it for their zap.
+        if exiting && mm.vmas.contains(where: { $0.hugetlbResv == vma.hugetlbResv && $0.start > vma.start }) { return }
+        if !hugetlbMapInUse(vma.hugetlbResv, except: exiting ? mm : nil) { hugetlb.resvMaps[vma.hugetlbResv - 1] = nil }
     }
 
     /// hugetlb_vm_op_split(): a hugetlb VMA in [start, end) may be cut only at its huge page boundaries.
