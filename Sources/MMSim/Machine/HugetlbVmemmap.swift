@@ -49,10 +49,12 @@ final class VmemmapTableSource: PageTableFrameSource {
         self.bootFrames = bootFrames.reversed()
         self.allocator = allocator
     }
+    /// vmemmap_alloc_block_zero() at boot (memblock), pte_alloc_one_kernel() after.
     func allocPageTable(level: PageTableLevel) -> PFN? {
         if let f = bootFrames.popLast() { return f }
         return allocator.allocPageTable(level: level)
     }
+    /// pte_free_kernel()
     func freePageTable(_ pfn: PFN, level: PageTableLevel) {
         allocator.freePageTable(pfn, level: level)
     }
@@ -404,6 +406,7 @@ extension Machine {
         return out
     }
 
+    /// The KPF_* names page-types(1) prints for the bits the view shows.
     static func kpfNames(_ k: KPageFlags) -> String {
         let names: [(KPageFlags, String)] = [(.compoundHead, "HEAD"), (.compoundTail, "TAIL"), (.huge, "HUGE"), (.mmap, "MMAP"),
                                              (.anon, "ANON"), (.uptodate, "UPTODATE"), (.buddy, "BUDDY"), (.reserved, "RESERVED")]
@@ -469,6 +472,7 @@ extension Machine {
         }
     }
 
+    /// The vmemmap half of checkHugetlb() for one folio (what hugetlb_vmemmap.c guarantees).
     func checkVmemmap(_ h: Hstate, _ pfn: PFN) throws {
         guard vmemmap != nil else { return }
         let map = vmemmapMapping(of: pfn, pages: h.pagesPerHugePage)

@@ -218,8 +218,9 @@ extension Machine {
         hugetlb.hstates.reduce(0) { $0 + $1.nrHugePages * $1.pagesPerHugePage }
     }
 
-    /// The hugetlb flags of a folio head.
+    /// The hugetlb flags of a folio head (folio_test_hugetlb_*()).
     func hugetlbFlags(_ pfn: PFN) -> HugetlbFolioFlags { HugetlbFolioFlags(rawValue: frames[pfn].pointee.priv) }
+    /// folio_set_hugetlb_*() / folio_clear_hugetlb_*(): all of them at once.
     func setHugetlbFlags(_ pfn: PFN, _ f: HugetlbFolioFlags) { frames[pfn].pointee.priv = f.rawValue }
 
     /// folio_test_hugetlb()
