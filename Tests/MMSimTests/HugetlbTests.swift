@@ -525,6 +525,37 @@ import Testing
         }
     }
 
+    /// offline_pages() migrates the anonymous pages out of a hot-added block onlined movable
+    /// (ZONE_MOVABLE: user pages land there, page tables do not), contents and mappings intact.
+    @Test func offlineMigratesPages() throws {
+        var cfg = MachineConfig.small
+        cfg.hotplugMemory = 128 * Size.MiB
+        cfg.memmapOnMemory = true
+        let m = try machine(cfg)
+        let id = try m.addMemory(start: m.hotplugRange.start << Page.shift, size: MachineConfig.memoryBlockBytes)
+        let total0 = meminfo(m, "MemTotal")
+        try m.onlineMemoryBlock(id, movable: true)
+        try m.checkInvariants()
+        #expect(m.zones[ZoneType.movable.rawValue].managedPages == 32768 - 512)
+        let t = m.spawn(name: "wl")
+        let len = 32 * Size.MiB
+        _ = m.mmap(t, addr: Self.addr, length: len, prot: .rw, flags: [.private, .anonymous])
+        _ = m.madvise(t, addr: Self.addr, length: len, advice: .nohugepage)
+        _ = m.access(t, addr: Self.addr, length: len, kind: .write)
+        guard case .leaf(let l0, _) = t.mm!.pageTable.lookup(VirtAddr(Self.addr)) else { Issue.record("unmapped"); return }
+        #expect(l0.pfn.raw >= m.hotplugRange.start)
+        let content = m.frames[l0.pfn].pointee.content
+        try m.offlineMemoryBlock(id)
+        try m.checkInvariants()
+        guard case .leaf(let l1, _) = t.mm!.pageTable.lookup(VirtAddr(Self.addr)) else { Issue.record("unmapped"); return }
+        #expect(l1.pfn.raw < m.hotplugRange.start && m.frames[l1.pfn].pointee.content == content)
+        #expect(m.vmstatValue(.pgmigrateSuccess) > 0)
+        #expect(meminfo(m, "MemTotal") == total0)
+        let rep = m.access(t, addr: Self.addr, length: len, kind: .read)
+        #expect(rep.signal == nil)
+        try m.checkInvariants()
+    }
+
     /// A scenario drives it all: boot pool, HVO sysctl, the vmemmap view.
     @Test func scenarioView() throws {
         let text = """

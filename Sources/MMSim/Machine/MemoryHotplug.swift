@@ -10,6 +10,8 @@ public struct MemoryBlock: Sendable, Hashable {
     /// Pages at the block's start holding its own memmap (memmap_on_memory), 0 otherwise.
     public var vmemmapPages: UInt64
     public var online = false
+    /// The zone it was onlined to (ZONE_NORMAL, or ZONE_MOVABLE with online_movable).
+    public var zone: ZoneType = .normal
     /// The buddy block backing its vmemmap when the memmap is not on the memory itself.
     public var vmemmapBlock: PFN?
 }
@@ -98,15 +100,22 @@ extension Machine {
         return id
     }
 
-    /// online_pages(): the block's pages (all but its own memmap) join ZONE_NORMAL, whose span
-    /// grows to cover them, and go to the buddy allocator; watermarks are recomputed
-    /// (init_per_zone_wmark_min()). `movable` (online_movable) is taken as ZONE_NORMAL too.
+    /// online_pages(): the block's pages (all but its own memmap) join ZONE_NORMAL, or
+    /// ZONE_MOVABLE with online_movable (only movable allocations use it), whose span grows to
+    /// cover them, and go to the buddy allocator; watermarks are recomputed
+    /// (init_per_zone_wmark_min()). -EINVAL when the zone's span would take in another zone's.
     public func onlineMemoryBlock(_ id: UInt64, movable: Bool = false) throws(HotplugError) {
         guard let i = memoryBlocks.firstIndex(where: { $0.id == id }) else { throw .noBlock(id) }
         guard !memoryBlocks[i].online else { return }
         let b = memoryBlocks[i]
-        let zone = zones[ZoneType.normal.rawValue]
+        let type: ZoneType = movable ? .movable : .normal
+        let zone = zones[type.rawValue]
         let s = b.startPFN + b.vmemmapPages, e = b.startPFN + b.pages
+        let spanStart = zone.isPopulated ? min(zone.startPFN, b.startPFN) : b.startPFN
+        let spanEnd = zone.isPopulated ? max(zone.endPFN, e) : e
+        for z in zones where z !== zone && z.isPopulated && z.startPFN < spanEnd && spanStart < z.endPFN {
+            throw .invalidRange("memory\(id) in \(zone.name) would overlap \(z.name)")
+        }
         // move_pfn_range_to_zone(): the zone spans the block.
         if !zone.isPopulated {
             zone.startPFN = b.startPFN
@@ -117,6 +126,7 @@ extension Machine {
             zone.spannedPages = newEnd - newStart
         }
         zone.presentPages += b.pages
+        for pfn in b.startPFN..<e { frames[PFN(pfn)].pointee.zone = UInt8(type.rawValue) }
         for pfn in s..<e {
             let p = frames[PFN(pfn)]
             p.pointee.state = .pristine
@@ -129,17 +139,20 @@ extension Machine {
         allocator.freeBootRange(s, e)
         zone.managedPages += e - s
         memoryBlocks[i].online = true
+        memoryBlocks[i].zone = type
         recomputeWatermarksAfterHotplug()
         log.append("memory\(id): online, \(e - s) pages to \(zone.name)")
     }
 
-    /// offline_pages(): dissolve the free hugetlb pages in the block, then take every page out
-    /// of the allocator. -EBUSY when a page is still in use (migration is not modelled).
+    /// offline_pages(): dissolve the free hugetlb pages in the block, migrate its movable
+    /// anonymous pages elsewhere (do_migrate_range(), as alloc_contig_range() does for gigantic
+    /// pages), then take every page out of the allocator. -EBUSY when a page can be neither
+    /// freed nor moved (kernel allocations, page tables, page cache, in-use hugetlb pages).
     public func offlineMemoryBlock(_ id: UInt64) throws(HotplugError) {
         guard let i = memoryBlocks.firstIndex(where: { $0.id == id }) else { throw .noBlock(id) }
         guard memoryBlocks[i].online else { return }
         let b = memoryBlocks[i]
-        let zone = zones[ZoneType.normal.rawValue]
+        let zone = zones[b.zone.rawValue]
         let s = b.startPFN + b.vmemmapPages, e = b.startPFN + b.pages
         // dissolve_free_hugetlb_folios()
         var pfn = s
@@ -152,9 +165,18 @@ extension Machine {
             }
         }
         allocator.drainPages()
-        guard allocator.rangeIsFree(zone, s, e - s) else { throw .busy("memory\(id) has pages in use") }
-        allocator.isolateFreeRange(zone, s, e)
-        for p in s..<e { frames[PFN(p)].pointee.state = .isolated }
+        if allocator.rangeIsFree(zone, s, e - s) {
+            allocator.isolateFreeRange(zone, s, e)
+        } else {
+            guard let movable = contigMovablePages(zone, s, e - s) else { throw .busy("memory\(id) has pages in use that cannot move") }
+            guard clearContigRange(zone, s, e - s, movable) != nil else { throw .busy("memory\(id): no memory to migrate its pages to") }
+        }
+        for p in s..<e {
+            let f = frames[PFN(p)]
+            f.pointee.state = .isolated
+            f.pointee.refcount = 0
+            f.pointee.order = 0
+        }
         zone.managedPages -= e - s
         zone.presentPages -= b.pages
         memoryBlocks[i].online = false
