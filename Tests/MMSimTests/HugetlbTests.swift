@@ -191,7 +191,7 @@ import Testing
     }
 
     /// A 1 GiB page is a PUD leaf; MAP_HUGE_1GB picks the size.
-    @Test func gigantePageFault() throws {
+    @Test func giganticPageFault() throws {
         let m = try machine()
         let t = m.spawn(name: "wl")
         try m.setNrHugepages(sizeKB: 1048576, 1)
