@@ -83,14 +83,14 @@ struct Boot: ParsableCommand {
 
     @OptionGroup var machine: MachineOptions
     @Option(name: .long, parsing: .upToNextOption,
-            help: "Views to print, in order: dmesg, meminfo, zones, zoneinfo, buddyinfo, pagetypeinfo, vmstat, memblock.")
+            help: "Views to print, in order: dmesg, meminfo, zones, zoneinfo, buddyinfo, pagetypeinfo, vmstat, memblock, hugepages.")
     var show: [String] = ["dmesg", "meminfo", "zones"]
     @Option(name: .long, help: "Output format: text or json.")
     var format: String = "text"
 
     func run() throws {
         try reportingErrors {
-            let known = ["dmesg", "meminfo", "zones", "zoneinfo", "buddyinfo", "pagetypeinfo", "vmstat", "memblock"]
+            let known = ["dmesg", "meminfo", "zones", "zoneinfo", "buddyinfo", "pagetypeinfo", "vmstat", "memblock", "hugepages"]
             for v in show where !known.contains(v) {
                 throw ValidationError("unknown view '\(v)'; known: \(known.joined(separator: ", "))")
             }
@@ -112,6 +112,7 @@ struct Boot: ParsableCommand {
                 case "pagetypeinfo": print("$ cat /proc/pagetypeinfo\n" + m.pagetypeinfoText(), terminator: "")
                 case "vmstat": print("$ cat /proc/vmstat\n" + m.vmstatText(), terminator: "")
                 case "memblock": print("memblock (memblock=debug)\n" + m.memblockText(), terminator: "")
+                case "hugepages": print("$ ls /sys/kernel/mm/hugepages (and HVO)\n" + m.hugepagesText(), terminator: "")
                 default: break
                 }
             }

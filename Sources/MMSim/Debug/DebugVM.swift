@@ -155,6 +155,11 @@ extension Machine {
                     pfn += n
                     continue
                 case .allocatedTail:
+                    // A gigantic (1 GiB) hugetlb folio spans sections: its head counted it all.
+                    if let (h, head) = hugetlbHead(containing: PFN(pfn)), h.isGigantic, head.raw < first {
+                        pfn = min(end, head.raw + h.pagesPerHugePage)
+                        continue
+                    }
                     throw VMBug(rule: "allocated-tail", detail: "frame \(pfn) is a tail without a head block covering it")
                 case .pristine:
                     guard zones[zi].virgin.contains(pfn) else {
@@ -175,6 +180,7 @@ extension Machine {
 
         // 3. TLBs against the page tables.
         try checkTLBs()
+        try checkHugetlb()
 
         // 3b. The reverse map: mapcounts equal what an rmap walk finds (Rmap.swift).
         try checkRmap()

@@ -21,6 +21,16 @@ struct EarlyBoot {
     var memmapBootPages: UInt64 = 0
     /// Zone spans as (zone, start PFN, end PFN).
     var zoneRanges: [(ZoneType, UInt64, UInt64)] = []
+    /// Physical address of the memmap buffer (one 2 MiB block per present section, in order).
+    var memmapBase: UInt64 = 0
+    /// Present sections, in the order their memmap blocks sit in the buffer.
+    var presentSectionList: [UInt64] = []
+    /// Frames memblock gave the vmemmap page tables.
+    var vmemmapTableFrames: [UInt64] = []
+    /// The kernel's top-level page table (init_top_pgt / swapper_pg_dir), inside the image's data.
+    var kernelPgdPFN: UInt64 = 0
+    /// Gigantic (1 GiB) HugeTLB pages memblock gave hugepagesz=1G hugepages=N, by first PFN.
+    var bootGiganticPages: [UInt64] = []
 
     init(_ cfg: MachineConfig) throws {
         self.cfg = cfg
@@ -72,6 +82,7 @@ struct EarlyBoot {
         let initStartKB = img.codeKB + img.rodataKB + img.rwdataKB
         let initStart = (imageBase + initStartKB * 1024 + Page.size - 1) >> Page.shift
         kernelInit = (initStart, initStart + img.initPages)
+        kernelPgdPFN = (imageBase + (img.codeKB + img.rodataKB) * 1024 + Page.size - 1) >> Page.shift
         let bssStart = (imageBase + (initStartKB + img.initKB) * 1024 + Page.size - 1) >> Page.shift
         zeroPage = PFN(bssStart)
 
@@ -85,19 +96,31 @@ struct EarlyBoot {
             }
         }
 
+        // hugetlb_bootmem_alloc(): gigantic boot pages come from memblock, before the memmap.
+        if let want = cfg.bootHugepages.first(where: { $0.sizeKB == PageOrder.pud.bytes >> 10 })?.count {
+            for _ in 0..<want {
+                guard let base = memblock.alloc(PageOrder.pud.bytes, align: PageOrder.pud.bytes, name: "hugetlb bootmem (1 GiB page)") else { break }
+                bootGiganticPages.append(base >> Page.shift)
+            }
+        }
+
         // 4. sparse_init(): usemaps, then the memmap (64 bytes per frame) in one buffer of
         // PMD-sized blocks, and the vmemmap page tables that map it.
         let sections = presentSections()
         let usemapBytes = UInt64(sections.count) * 32
         _ = memblock.alloc(usemapBytes, align: 64, name: "usemap (pageblock flags)")
         let memmapBytes = UInt64(sections.count) * Machine.sectionMapSize
-        guard memblock.alloc(memmapBytes, align: Machine.sectionMapSize, name: "memmap (struct page array)") != nil else {
+        guard let mm = memblock.alloc(memmapBytes, align: Machine.sectionMapSize, name: "memmap (struct page array)") else {
             throw ConfigError(field: "memory", message: "\(formatBytes(cfg.memory)) cannot hold its own memmap")
         }
+        memmapBase = mm
+        presentSectionList = sections
         memmapBootPages = memmapBytes >> Page.shift
         let vmemmapTables = vmemmapTableCount(sections: sections)
         for _ in 0..<vmemmapTables {
-            _ = memblock.alloc(Page.size, align: Page.size, name: "vmemmap page table")
+            if let t = memblock.alloc(Page.size, align: Page.size, name: "vmemmap page table") {
+                vmemmapTableFrames.append(t >> Page.shift)
+            }
         }
 
         // 5. setup_per_cpu_areas() and the SWIOTLB bounce buffer (below 4 GiB).
@@ -162,15 +185,17 @@ struct EarlyBoot {
     }
 
     /// Page-table pages of the vmemmap mapping (PMD leaves): one PMD table per 1 GiB of
-    /// vmemmap, one PUD table per 512 GiB of it (the PGD entry lives in the image).
+    /// vmemmap, one PUD table per 512 GiB of it, and with 5-level paging one P4D table per
+    /// 256 TiB (the top-level entry lives in the image).
     func vmemmapTableCount(sections: [UInt64]) -> Int {
-        var pmdTables = Set<UInt64>(), pudTables = Set<UInt64>()
+        var pmdTables = Set<UInt64>(), pudTables = Set<UInt64>(), p4dTables = Set<UInt64>()
         for s in sections {
             let vmemmapOffset = s * Machine.sectionMapSize
             pmdTables.insert(vmemmapOffset >> 30)
             pudTables.insert(vmemmapOffset >> 39)
+            p4dTables.insert(vmemmapOffset >> 48)
         }
-        return pmdTables.count + pudTables.count
+        return pmdTables.count + pudTables.count + (arch.topLevel == .pgd ? p4dTables.count : 0)
     }
 
     /// How init_mem_mapping() covers RAM: 1 GiB pages where a whole aligned GiB is RAM,
@@ -254,6 +279,9 @@ extension Machine {
         }
         // Boot pagesets until setup_per_cpu_pageset(): batch 1, high 0.
         updatePageSets()
+        // The vmemmap's kernel page tables (built by sparse_init() before the buddy allocator
+        // exists; the model fills them now, from the same memblock frames).
+        vmemmapInit(early)
         let totalram = totalRAMPages
         let reservedKB = (physPages - totalram) * 4
         log.append("Memory: \(allocator.freePagesTotal * 4)K/\(physPages * 4)K available (\(img.codeKB)K kernel code, \(img.rwdataKB)K rwdata, \(img.rodataKB)K rodata, \(img.initKB)K init, \(img.bssKB)K bss, \(reservedKB)K reserved, 0K cma-reserved)")
@@ -279,12 +307,8 @@ extension Machine {
             setupPerZoneWatermarks()
         }
 
-        // 9. HugeTLB sizes (hugetlb_init()): the vmemmap HVO could free per huge page.
-        for (size, name) in [(PageOrder.pud, "1.00 GiB"), (PageOrder.pmd, "2.00 MiB")] {
-            log.append("HugeTLB: registered \(name) page size, pre-allocated 0 pages")
-            let vmemmapKB = size.pages * Page.structPageBytes / 1024
-            log.append("HugeTLB: \(vmemmapKB - Page.size / 1024) KiB vmemmap can be freed for a \(name) page")
-        }
+        // 9. HugeTLB sizes and boot pools (hugetlb_init()): the vmemmap HVO could free per huge page.
+        hugetlbInit(early)
 
         // 10. free_initmem(): the init sections go back as free_reserved_page()s.
         var freed: UInt64 = 0

@@ -97,6 +97,12 @@ public final class Machine {
     }
     /// vm_committed_as in pages (Committed_AS).
     public internal(set) var committedAS: Int64 = 0
+    /// HugeTLB pools and HVO (mm/hugetlb.c, mm/hugetlb_vmemmap.c).
+    public let hugetlb = HugetlbState()
+    /// The vmemmap: struct pages mapped by kernel page tables (set up at boot).
+    public internal(set) var vmemmap: Vmemmap!
+    /// Hot-added memory blocks (MemoryHotplug.swift).
+    public internal(set) var memoryBlocks: [MemoryBlock] = []
     /// Pages isolated by memory failure (HardwareCorrupted).
     public internal(set) var hardwareCorruptedPages: Int64 = 0
 
@@ -123,7 +129,11 @@ public final class Machine {
         self.counters = counters
         // The memmap (filled section by section on first touch), the allocator, the CPUs.
         let mb = early.memblock, zoneBounds = early.zoneRanges
-        let frames = FrameTable(endPFN: max(early.maxPFN, 1)) { first, records in
+        // The memmap covers RAM and the range memory may be hot-added in (MemoryHotplug.swift).
+        let blockPages = MachineConfig.memoryBlockBytes >> Page.shift
+        let hotplugEnd = config.hotplugMemory == 0 ? 0
+            : ((early.maxPFN + blockPages - 1) & ~(blockPages - 1)) + (config.hotplugMemory >> Page.shift)
+        let frames = FrameTable(endPFN: max(early.maxPFN, hotplugEnd, 1)) { first, records in
             Machine.initSection(first: first.raw, records: records, memblock: mb, zoneBounds: zoneBounds)
         }
         self.frames = frames

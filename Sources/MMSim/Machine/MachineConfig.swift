@@ -80,6 +80,17 @@ public enum THPMode: String, Sendable, Hashable, Codable, CaseIterable {
     case always, madvise, never
 }
 
+/// A boot-time HugeTLB pool (the hugepagesz=SIZE hugepages=N command-line pair).
+public struct BootHugepages: Sendable, Hashable, Codable {
+    /// Huge page size in KiB (2048 or 1048576).
+    public var sizeKB: UInt64
+    public var count: UInt64
+    public init(sizeKB: UInt64, count: UInt64) {
+        self.sizeKB = sizeKB
+        self.count = count
+    }
+}
+
 /// A configuration error: the field and what is allowed.
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public var field: String
@@ -115,6 +126,17 @@ public struct MachineConfig: Sendable, Hashable, Codable {
     public var transparentHugepage: THPMode = .madvise
     /// Seed of every pseudo-random choice the model makes.
     public var seed: UInt64 = 0x6d6d73696d
+    /// hugepagesz=/hugepages= pairs: HugeTLB pools allocated at boot.
+    public var bootHugepages: [BootHugepages] = []
+    /// default_hugepagesz= in KiB.
+    public var defaultHugepageSizeKB: UInt64 = 2048
+    /// hugetlb_free_vmemmap= (CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON): HVO at boot.
+    public var hugetlbOptimizeVmemmap: Bool = false
+    /// memory_hotplug.memmap_on_memory: hot-added memory holds its own memmap (self-hosted vmemmap).
+    public var memmapOnMemory: Bool = false
+    /// Physical address space above RAM reserved for memory hotplug (add_memory()), in bytes,
+    /// a multiple of the 128 MiB memory block.
+    public var hotplugMemory: UInt64 = 0
 
     public init() {}
 
@@ -125,6 +147,8 @@ public struct MachineConfig: Sendable, Hashable, Codable {
     /// x86-64 PCI hole takes 1 GiB of it.
     public static let maxMemory: UInt64 = 8 * Size.TiB
     public static let maxCPUs = 256
+    /// memory_block_size_bytes(): the unit of memory hotplug (128 MiB on x86-64 below 64 GiB).
+    public static let memoryBlockBytes: UInt64 = 128 * Size.MiB
 
     // MARK: Presets
 
@@ -195,6 +219,22 @@ public struct MachineConfig: Sendable, Hashable, Codable {
             }
         }
         try range("percpuKBPerCPU", percpuKBPerCPU, 0, 65536)
+        // Huge page sizes in KiB: x86-64 PMD and PUD; arm64 (4 KiB granule) also CONT_PTE and CONT_PMD.
+        let hugeSizes: [UInt64] = arch.isX86 ? [2048, 1048576] : [64, 2048, 32768, 1048576]
+        let allowed = hugeSizes.map(String.init).joined(separator: ", ")
+        if !hugeSizes.contains(defaultHugepageSizeKB) {
+            throw ConfigError(field: "defaultHugepageSizeKB", message: "\(defaultHugepageSizeKB) is not a huge page size on \(arch.rawValue); allowed \(allowed)")
+        }
+        for (i, b) in bootHugepages.enumerated() {
+            guard hugeSizes.contains(b.sizeKB) else {
+                throw ConfigError(field: "bootHugepages[\(i)].sizeKB", message: "\(b.sizeKB) is not a huge page size on \(arch.rawValue); allowed \(allowed)")
+            }
+            try range("bootHugepages[\(i)].count", b.count * b.sizeKB * 1024, 0, memory / 2) { _ in "\(b.count) pages" }
+        }
+        try range("hotplugMemory", hotplugMemory, 0, Self.maxMemory - memory, formatBytes)
+        if hotplugMemory % Self.memoryBlockBytes != 0 {
+            throw ConfigError(field: "hotplugMemory", message: "\(formatBytes(hotplugMemory)) is not a multiple of the 128 MiB memory block")
+        }
         try range("swiotlbMB", swiotlbMB, 0, 65536)
         let img = kernelImage
         try range("kernelImage.codeKB", img.codeKB, 4, 1 << 20)
@@ -212,7 +252,8 @@ public struct MachineConfig: Sendable, Hashable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case preset, arch, memory, cpus, tlb, pcid, minFreeKbytes, watermarkScaleFactor,
-             lowmemReserveRatio, kernelImage, percpuKBPerCPU, swiotlbMB, transparentHugepage, seed
+             lowmemReserveRatio, kernelImage, percpuKBPerCPU, swiotlbMB, transparentHugepage, seed,
+             bootHugepages, defaultHugepageSizeKB, hugetlbOptimizeVmemmap, memmapOnMemory, hotplugMemory
     }
 
     /// Reads a configuration: `preset` first (default "reference"), then each field present
@@ -249,6 +290,11 @@ public struct MachineConfig: Sendable, Hashable, Codable {
             transparentHugepage = m
         }
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        bootHugepages = try c.decodeIfPresent([BootHugepages].self, forKey: .bootHugepages) ?? bootHugepages
+        defaultHugepageSizeKB = try c.decodeIfPresent(UInt64.self, forKey: .defaultHugepageSizeKB) ?? defaultHugepageSizeKB
+        hugetlbOptimizeVmemmap = try c.decodeIfPresent(Bool.self, forKey: .hugetlbOptimizeVmemmap) ?? hugetlbOptimizeVmemmap
+        memmapOnMemory = try c.decodeIfPresent(Bool.self, forKey: .memmapOnMemory) ?? memmapOnMemory
+        hotplugMemory = try c.decodeIfPresent(UInt64.self, forKey: .hotplugMemory) ?? hotplugMemory
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -266,6 +312,11 @@ public struct MachineConfig: Sendable, Hashable, Codable {
         try c.encode(swiotlbMB, forKey: .swiotlbMB)
         try c.encode(transparentHugepage.rawValue, forKey: .transparentHugepage)
         try c.encode(seed, forKey: .seed)
+        try c.encode(bootHugepages, forKey: .bootHugepages)
+        try c.encode(defaultHugepageSizeKB, forKey: .defaultHugepageSizeKB)
+        try c.encode(hugetlbOptimizeVmemmap, forKey: .hugetlbOptimizeVmemmap)
+        try c.encode(memmapOnMemory, forKey: .memmapOnMemory)
+        try c.encode(hotplugMemory, forKey: .hotplugMemory)
     }
 
     /// Loads and validates a JSON configuration. Decoding errors name the field.

@@ -135,6 +135,7 @@ extension Machine {
     /// The final put of a PMD-sized folio: off the LRU, back to the allocator as one block.
     func putHugePage(_ pfn: PFN) {
         let head = frames[pfn]
+        if head.pointee.flags.contains(.hugetlb) { return putHugetlbFolio(pfn) }
         if head.pointee.refcount == 1 && head.pointee.flags.contains(.lru) {
             let n = Int64(PageOrder.pmd.pages)
             if head.pointee.flags.contains(.unevictable) {

@@ -47,6 +47,8 @@ public final class MM {
     public internal(set) var tlbGen: UInt64 = 0
     /// tlb_flush_pending: gathers running on this mm now (nested gathers force a full flush).
     public internal(set) var flushPending = 0
+    /// hugetlb_usage: base pages of hugetlb folios mapped (HugetlbPages).
+    public internal(set) var hugetlbUsage: Int64 = 0
 
     init(id: Int, pageTable: PageTable, arch: Architecture, cpus: Int) {
         self.id = id

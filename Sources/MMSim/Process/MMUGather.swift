@@ -282,7 +282,8 @@ final class MMUGather {
         let pfn = PFN(e >> 3)
         if e & Self.pmdFolioBit == 0 {
             for k in 0..<UInt64(nr) { machine.putPage(pfn + k) }
-        } else if machine.frames[pfn].pointee.order == UInt8(PageOrder.pmd.raw) {
+        } else if machine.frames[pfn].pointee.order >= UInt8(PageOrder.pmd.raw) || machine.isHugetlbFolio(pfn) {
+            // A PMD-mapped THP, or a hugetlb folio of any size (PUD, or contiguous PTEs).
             machine.putHugePage(pfn)
         } else {
             // The folio was split since it was gathered: 512 order-0 pages now.

@@ -86,6 +86,7 @@ extension Machine {
         task.minFlt &+= 1
         let vma = mm.vmas[vmaIndex]
         let va = VirtAddr(addr & ~Page.offsetMask)
+        if vma.flags.contains(.hugetlb) { return try hugetlbFault(task, mm, vmaIndex, addr, access) }
         // __handle_mm_fault(): the PMD level first (pmd_alloc()), for transparent huge pages.
         guard let pmd = pmdSlot(mm, va.raw) else { throw .oom }
         if vma.isAnonymous && !vma.isShared {
@@ -240,6 +241,7 @@ extension Machine {
     /// and hand normal pages to the gather. With `reclaimTables` (CONFIG_PT_RECLAIM, used by
     /// MADV_DONTNEED) a PTE table whose whole 2 MiB span is zapped is freed too.
     func zapRange(_ tlb: MMUGather, _ mm: MM, _ vma: VMA, start: UInt64, end: UInt64, reclaimTables: Bool = false) {
+        if vma.flags.contains(.hugetlb) { return unmapHugepageRange(tlb, mm, vma, start: start, end: end) }
         var a = start
         let span = PageTableLevel.pmd.entrySpan
         while a < end {
@@ -341,6 +343,7 @@ extension Machine {
     /// copy_page_range(): share every present page of `vma` with the child; a COW mapping
     /// write-protects both copies, and anonymous pages lose their exclusive flag.
     func copyPageRange(from src: MM, to dst: MM, _ vma: VMA) throws(FaultError) {
+        if vma.flags.contains(.hugetlb) { return try copyHugetlbPageRange(from: src, to: dst, vma) }
         var a = vma.start
         while a < vma.end {
             let span = PageTableLevel.pmd.entrySpan

@@ -142,6 +142,7 @@ extension Machine {
         guard length > 0 else { return .failure(.EINVAL) }
         guard flags.contains(.shared) != flags.contains(.private) else { return .failure(.EINVAL) }
         guard offset & Page.offsetMask == 0 else { return .failure(.EINVAL) }
+        if flags.contains(.hugetlb) { return hugetlbMmap(t, mm, addr: addr, length: length, prot: prot, flags: flags, file: file) }
         let (rounded, o) = length.addingReportingOverflow(Page.offsetMask)
         guard !o else { return .failure(.ENOMEM) }
         let len = rounded & ~Page.offsetMask
@@ -161,9 +162,6 @@ extension Machine {
             start = a
         }
         guard mm.vmas.count < Self.maxMapCount else { return .failure(.ENOMEM) }
-        // HugeTLB pools are not modelled yet: the pool is empty, so hugetlb_reserve_pages()
-        // cannot reserve and the mapping fails as it does on a kernel with nr_hugepages = 0.
-        if flags.contains(.hugetlb) { return .failure(.ENOMEM) }
         var vmFlags = VMFlags(prot: prot).union([.mayRead, .mayWrite, .mayExec])
         let kind: VMAKind
         if flags.contains(.shared) {
@@ -222,6 +220,10 @@ extension Machine {
 
     /// follow_page_pte(): would get_user_pages() need a fault for this page?
     func needsFault(_ mm: MM, _ a: UInt64, write: Bool) -> Bool {
+        if let pud = mm.pageTable.slot(VirtAddr(a), level: .pud), case .leaf = PTEFormat.classify(pud.pointee, level: .pud, arch: arch),
+           let leaf = PTEFormat.decode(pud.pointee, level: .pud, arch: arch) {
+            return write && !leaf.writable
+        }
         if let pmd = mm.pageTable.slot(VirtAddr(a), level: .pmd), case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch),
            let leaf = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch) {
             return write && !leaf.writable
@@ -248,6 +250,7 @@ extension Machine {
     func doMunmap(_ t: Task, _ mm: MM, _ start: UInt64, _ len: UInt64) -> SyscallResult<Void> {
         let end = start + len
         guard !vmaRange(mm, start, end).isEmpty else { return .success(()) }
+        guard hugetlbSplitAllowed(mm, start, end) else { return .failure(.EINVAL) }
         splitVMA(mm, at: start)
         splitVMA(mm, at: end)
         let range = vmaRange(mm, start, end)
@@ -264,6 +267,7 @@ extension Machine {
             if v.flags.contains(.account) { committedAS -= Int64(v.pages) }
             if v.flags.contains(.locked) { mm.lockedVM -= Int64(v.pages) }
             if case .shmem(let id) = v.kind { releaseShmemMapping(id) }
+            if v.flags.contains(.hugetlb) { hugetlbVMAClose(mm, v) }
         }
         return .success(())
     }

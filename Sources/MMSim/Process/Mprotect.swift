@@ -42,6 +42,7 @@ extension Machine {
         }
         if end == addr { return .success(()) }
         guard isFullyMapped(mm, addr, end) else { return .failure(.ENOMEM) }
+        guard hugetlbSplitAllowed(mm, addr, end) else { return .failure(.EINVAL) }
         let newProt = VMFlags(prot: prot)
         for i in vmaRange(mm, addr, end) {
             let v = mm.vmas[i]
@@ -69,6 +70,7 @@ extension Machine {
     /// off for pages that would need a copy (can_change_pte_writable()). Returns whether an
     /// entry lost a right (so a flush is needed).
     func changeProtection(_ mm: MM, _ v: VMA) -> Bool {
+        if v.flags.contains(.hugetlb) { return hugetlbChangeProtection(mm, v) }
         var lost = false
         var a = v.start
         while a < v.end {
@@ -268,6 +270,8 @@ extension Machine {
         guard let i = mm.findVMAIndex(addr), mm.vmas[i].start <= addr, addr + oldLen <= mm.vmas[i].end else {
             return .failure(.EFAULT)
         }
+        // Hugetlb mappings neither grow nor move here (the kernel moves them; not modelled).
+        if mm.vmas[i].flags.contains(.hugetlb) && (newLen > oldLen || flags.contains(.fixed)) { return .failure(.EINVAL) }
         if newLen <= oldLen && !flags.contains(.fixed) {
             if newLen < oldLen { _ = doMunmap(t, mm, addr + newLen, oldLen - newLen) }
             return .success(addr)

@@ -263,6 +263,9 @@ extension Machine {
                 let p = frames[PFN(pfn)].pointee
                 guard p.state == .allocated, PFN(pfn) != zeroPage, PFN(pfn) != hugeZeroPFN else { pfn += 1; continue }
                 let n = UInt64(1) << UInt64(p.order)
+                // HugeTLB folios keep their own mapcount and are counted in neither
+                // nr_anon_pages nor nr_mapped; the model does not walk their rmap yet.
+                if p.flags.contains(.hugetlb) { pfn += n; continue }
                 let large = p.order > 0 && p.flags.contains(.head)
                 let mapcount = large ? Int(entireMapcount(PFN(pfn))) : Int(p.mapcount)
                 if p.mapping != 0 && (mapcount > 0 || (large && largeMapcount(PFN(pfn)) > 0)) {

@@ -234,6 +234,7 @@ extension Machine {
             if v.flags.contains(.account) { committedAS -= Int64(v.pages) }
             if v.flags.contains(.locked) { mm.lockedVM -= Int64(v.pages) }
             if case .shmem(let id) = v.kind { releaseShmemMapping(id) }
+            if v.flags.contains(.hugetlb) { hugetlbVMAClose(mm, v, exiting: true) }
         }
         if let first = all.first, let last = all.last {
             mm.pageTable.freeTables(start: VirtAddr(first.start), end: VirtAddr(last.end)) { pfn, level in

@@ -56,6 +56,8 @@ public struct VMA: Sendable, Hashable {
     public var anonVMA: Int = 0
     /// The rmap's handle on this vm_area_struct (0 until it enters an mm; see AnonVMA.swift).
     public var id: UInt32 = 0
+    /// A hugetlb mapping's reservation map id (HugetlbState.resvMaps index + 1; 0 = none).
+    public var hugetlbResv: Int = 0
 
     public var length: UInt64 { end - start }
     public var pages: UInt64 { length >> Page.shift }
@@ -77,6 +79,8 @@ public struct VMA: Sendable, Hashable {
     public func canMerge(with next: VMA) -> Bool {
         guard end == next.start, flags == next.flags, kind == next.kind else { return false }
         guard pgoff + pages == next.pgoff else { return false }
+        // Two hugetlb mappings are two files: they never merge.
+        guard hugetlbResv == next.hugetlbResv else { return false }
         return anonVMA == 0 || next.anonVMA == 0 || anonVMA == next.anonVMA
     }
 }

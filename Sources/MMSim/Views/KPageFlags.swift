@@ -53,6 +53,17 @@ extension Machine {
         case .pcp, .allocated, .allocatedTail, .isolated: break
         }
         if pfn == hugeZeroPFN { set(.zeroPage) }
+        if let (_, head) = hugetlbHead(containing: pfn) {
+            // A hugetlb folio: KPF_HUGE on every page, head or tail as page_folio() sees it
+            // (through HVO's read-only fake heads); mapped/anon/uptodate from the folio.
+            set(.huge)
+            set(head == pfn ? .compoundHead : .compoundTail)
+            let hp = frames[head].pointee
+            if hp.mapcount > 0 { set(.mmap) }
+            if hp.mapcount > 0 && hp.mapping != 0 { set(.anon) }
+            if hp.flags.contains(.uptodate) { set(.uptodate) }
+            return bits
+        }
         let (head, order) = folioHead(pfn)
         let h = frames[head].pointee
         if kpagecount(pfn) > 0 { set(.mmap) }

@@ -22,7 +22,7 @@ extension Machine {
     }
 
     /// vm_commit_limit(): (totalram - hugetlb) * overcommit_ratio / 100 + swap.
-    public var commitLimitPages: UInt64 { totalRAMPages * 50 / 100 }
+    public var commitLimitPages: UInt64 { (totalRAMPages - min(hugetlbTotalPages, totalRAMPages)) * 50 / 100 }
 
     /// VmallocTotal in kB for the architecture (VMALLOC_END - VMALLOC_START).
     var vmallocTotalKB: UInt64 {
@@ -87,12 +87,14 @@ extension Machine {
         kb("FileHugePages", p(c[.nrFileHugepages]))
         kb("FilePmdMapped", p(c[.nrFilePmdmapped]))
         kb("Balloon", p(c[.nrBalloonPages]))
-        raw("HugePages_Total", 0)
-        raw("HugePages_Free", 0)
-        raw("HugePages_Rsvd", 0)
-        raw("HugePages_Surp", 0)
-        kb("Hugepagesize", PageOrder.pmd.bytes >> 10)
-        kb("Hugetlb", 0)
+        // hugetlb_report_meminfo(): the default size's pool, and every pool's memory.
+        let hd = hugetlb.defaultHstate
+        raw("HugePages_Total", hd.nrHugePages)
+        raw("HugePages_Free", hd.freeHugePages)
+        raw("HugePages_Rsvd", hd.resvHugePages)
+        raw("HugePages_Surp", hd.surplusHugePages)
+        kb("Hugepagesize", hd.sizeKB)
+        kb("Hugetlb", hugetlb.hstates.reduce(0) { $0 + $1.nrHugePages * $1.sizeKB })
         if arch.isX86 {
             kb("DirectMap4k", directMapKB.k4)
             kb("DirectMap2M", directMapKB.m2)

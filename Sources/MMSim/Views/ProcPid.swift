@@ -13,7 +13,7 @@ extension Machine {
             ("RssShmem", kb(mm.rss[RSSCounter.shmemPages.rawValue])),
             ("VmData", kb(mm.dataVM)), ("VmStk", kb(mm.stackVM)), ("VmExe", text), ("VmLib", kb(mm.execVM) - text),
             ("VmPTE", Int64(mm.pageTable.pgtablesBytes >> 10)), ("VmSwap", kb(mm.rss[RSSCounter.swapEnts.rawValue])),
-            ("HugetlbPages", 0),
+            ("HugetlbPages", kb(mm.hugetlbUsage)),
         ]
     }
 
@@ -48,6 +48,10 @@ extension Machine {
                 name = "[heap]"
             case .stack:
                 name = "[stack]"
+            case .anon where v.flags.contains(.hugetlb):
+                // MAP_HUGETLB: an unlinked file on the internal hugetlbfs mount.
+                offset = v.flags.contains(.shared) ? v.pgoff << Page.shift : 0
+                name = "/anon_hugepage (deleted)"
             case .anon:
                 if v.start <= mm.brk && v.end >= mm.startBrk && mm.startBrk != mm.brk { name = "[heap]" }
             }

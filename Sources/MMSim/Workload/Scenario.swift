@@ -218,6 +218,9 @@ public enum CounterSource: Sendable, Hashable {
     case mapsCount(process: String)
     /// The model's TLB-shootdown, gather and RCU statistics (`tlb.NAME`, `rcu.NAME`).
     case shootdown(String)
+    /// /sys/kernel/mm/hugepages/hugepages-NkB/FIELD (nr_hugepages, free_hugepages,
+    /// resv_hugepages, surplus_hugepages, nr_overcommit_hugepages).
+    case hugepages(sizeKB: UInt64, field: String)
 }
 
 public enum RusageField: String, Sendable, Hashable, CaseIterable {
@@ -265,6 +268,8 @@ public enum ProcView: Sendable, Hashable {
     case meminfo, vmstat, zoneinfo, buddyinfo, pagetypeinfo
     /// /sys/kernel/debug/mmsim/tlb: each CPU's TLB state and the shootdown statistics.
     case tlbState
+    /// /sys/kernel/mm/hugepages: every pool, and the HVO counters.
+    case hugepages
     case status(process: String)
     case maps(process: String)
     /// `/proc/kpageflags/PFN`: the flags, counts and rmap of one frame (kpageflags,
@@ -272,6 +277,9 @@ public enum ProcView: Sendable, Hashable {
     case kpage(pfn: UInt64)
     /// `/proc/NAME/pagemap/ADDR`: the same for the frame NAME maps at ADDR.
     case pagemap(process: String, addr: AddressExpr)
+    /// The vmemmap of the hugetlb page a process maps at `address`: where each struct-page page
+    /// is mapped (HVO), with the kpageflags of its head and tails.
+    case vmemmap(process: String, address: UInt64)
 
     /// The path as written in the file (process views keep the name or PID written).
     public func path(written: String) -> String { written }

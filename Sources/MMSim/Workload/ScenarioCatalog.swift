@@ -57,8 +57,20 @@ public enum ScenarioCatalog {
         ("/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan", nil),
         ("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", nil),
         ("/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", nil),
+        ("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages", nil),
+        ("/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_overcommit_hugepages", nil),
+        ("/sys/kernel/mm/hugepages/hugepages-1048576kB/demote", nil),
+        ("/sys/devices/system/memory/probe", nil),
         ("/sys/kernel/mm/ksm/run", ["0", "1", "2"]),
     ]
+
+    /// /sys/devices/system/memory/memoryN/state (memory block N online or offline).
+    public static func memoryBlockFile(_ path: String) -> (path: String, values: [String]?)? {
+        let prefix = "/sys/devices/system/memory/memory", suffix = "/state"
+        guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.count > prefix.count + suffix.count,
+              UInt64(path.dropFirst(prefix.count).dropLast(suffix.count)) != nil else { return nil }
+        return (path, ["online", "offline", "online_movable", "online_kernel"])
+    }
 
     /// madvise() advice by its scenario name (lower case, without MADV_).
     public static let advice: [(name: String, advice: Advice)] = [
@@ -73,6 +85,7 @@ public enum ScenarioCatalog {
         ("shared", .shared), ("private", .private), ("fixed", .fixed), ("anon", .anonymous),
         ("anonymous", .anonymous), ("growsdown", .growsdown), ("locked", .locked), ("noreserve", .noreserve),
         ("populate", .populate), ("stack", .stack), ("hugetlb", .hugetlb), ("fixed_noreplace", .fixedNoreplace),
+        ("huge_2mb", .huge2MB), ("huge_1gb", .huge1GB), ("huge_64kb", .huge64KB), ("huge_32mb", .huge32MB),
     ]
 
     /// The user address space's end (TASK_SIZE_MAX / TASK_SIZE_64): nothing may be mapped at or above it.

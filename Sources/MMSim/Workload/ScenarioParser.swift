@@ -326,6 +326,8 @@ public struct ScenarioParser {
             }
         }
         var cfg = try! MachineConfig.preset(named: preset)
+        var hugepagesz: UInt64 = 2048
+        let sawHugepagesz = overrides.contains { $0.0 == "hugepagesz" }
         for (k, t, v) in overrides {
             let vloc = c.location(of: v)
             func num() throws -> UInt64 {
@@ -352,14 +354,35 @@ public struct ScenarioParser {
                 guard let m = THPMode(rawValue: v.text) else { throw ScenarioError(vloc, "\(k)=\(v.text): expected always, madvise or never") }
                 cfg.transparentHugepage = m
             case "seed": cfg.seed = try num()
+            case "hugepagesz":
+                // hugepagesz=SIZE hugepages=N, as on the kernel command line.
+                let sz = try num()
+                guard [64 * Size.KiB, 2 * Size.MiB, 32 * Size.MiB, Size.GiB].contains(sz) else { throw ScenarioError(vloc, "hugepagesz=\(v.text): the huge page sizes are 2M and 1G (and on arm64 64K and 32M)") }
+                hugepagesz = sz >> 10
+            case "hugepages":
+                cfg.bootHugepages.removeAll { $0.sizeKB == hugepagesz }
+                cfg.bootHugepages.append(BootHugepages(sizeKB: hugepagesz, count: try num()))
+            case "default_hugepagesz":
+                let sz = try num()
+                guard [64 * Size.KiB, 2 * Size.MiB, 32 * Size.MiB, Size.GiB].contains(sz) else { throw ScenarioError(vloc, "default_hugepagesz=\(v.text): the huge page sizes are 2M and 1G (and on arm64 64K and 32M)") }
+                cfg.defaultHugepageSizeKB = sz >> 10
+                if hugepagesz == 2048 && !sawHugepagesz { hugepagesz = sz >> 10 }
+            case "hugetlb_free_vmemmap":
+                guard let b = parseBool(v.text) else { throw ScenarioError(vloc, "\(k)=\(v.text): expected on or off") }
+                cfg.hugetlbOptimizeVmemmap = b
+            case "memmap_on_memory":
+                guard let b = parseBool(v.text) else { throw ScenarioError(vloc, "\(k)=\(v.text): expected on or off") }
+                cfg.memmapOnMemory = b
+            case "hotplug_memory": cfg.hotplugMemory = try num()
             default:
-                throw ScenarioError(c.location(of: t), "unknown machine setting '\(k)'; known: preset, arch, memory, cpus, pcid, min_free_kbytes, watermark_scale_factor, thp, seed")
+                throw ScenarioError(c.location(of: t), "unknown machine setting '\(k)'; known: preset, arch, memory, cpus, pcid, min_free_kbytes, watermark_scale_factor, thp, seed, hugepagesz, hugepages, default_hugepagesz, hugetlb_free_vmemmap, memmap_on_memory, hotplug_memory")
             }
         }
         do {
             try cfg.validate()
         } catch let e as ConfigError {
-            let at = overrides.first(where: { $0.0 == e.field || (e.field == "minFreeKbytes" && $0.0 == "min_free_kbytes") || (e.field == "watermarkScaleFactor" && $0.0 == "watermark_scale_factor") })
+            let at = overrides.first(where: { $0.0 == e.field || (e.field == "minFreeKbytes" && $0.0 == "min_free_kbytes") || (e.field == "watermarkScaleFactor" && $0.0 == "watermark_scale_factor")
+                || (e.field.hasPrefix("bootHugepages") && $0.0 == "hugepages") || (e.field == "hotplugMemory" && $0.0 == "hotplug_memory") })
             throw ScenarioError(at.map { c.location(of: $0.2) } ?? loc, "machine: \(e)")
         }
         config = cfg
@@ -409,12 +432,12 @@ public struct ScenarioParser {
         "vm.watermark_scale_factor": 1...3000, "vm.max_map_count": 0...Int64(Int32.max),
         "vm.nr_hugepages": 0...Int64.max, "vm.swappiness": 0...200, "vm.drop_caches": 1...4,
         "kernel.randomize_va_space": 0...2, "vm.lowmem_reserve_ratio": 0...Int64(Int32.max),
-        "vm.hugetlb_optimize_vmemmap": 0...1, "vm.memory_failure_early_kill": 0...1, "vm.compact_memory": 1...1, "vm.stat_refresh": 0...Int64.max,
+        "vm.hugetlb_optimize_vmemmap": 0...1, "vm.memory_failure_early_kill": 0...1, "vm.nr_overcommit_hugepages": 0...Int64.max, "vm.compact_memory": 1...1, "vm.stat_refresh": 0...Int64.max,
     ]
 
     private mutating func parseSysfs(_ c: inout Cursor, _ loc: ScenarioLocation, _ text: String) throws {
         let (path, pathTok, value, valueLoc) = try assignment(&c, what: "a file and value such as /sys/kernel/mm/transparent_hugepage/enabled=madvise")
-        guard let entry = ScenarioCatalog.sysfsFiles.first(where: { $0.path == path }) else {
+        guard let entry = ScenarioCatalog.sysfsFiles.first(where: { $0.path == path }) ?? ScenarioCatalog.memoryBlockFile(path) else {
             let hint = ScenarioCatalog.suggestion(for: path, in: ScenarioCatalog.sysfsFiles.map(\.path)).map { " (did you mean \($0)?)" } ?? ""
             throw ScenarioError(c.location(of: pathTok), "unknown sysfs file '\(path)'\(hint)")
         }
@@ -878,6 +901,17 @@ public struct ScenarioParser {
                 throw ScenarioError(lloc, "unknown counter '\(lhs.text)': /proc/vmstat has no item '\(name)'\(hint)")
             }
             counter = CounterRef(source: .vmstat(item), text: lhs.text, isKB: false)
+        case let dir where dir.hasPrefix("hugepages-") && dir.hasSuffix("kB"):
+            // hugepages-1048576kB.nr_hugepages: a pool's sysfs file.
+            let fields = ["nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages", "nr_overcommit_hugepages"]
+            guard let kb = UInt64(dir.dropFirst(10).dropLast(2)), [64, 2048, 32768, 1048576].contains(kb) else {
+                throw ScenarioError(lloc, "unknown counter '\(lhs.text)': no huge page size '\(dir)' (hugepages-2048kB, hugepages-1048576kB; on arm64 also hugepages-64kB, hugepages-32768kB)")
+            }
+            let field = parts.dropFirst().joined(separator: ".")
+            guard fields.contains(field) else {
+                throw ScenarioError(lloc, "unknown counter '\(lhs.text)': \(dir) has \(fields.joined(separator: ", "))")
+            }
+            counter = CounterRef(source: .hugepages(sizeKB: kb, field: field), text: lhs.text, isKB: false)
         default:
             let proc = parts[0]
             guard processes.contains(proc) else {
@@ -966,6 +1000,7 @@ public struct ScenarioParser {
         case "/proc/buddyinfo": return .buddyinfo
         case "/proc/pagetypeinfo": return .pagetypeinfo
         case "/sys/kernel/debug/mmsim/tlb": return .tlbState
+        case "/sys/kernel/mm/hugepages": return .hugepages
         default: break
         }
         let parts = t.text.split(separator: "/").map(String.init)
@@ -984,7 +1019,13 @@ public struct ScenarioParser {
             }
             return parts[2] == "status" ? .status(process: who) : .maps(process: who)
         }
-        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps (NAME or PID), /proc/kpageflags/PFN, /proc/NAME/pagemap/ADDR")
+        if t.text.hasPrefix("/proc/"), parts.count == 4, parts[2] == "vmemmap" {
+            let who = parts[1]
+            if parseNumber(who) == nil, !processes.contains(who) { throw unknownProcess(who, loc) }
+            guard let a = parseNumber(parts[3]) else { throw ScenarioError(loc, "/proc/\(who)/vmemmap/ADDR needs an address, not '\(parts[3])'") }
+            return .vmemmap(process: who, address: a)
+        }
+        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps (NAME or PID), /proc/kpageflags/PFN, /proc/NAME/pagemap/ADDR, /proc/NAME/vmemmap/ADDR, /sys/kernel/mm/hugepages, /sys/kernel/debug/mmsim/tlb")
     }
 }
 

@@ -137,8 +137,9 @@ extension ScenarioRunner {
         switch name {
         case "vm.overcommit_memory" where values[0] == 0:
             return true // the heuristic mode (__vm_enough_memory() with OVERCOMMIT_GUESS) is the model's
-        case "vm.hugetlb_optimize_vmemmap" where values[0] == 0:
-            return true // HVO off: the model has no HugeTLB vmemmap optimization yet
+        case "vm.hugetlb_optimize_vmemmap":
+            machine.setHugetlbOptimizeVmemmap(values[0] != 0)
+            return true
         case "vm.memory_failure_early_kill":
             machine.memoryFailureEarlyKill = values[0] != 0
             return true
@@ -148,6 +149,42 @@ extension ScenarioRunner {
             return true
         default:
             return false
+        }
+    }
+
+    /// The HugeTLB and memory-hotplug writes (sysctl or sysfs): nil when `path` is not one of
+    /// them, else the error the write failed with (empty when it succeeded).
+    func modelHugetlbWrite(_ path: String, _ value: String) -> String? {
+        let v = value.trimmingCharacters(in: .whitespaces)
+        func run(_ body: () throws -> Void) -> String {
+            do { try body() } catch { return "write \(v) to \(path) failed: \(error)" }
+            return ""
+        }
+        switch path {
+        case "vm.nr_hugepages":
+            guard let n = parseNumber(v) else { return "\(path) takes a number" }
+            return run { try machine.setNrHugepages(n) }
+        case "vm.nr_overcommit_hugepages":
+            guard let n = parseNumber(v) else { return "\(path) takes a number" }
+            return run { try machine.setNrOvercommitHugepages(n) }
+        case _ where path.hasPrefix("/sys/kernel/mm/hugepages/hugepages-"):
+            // /sys/kernel/mm/hugepages/hugepages-NkB/{nr_hugepages,nr_overcommit_hugepages,demote}
+            let rest = path.dropFirst("/sys/kernel/mm/hugepages/hugepages-".count)
+            guard let kb = UInt64(rest.prefix { $0.isNumber }), let n = parseNumber(v) else { return "\(path) takes a number" }
+            if path.hasSuffix("/nr_hugepages") { return run { try machine.setNrHugepages(sizeKB: kb, n) } }
+            if path.hasSuffix("/nr_overcommit_hugepages") { return run { try machine.setNrOvercommitHugepages(sizeKB: kb, n) } }
+            if path.hasSuffix("/demote") { return run { try machine.demoteHugepages(sizeKB: kb, count: n) } }
+            return nil
+        case "/sys/devices/system/memory/probe":
+            guard let a = parseNumber(v) else { return "\(path) takes a physical address" }
+            return run { try machine.addMemory(start: a, size: MachineConfig.memoryBlockBytes) }
+        case _ where ScenarioCatalog.memoryBlockFile(path) != nil:
+            let n = path.dropFirst("/sys/devices/system/memory/memory".count).dropLast("/state".count)
+            guard let block = UInt64(n) else { return nil }
+            if v == "offline" { return run { try machine.offlineMemoryBlock(block) } }
+            return run { try machine.onlineMemoryBlock(block, movable: v == "online_movable") }
+        default:
+            return nil
         }
     }
 

@@ -171,11 +171,15 @@ public final class ScenarioRunner {
             break // folded into scenario.machine by the parser
         case .sysctl(let name, let value):
             let ints = value.split(separator: " ").compactMap { parseSignedInteger(String($0)) }
-            if !modelSysctl(name, ints) {
+            if let error = modelHugetlbWrite(name, value) {
+                if !error.isEmpty { report.output.append(.warning(loc, error)) }
+            } else if !modelSysctl(name, ints) {
                 report.output.append(.warning(loc, "\(name) is not modelled yet; the write has no effect"))
             }
         case .sysfs(let path, let value):
-            if !modelSysfs(path, value) {
+            if let error = modelHugetlbWrite(path, value) {
+                if !error.isEmpty { report.output.append(.warning(loc, error)) }
+            } else if !modelSysfs(path, value) {
                 report.output.append(.warning(loc, "\(path) is not modelled after boot yet; the write has no effect"))
             }
         case .spawn(let name, let cpu):
@@ -562,6 +566,17 @@ public final class ScenarioRunner {
             return modelMapsCount(t)
         case .shootdown(let name):
             return machine.shootdownCounter(name) ?? 0
+        case .hugepages(let kb, let field):
+            guard let h = machine.hugetlb.hstate(sizeKB: kb) else {
+                throw ScenarioError(loc, "/sys/kernel/mm/hugepages has no hugepages-\(kb)kB on \(machine.arch.rawValue)")
+            }
+            switch field {
+            case "nr_hugepages": return Int64(h.persistentHugePages)
+            case "free_hugepages": return Int64(h.freeHugePages)
+            case "resv_hugepages": return Int64(h.resvHugePages)
+            case "surplus_hugepages": return Int64(h.surplusHugePages)
+            default: return Int64(h.nrOvercommitHugePages)
+            }
         }
     }
 
@@ -606,6 +621,7 @@ public final class ScenarioRunner {
         case .buddyinfo: return machine.buddyinfoText()
         case .pagetypeinfo: return machine.pagetypeinfoText()
         case .tlbState: return machine.tlbStateText()
+        case .hugepages: return machine.hugepagesText()
         case .status(let who), .maps(let who):
             let t: Task
             if let pid = parseNumber(who) {
@@ -632,6 +648,15 @@ public final class ScenarioRunner {
                 return "\(hex(a)): not present\n"
             }
             return machine.pageReport(l.pfn + ((a & (level.entrySpan - 1)) >> Page.shift))
+        case .vmemmap(let who, let address):
+            let t: Task
+            if let pid = parseNumber(who), let found = machine.task(pid: Int(truncatingIfNeeded: pid)) { t = found } else { t = try task(who, loc) }
+            guard let mm = t.mm else { throw ScenarioError(loc, "cat: \(path): '\(who)' has no address space") }
+            guard case .leaf(let leaf, _) = mm.pageTable.lookup(VirtAddr(address)), leaf.present else {
+                throw ScenarioError(loc, "cat: \(path): nothing is mapped at \(String(hex: address, width: 0)) in '\(who)'")
+            }
+            let pfn = leaf.pfn + ((address & (leaf.size.bytes - 1)) >> Page.shift)
+            return machine.vmemmapText(pfn: pfn) + machine.kpageflagsSummary(pfn: pfn)
         }
     }
 
