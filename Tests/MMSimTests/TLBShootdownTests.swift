@@ -117,6 +117,42 @@ extension Result {
         try m.checkInvariants()
     }
 
+    /// truncate: unmap_mapping_range() zaps the pages past the new end from every mapping of
+    /// the file (one gather per VMA, private COW copies too), then they leave the page cache;
+    /// a later access there is a SIGBUS.
+    @Test func truncateUnmapsEveryMapping() throws {
+        var c = MachineConfig.reference
+        c.cpus = 2
+        let m = try Machine(c)
+        m.tracer.enabled = true
+        let f = m.createFile(name: "f", size: 64 * Page.size)
+        let a = m.spawn(name: "a", cpu: 0), b = m.spawn(name: "b", cpu: 1)
+        let fa = try #require(m.mmap(a, length: 64 * Page.size, prot: .rw, flags: [.shared], file: f.id).successValue)
+        let fb = try #require(m.mmap(b, length: 64 * Page.size, prot: .rw, flags: [.private], file: f.id).successValue)
+        m.access(a, addr: fa, length: 64 * Page.size, kind: .write)          // shared: dirty page cache
+        m.access(b, addr: fb, length: 64 * Page.size, kind: .read)           // private: page cache mapped
+        m.access(b, addr: fb + 40 * Page.size, length: 4 * Page.size, kind: .write)   // 4 COW copies
+        let filePages0 = vm(m, .nrFilePages), mapped0 = vm(m, .nrMapped), anon0 = vm(m, .nrAnonPages)
+        let received0 = vm(m, .nrTlbRemoteFlushReceived), rssAnon0 = b.mm!.rss[RSSCounter.anonPages.rawValue]
+        m.currentCPU = 0
+        m.truncateFile(f, size: 32 * Page.size)
+        #expect(f.pages == 32)
+        #expect(filePages0 - vm(m, .nrFilePages) == 32)
+        // Both mappings lose pages 32..63 (the private one 28 page-cache pages + its 4 copies).
+        #expect(mapped0 - vm(m, .nrMapped) == 32)
+        #expect(anon0 - vm(m, .nrAnonPages) == 4)
+        #expect(rssAnon0 - b.mm!.rss[RSSCounter.anonPages.rawValue] == 4)
+        // b runs on CPU 1: its mm's flush reached it by IPI.
+        #expect(vm(m, .nrTlbRemoteFlushReceived) > received0)
+        #expect(orderingViolations(m).isEmpty)
+        try m.checkInvariants()
+        // Below the end everything is still there; past it, SIGBUS.
+        #expect(m.access(b, addr: fb + 8 * Page.size, length: Page.size, kind: .read).signal == nil)
+        #expect(m.access(a, addr: fa + 40 * Page.size, length: Page.size, kind: .read).signal?.name == "SIGBUS")
+        #expect(m.tlbViolations.isEmpty)
+        try m.checkInvariants()
+    }
+
     /// The ceiling is a tunable: 0 makes every flush a full one.
     @Test func ceilingTunable() throws {
         let (m, app, _) = try threaded(pages: 64)

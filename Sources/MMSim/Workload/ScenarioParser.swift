@@ -146,7 +146,7 @@ public struct ScenarioParser {
             append(.spawn(name: n.text, cpu: cpu), loc, text)
         case "file":
             let verb = try c.word("'create' after 'file'")
-            let known = "file create NAME SIZE [cold], file read|write NAME OFFSET LEN, file drop NAME, file sync NAME"
+            let known = "file create NAME SIZE [cold], file read|write NAME OFFSET LEN, file drop NAME, file sync NAME, file truncate NAME SIZE"
             switch verb.text {
             case "create":
                 let n = try c.word("a file name after 'file create'")
@@ -160,6 +160,13 @@ public struct ScenarioParser {
                 try boot(loc)
                 files.insert(n.text)
                 append(.fileCreate(name: n.text, size: size, cold: cold), loc, text)
+            case "truncate":
+                let n = try c.word("a file name after 'file truncate'")
+                guard files.contains(n.text) else { throw ScenarioError(c.location(of: n), "file '\(n.text)' does not exist; create it with 'file create'") }
+                let size = try parseLength(&c, "the new size")
+                try c.expectEnd()
+                try boot(loc)
+                append(.fileIO(name: n.text, verb: "truncate", offset: size, length: 0), loc, text)
             case "read", "write", "drop", "sync":
                 let n = try c.word("a file name after 'file \(verb.text)'")
                 guard files.contains(n.text) else { throw ScenarioError(c.location(of: n), "file '\(n.text)' does not exist; create it with 'file create'") }

@@ -100,6 +100,7 @@ extension ScenarioRunner {
         case "read": machine.readFile(f, offset: offset, length: length)
         case "write": machine.writeFile(f, offset: offset, length: length)
         case "drop": machine.dropCache(f)
+        case "truncate": machine.truncateFile(f, size: offset)
         default: machine.syncFile(f)
         }
     }
