@@ -153,6 +153,29 @@ extension Result {
         try m.checkInvariants()
     }
 
+    /// The trace of a munmap reads as the contract: the PTE clears, then one flush, then the
+    /// frees (and no page freed before the flush).
+    @Test func munmapTraceIsClearFlushFree() throws {
+        let (m, app, _) = try threaded(cpus: 1, pages: 64)
+        m.tracer.clear()
+        _ = m.munmap(app, addr: fixedAddr + 8 * Page.size, length: 16 * Page.size)
+        let kinds = m.tracer.records.map { r -> String in
+            switch r.event {
+            case .clearPTE: return "clear"
+            case .tlbFlush(let reason, let pages): return "flush(\(reason.text),\(pages))"
+            case .pageFree: return "free"
+            case .gatherFree(_, let n): return "gather-free(\(n))"
+            case .gatherBatch: return "batch"
+            default: return "other"
+            }
+        }
+        // 16 clears; the 7th fills the bundle, so a batch page is taken; one flush of 16 pages
+        // on the only CPU; the gather frees its 16 pages (one free call); the batch page goes
+        // back at the end.
+        #expect(kinds == Array(repeating: "clear", count: 7) + ["batch"] + Array(repeating: "clear", count: 9)
+                + ["flush(local mm shootdown,16)"] + Array(repeating: "free", count: 16) + ["gather-free(16)", "free"])
+    }
+
     /// The ceiling is a tunable: 0 makes every flush a full one.
     @Test func ceilingTunable() throws {
         let (m, app, _) = try threaded(pages: 64)
