@@ -64,7 +64,7 @@ extension Machine {
                 guard bug == nil else { return }
                 var root: PFN? = e.isGlobal ? (c.kernelRoot ?? c.root) : c.rootOfASID[e.asid]
                 var owner: MM? = nil
-                let st = tlbState[c.id]
+                let st = tlbs.snapshot(c.id)
                 let slot = config.pcid ? Int(e.asid.raw) - 1 : 0
                 // Slots the kernel never gave a user mm (ctx_id 0, or init_mm's) hold what was
                 // loaded directly (loadPageTable): checked against the root loaded with them.

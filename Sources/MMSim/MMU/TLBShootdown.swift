@@ -29,6 +29,53 @@ public struct CPUTLBState {
     }
 }
 
+/// Every CPU's tlb_state in flat storage: the shootdown and context-switch paths read and
+/// write it per flush without copy-on-write checks or reference counting (the mm a CPU has
+/// loaded is compared by id; `loadedMM` only holds the reference).
+final class TLBStateTable {
+    /// The loaded mm per CPU (strong: mmgrab_lazy_tlb()), written only on a switch.
+    var loadedMM: [MM?]
+    /// Its id (0 = init_mm).
+    let loadedID: FixedArray<Int>
+    let slot: FixedArray<Int>
+    let lazy: FixedArray<Bool>
+    let nextASID: FixedArray<Int>
+    /// ctxs[] of CPU c at c * tlbNrDynASIDs + slot.
+    let ctxID: FixedArray<UInt64>
+    let ctxGen: FixedArray<UInt64>
+
+    init(cpus: Int) {
+        loadedMM = [MM?](repeating: nil, count: cpus)
+        loadedID = FixedArray(repeating: 0, count: cpus)
+        slot = FixedArray(repeating: 0, count: cpus)
+        lazy = FixedArray(repeating: false, count: cpus)
+        nextASID = FixedArray(repeating: 1, count: cpus)
+        ctxID = FixedArray(repeating: 0, count: cpus * tlbNrDynASIDs)
+        ctxGen = FixedArray(repeating: 0, count: cpus * tlbNrDynASIDs)
+        // initialize_tlbstate_and_flush(): slot 0 holds init_mm.
+        for c in 0..<cpus { ctxID[c * tlbNrDynASIDs] = MM.initMMCtxID }
+    }
+
+    deinit {
+        loadedID.deallocate(); slot.deallocate(); lazy.deallocate(); nextASID.deallocate()
+        ctxID.deallocate(); ctxGen.deallocate()
+    }
+
+    /// CPU `c`'s state as a value (for views and tests).
+    func snapshot(_ c: Int) -> CPUTLBState {
+        var st = CPUTLBState()
+        st.loadedMM = loadedMM[c]
+        st.loadedSlot = slot[c]
+        st.isLazy = lazy[c]
+        st.nextASID = nextASID[c]
+        for s in 0..<tlbNrDynASIDs {
+            st.ctxID[s] = ctxID[c * tlbNrDynASIDs + s]
+            st.ctxGen[s] = ctxGen[c * tlbNrDynASIDs + s]
+        }
+        return st
+    }
+}
+
 /// The knobs of the unmap path a study can turn (scenario `tunable NAME=VALUE`).
 public struct UnmapTunables: Sendable, Hashable {
     /// tlb_single_page_flush_ceiling (debugfs x86/tlb_single_page_flush_ceiling).
@@ -131,16 +178,19 @@ extension Machine {
     /// otherwise picks a PCID slot (choose_new_asid()), flushing it unless the slot still
     /// holds `next` at its current generation.
     func switchMM(_ next: MM?, cpu c: Int) {
-        let wasLazy = tlbState[c].isLazy
-        tlbState[c].isLazy = false
+        let t = tlbs
+        let wasLazy = t.lazy[c]
+        t.lazy[c] = false
         if next != nil && rcu.idle[c] { rcuSetIdle(cpu: c, false) }
-        let prev = tlbState[c].loadedMM
+        let nextID = next?.id ?? 0
+        let same = t.loadedID[c] == nextID
         guard arch.isX86 else {
-            if prev !== next {
+            if !same {
                 // A context switch is a quiescent state.
                 rcuQuiescentState(cpu: c)
                 loadPageTable(cpu: c, root: next?.pageTable.root, asid: next?.asid ?? ASID(0))
-                tlbState[c].loadedMM = next
+                t.loadedMM[c] = next
+                t.loadedID[c] = nextID
             }
             next?.cpumask[c] = true
             return
@@ -148,44 +198,48 @@ extension Machine {
         var slot: Int
         var needFlush: Bool
         let gen = next?.tlbGen ?? 0
-        if prev === next {
+        if same {
             // Switching back from lazy mode: flush if flushes were skipped meanwhile.
             guard wasLazy, next != nil else { return }
-            slot = tlbState[c].loadedSlot
-            if tlbState[c].ctxGen[slot] == gen { return }
+            slot = t.slot[c]
+            if t.ctxGen[c * tlbNrDynASIDs + slot] == gen { return }
             needFlush = true
         } else {
             rcuQuiescentState(cpu: c)
             // Start receiving flush IPIs for `next`, then read its generation. (The bit of
-            // `prev` stays: since 6.13 it is cleared lazily by the first flush IPI that
-            // finds the CPU running something else.)
+            // the previous mm stays: since 6.13 it is cleared lazily by the first flush IPI
+            // that finds the CPU running something else.)
             if let next { next.cpumask[c] = true }
             (slot, needFlush) = chooseNewASID(c, ctxID: next?.ctxID ?? MM.initMMCtxID, gen: gen)
         }
         if needFlush {
-            tlbState[c].ctxID[slot] = next?.ctxID ?? MM.initMMCtxID
-            tlbState[c].ctxGen[slot] = gen
+            t.ctxID[c * tlbNrDynASIDs + slot] = next?.ctxID ?? MM.initMMCtxID
+            t.ctxGen[c * tlbNrDynASIDs + slot] = gen
             tracer.emit(c, .tlbFlush(reason: .onTaskSwitch, pages: -1))
         } else {
             tracer.emit(c, .tlbFlush(reason: .onTaskSwitch, pages: 0))
         }
         loadPageTable(cpu: c, root: next?.pageTable.root, asid: x86Tag(slot), flush: needFlush)
-        tlbState[c].loadedMM = next
-        tlbState[c].loadedSlot = slot
+        if !same {
+            t.loadedMM[c] = next
+            t.loadedID[c] = nextID
+        }
+        t.slot[c] = slot
     }
 
     /// choose_new_asid(): the slot that already holds `ctxID` (flush only if it fell behind),
     /// else the next slot round-robin, flushed.
     func chooseNewASID(_ c: Int, ctxID: UInt64, gen: UInt64) -> (Int, Bool) {
         guard pcid else { return (0, true) }
-        for s in 0..<tlbNrDynASIDs where tlbState[c].ctxID[s] == ctxID {
-            return (s, tlbState[c].ctxGen[s] < gen)
+        let t = tlbs
+        for s in 0..<tlbNrDynASIDs where t.ctxID[c * tlbNrDynASIDs + s] == ctxID {
+            return (s, t.ctxGen[c * tlbNrDynASIDs + s] < gen)
         }
-        var s = tlbState[c].nextASID
-        tlbState[c].nextASID += 1
+        var s = t.nextASID[c]
+        t.nextASID[c] += 1
         if s >= tlbNrDynASIDs {
             s = 0
-            tlbState[c].nextASID = 1
+            t.nextASID[c] = 1
         }
         return (s, true)
     }
@@ -193,11 +247,14 @@ extension Machine {
     /// enter_lazy_tlb(): `cpu` runs a kernel thread or goes idle; the user mm stays loaded.
     /// With no task left to run the CPU is idle for RCU too.
     func enterLazyTLB(cpu c: Int) {
-        if tlbState[c].loadedMM != nil { tlbState[c].isLazy = true }
+        if tlbs.loadedID[c] != 0 { tlbs.lazy[c] = true }
         if !tasks.contains(where: { $0.cpu == c && $0.state == .running && $0.mm != nil && $0.sleeping == false }) {
             rcuSetIdle(cpu: c, true)
         }
     }
+
+    /// Whether `cpu` has `mm` loaded (cpu_tlbstate.loaded_mm == mm).
+    @inline(__always) func cpuHasLoaded(_ c: Int, _ mm: MM) -> Bool { tlbs.loadedID[c] == mm.id }
 
     // MARK: Flushing a user range
 
@@ -221,28 +278,30 @@ extension Machine {
         if !ranged { shootdown.fullFlushes += 1 }
         var info = FlushTLBInfo(mm: mm, start: ranged ? start : 0, end: ranged ? end : .max, strideShift: strideShift,
                                 freedTables: freedTables, newTLBGen: mm.tlbGen, initiatingCPU: cpu)
+        let mask = mm.cpumask
         var others = false
-        for c in 0..<cpuCount where c != cpu && mm.cpumask[c] {
+        for c in 0..<cpuCount where c != cpu && mask[c] {
             others = true
             break
         }
         if others {
-            flushTLBMulti(mm.cpumask, &info)
-        } else if tlbState[cpu].loadedMM === mm {
+            flushTLBMulti(mm, &info)
+        } else if cpuHasLoaded(cpu, mm) {
             flushTLBFunc(cpu, &info)
         }
     }
 
     /// native_flush_tlb_multi(): one nr_tlb_remote_flush; the CPUs in `mask` that should
     /// flush run flush_tlb_func(), the initiator directly, the others by IPI.
-    func flushTLBMulti(_ mask: [Bool], _ info: inout FlushTLBInfo) {
+    func flushTLBMulti(_ mm: MM, _ info: inout FlushTLBInfo) {
+        let mask = mm.cpumask
         counters.add(.nrTlbRemoteFlush, 1)
         let pages: Int64 = info.full ? -1 : Int64((info.end - info.start) >> Page.shift)
         tracer.emit(info.initiatingCPU, .tlbFlush(reason: .remoteSendIPI, pages: pages))
         for c in 0..<cpuCount where mask[c] {
             // should_flush_tlb(): a lazy CPU catches up at its next switch, unless tables were
             // freed (its paging-structure caches could walk them speculatively).
-            if !info.freedTables && tlbState[c].isLazy { continue }
+            if !info.freedTables && tlbs.lazy[c] { continue }
             if c != info.initiatingCPU {
                 shootdown.ipisSent[info.initiatingCPU] += 1
                 shootdown.ipisReceived[c] += 1
@@ -257,17 +316,17 @@ extension Machine {
     func flushTLBFunc(_ c: Int, _ f: inout FlushTLBInfo) {
         let local = c == f.initiatingCPU
         if !local { counters.add(.nrTlbRemoteFlushReceived, 1) }
-        let loaded = tlbState[c].loadedMM
+        let t = tlbs
+        guard let mm = f.mm else { return }
         // The CPU was left in the mask of an mm it no longer runs: leave it now.
-        if let mm = f.mm, loaded !== mm {
+        if t.loadedID[c] != mm.id {
             mm.cpumask[c] = false
             tracer.emit(c, .tlbFlush(reason: .remoteWrongCPU, pages: 0))
             return
         }
-        guard let mm = loaded else { return }
-        let slot = tlbState[c].loadedSlot
-        let localGen = tlbState[c].ctxGen[slot]
-        if tlbState[c].isLazy {
+        let slot = t.slot[c]
+        let localGen = t.ctxGen[c * tlbNrDynASIDs + slot]
+        if t.lazy[c] {
             // Lazy: switching to init_mm is as cheap as the minimal flush it would need.
             switchMM(nil, cpu: c)
             return
@@ -298,7 +357,7 @@ extension Machine {
             if local { counters.add(.nrTlbLocalFlushAll, 1) }
             tracer.emit(c, .tlbFlush(reason: reason, pages: -1))
         }
-        tlbState[c].ctxGen[slot] = f.newTLBGen
+        t.ctxGen[c * tlbNrDynASIDs + slot] = f.newTLBGen
     }
 
     /// arm64 __flush_tlb_range() / flush_tlb_mm(): TLBI ...IS instructions are broadcast in

@@ -52,7 +52,9 @@ public final class Machine {
     /// TLB flushes decided but not yet done; the checker tolerates entries they cover.
     public internal(set) var pendingTLBFlushes: [PendingTLBFlush] = []
     /// Each CPU's TLB bookkeeping (cpu_tlbstate): loaded mm, lazy mode, PCID slots.
-    public internal(set) var tlbState: [CPUTLBState]
+    let tlbs: TLBStateTable
+    /// Each CPU's tlb_state, as values.
+    public var tlbState: [CPUTLBState] { (0..<cpuCount).map { tlbs.snapshot($0) } }
     /// Flush, IPI and gather statistics.
     public internal(set) var shootdown: ShootdownStats
     /// The unmap path's tunables.
@@ -144,7 +146,7 @@ public final class Machine {
         cpuRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0) })
         tlbRefs = FixedArray(cpus.map { Unmanaged.passUnretained($0.tlb) })
         cpuASIDs = FixedArray(cpus.map(\.asid))
-        tlbState = (0..<config.cpus).map { _ in CPUTLBState() }
+        tlbs = TLBStateTable(cpus: config.cpus)
         shootdown = ShootdownStats(cpus: config.cpus)
         rcu = RCUState(cpus: config.cpus)
         try boot(early)

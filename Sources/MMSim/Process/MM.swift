@@ -38,7 +38,7 @@ public final class MM {
     /// mm_users: tasks sharing it.
     public internal(set) var users = 1
     /// mm_cpumask: CPUs that have run it (and may cache its translations).
-    public internal(set) var cpumask: [Bool]
+    public let cpumask: FixedArray<Bool>
     /// The arm64 ASID its translations carry (x86 tags by per-CPU PCID slot instead).
     public let asid: ASID
     /// context.ctx_id: never reused, names the mm in the CPUs' PCID slots.
@@ -58,11 +58,14 @@ public final class MM {
         taskSize = arch.isX86 ? 0x7FFF_FFFF_F000 : 0x1_0000_0000_0000
         // mmap_base(): TASK_SIZE - gap, gap clamped to at least 128 MiB (no randomization).
         mmapBase = taskSize - 128 * Size.MiB
-        cpumask = [Bool](repeating: false, count: cpus)
+        cpumask = FixedArray(repeating: false, count: cpus)
         asid = ASID(UInt16(truncatingIfNeeded: (id % ((1 << arch.asidBits) - 1)) + 1))
     }
 
-    deinit { rss.deallocate() }
+    deinit {
+        rss.deallocate()
+        cpumask.deallocate()
+    }
 
     /// get_mm_rss()
     public var rssPages: Int64 { rss[0] + rss[1] + rss[3] }

@@ -253,7 +253,7 @@ extension Machine {
         // __mmdrop(): a CPU still lazily holding the mm lets go of it before its page
         // directory is freed. (x86: exit_mmap()'s freed_tables flush already sent every lazy
         // CPU in the mask to init_mm.)
-        for c in 0..<cpuCount where tlbState[c].loadedMM === mm { switchMM(nil, cpu: c) }
+        for c in 0..<cpuCount where cpuHasLoaded(c, mm) { switchMM(nil, cpu: c) }
         // arm64: the ASID can be handed out again; the model flushes it everywhere now, where
         // the kernel does so at the ASID generation rollover (flush_context()).
         if !arch.isX86 { for c in 0..<cpuCount { _ = cpus[c].tlb.flushASID(mm.asid) } }

@@ -22,7 +22,7 @@ extension Machine {
         case "tlb.gather_flushes": return Int64(s.gatherFlushes)
         case "tlb.tables_rcu": return Int64(s.tablesRCU)
         case "tlb.tables_sync": return Int64(s.tablesSync)
-        case "tlb.lazy_cpus": return Int64(tlbState.filter(\.isLazy).count)
+        case "tlb.lazy_cpus": return Int64((0..<cpuCount).filter { tlbs.lazy[$0] }.count)
         case "rcu.completed": return Int64(rcu.completed)
         case "rcu.pending": return Int64(rcu.pendingCallbacks)
         case "rcu.invoked": return Int64(rcu.invoked)
@@ -34,7 +34,7 @@ extension Machine {
     public func tlbStateText() -> String {
         var out = "tlb_single_page_flush_ceiling \(tunables.flushCeiling)\n"
         for c in 0..<config.cpus {
-            let st = tlbState[c]
+            let st = tlbs.snapshot(c)
             let mm = st.loadedMM.map { "mm \($0.id) (ctx \($0.ctxID), gen \($0.tlbGen))" } ?? "init_mm"
             var line = "cpu\(c): loaded \(mm)\(st.isLazy ? " lazy" : "")"
             if arch.isX86 {
