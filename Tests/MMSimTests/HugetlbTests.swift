@@ -252,6 +252,201 @@ import Testing
         try m.checkInvariants()
     }
 
+    // MARK: Gigantic pages from a range cleared through the rmap
+
+    /// A machine whose every 1 GiB range that pfn_range_valid_contig() accepts holds, over and
+    /// over, a PMD-mapped THP, mapped shared file pages (page cache, written) and anonymous
+    /// pages, most of these then freed: free memory everywhere, no free gigantic range.
+    struct Fragmented {
+        let m: Machine
+        let t: Task
+        let file: SimFile
+        /// The 1 GiB ranges alloc_contig_pages() tries (pfn_range_valid_contig()), in its order.
+        let ranges: [UInt64]
+        /// Those of them without unmovable pages (page tables, kernel pages), which
+        /// start_isolate_page_range() refuses at once.
+        var clearable: [UInt64] = []
+        /// Every mapped address sampled (THP, file, anon) and the content seen there.
+        var samples: [(UInt64, UInt64)] = []
+    }
+
+    static let chunk: UInt64 = 16 * Size.MiB
+
+    func fragmented() throws -> Fragmented {
+        var cfg = MachineConfig.reference
+        cfg.memory = 6 * Size.GiB       // valid 1 GiB ranges: [1G, 2G) in DMA32, [4G, 6G) in Normal
+        cfg.cpus = 1
+        let m = try machine(cfg)
+        let gig = PageOrder.pud.pages
+        var ranges: [UInt64] = []
+        for z in m.zones.reversed() where z.isPopulated {
+            var s = (z.startPFN + gig - 1) / gig * gig
+            while s + gig <= z.endPFN {
+                if m.pfnRangeValidContig(z, s, gig) { ranges.append(s) }
+                s += gig
+            }
+        }
+        // Chunks enough to sweep all free memory but 256 MiB.
+        let chunks = (UInt64(memFreeKB(m)) * 1024 - 256 * Size.MiB) / Self.chunk
+        let t = m.spawn(name: "frag")
+        let filePages: UInt64 = 64, anonPages: UInt64 = 16
+        let filler = Self.chunk - Self.mb2
+        let f = m.createFile(name: "data", size: chunks * filePages * Page.size, cached: false)
+        let thpBase = Self.addr, fileBase = Self.addr + 0x100_0000_0000
+        let anonBase = Self.addr + 0x200_0000_0000, fillBase = Self.addr + 0x300_0000_0000
+        _ = m.mmap(t, addr: thpBase, length: chunks * Self.mb2, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.madvise(t, addr: thpBase, length: chunks * Self.mb2, advice: .hugepage)
+        _ = m.mmap(t, addr: fillBase, length: chunks * filler, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.madvise(t, addr: fillBase, length: chunks * filler, advice: .hugepage)
+        _ = m.mmap(t, addr: fileBase, length: chunks * filePages * Page.size, prot: .rw, flags: [.shared, .fixedNoreplace], file: f.id)
+        _ = m.mmap(t, addr: anonBase, length: chunks * anonPages * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.madvise(t, addr: anonBase, length: chunks * anonPages * Page.size, advice: .nohugepage)
+        // Allocation sweeps memory: each 16 MiB gets 7 filler THPs, a THP, 64 file pages, 16 anonymous pages.
+        for i in 0..<chunks {
+            _ = m.access(t, addr: fillBase + i * filler, length: filler, kind: .write, stride: Self.mb2)
+            _ = m.access(t, addr: thpBase + i * Self.mb2, length: Self.mb2, kind: .write, stride: Self.mb2)
+            _ = m.access(t, addr: fileBase + i * filePages * Page.size, length: filePages * Page.size, kind: .write)
+            _ = m.access(t, addr: anonBase + i * anonPages * Page.size, length: anonPages * Page.size, kind: .write)
+        }
+        try m.checkInvariants()
+        // The fillers go: free 2 MiB blocks everywhere, no free 1 GiB range.
+        _ = m.madvise(t, addr: fillBase, length: chunks * filler, advice: .dontneed)
+        try m.checkInvariants()
+        var fr = Fragmented(m: m, t: t, file: f, ranges: ranges)
+        fr.clearable = ranges.filter { census(m, $0).unmovable == 0 }
+        for i in stride(from: UInt64(0), to: chunks * Self.mb2, by: Int(64 * Page.size)) {
+            if let c = contentAt(m, t, thpBase + i) { fr.samples.append((thpBase + i, c)) }
+        }
+        for i in stride(from: UInt64(0), to: chunks * filePages * Page.size, by: Int(Page.size)) {
+            if let c = contentAt(m, t, fileBase + i) { fr.samples.append((fileBase + i, c)) }
+        }
+        for i in stride(from: UInt64(0), to: chunks * anonPages * Page.size, by: Int(Page.size)) {
+            if let c = contentAt(m, t, anonBase + i) { fr.samples.append((anonBase + i, c)) }
+        }
+        return fr
+    }
+
+    /// The in-use pages of the 1 GiB range at `start`: anonymous order-0, page-cache, THP pages,
+    /// and the unmovable ones (page tables, pages off the LRU).
+    func census(_ m: Machine, _ start: UInt64, upTo: UInt64? = nil) -> (anon: Int, file: Int, thp: Int, unmovable: Int) {
+        var anon = 0, file = 0, thp = 0, unmovable = 0
+        var pfn = start
+        while pfn < (upTo ?? start + PageOrder.pud.pages) {
+            guard let p = m.frames.peek(PFN(pfn)), p.pointee.state == .allocated, p.pointee.flags.contains(.lru) else {
+                if let p = m.frames.peek(PFN(pfn)), p.pointee.state == .pageTable
+                    || (p.pointee.state == .allocated && p.pointee.refcount > 0) { unmovable += 1 }
+                pfn += 1
+                continue
+            }
+            let n = UInt64(1) << UInt64(p.pointee.order)
+            if n > 1 { thp += Int(n) } else if PageMapping.isAnon(p.pointee.mapping) { anon += 1 } else { file += 1 }
+            pfn += n
+        }
+        return (anon, file, thp, unmovable)
+    }
+
+    func firstFileFrame(_ m: Machine, _ start: UInt64) -> PFN? {
+        for pfn in start..<(start + PageOrder.pud.pages) {
+            if let p = m.frames.peek(PFN(pfn)), p.pointee.state == .allocated, p.pointee.flags.contains(.lru),
+               p.pointee.order == 0, p.pointee.mapping != 0, !PageMapping.isAnon(p.pointee.mapping) { return PFN(pfn) }
+        }
+        return nil
+    }
+
+    func firstAnonFrame(_ m: Machine, _ start: UInt64) -> PFN? {
+        for pfn in start..<(start + PageOrder.pud.pages) {
+            if let p = m.frames.peek(PFN(pfn)), p.pointee.state == .allocated, p.pointee.flags.contains(.lru),
+               p.pointee.order == 0, PageMapping.isAnon(p.pointee.mapping) { return PFN(pfn) }
+        }
+        return nil
+    }
+
+    /// alloc_contig_range() on the first valid range: its anonymous, page-cache and THP pages
+    /// migrate through the rmap (pgmigrate_success = the pages moved, compact_isolated = those
+    /// plus the range's frames taken free), the process reads the same content everywhere.
+    @Test func giganticMigratesAnonFileAndTHP() throws {
+        let fr = try fragmented()
+        let m = fr.m
+        try #require(fr.clearable.count >= 2)
+        for r in fr.ranges {
+            let c = census(m, r)
+            #expect(c.anon > 0 && c.file > 0 && c.thp > 0, "range \(r): \(c)")
+        }
+        #expect(m.allocator.allocContigPages(nrPages: PageOrder.pud.pages, gfp: [.user, .highmem]) == nil)
+        let c = census(m, fr.clearable[0])
+        let moved = Int64(c.anon + c.file + c.thp)
+        let ok = m.vmstatValue(.pgmigrateSuccess), failed = m.vmstatValue(.pgmigrateFail)
+        let thpOK = m.vmstatValue(.thpMigrationSuccess), isolated = m.vmstatValue(.compactIsolated)
+        let cached = meminfo(m, "Cached")
+        try m.setNrHugepages(sizeKB: 1048576, 1)
+        try m.checkInvariants()
+        #expect(m.hugetlb.hstates[1].nrHugePages == 1)
+        #expect(m.hugetlbHead(containing: PFN(fr.clearable[0]))?.1 == PFN(fr.clearable[0]))
+        #expect(m.vmstatValue(.pgmigrateSuccess) - ok == moved)
+        #expect(m.vmstatValue(.pgmigrateFail) == failed)
+        #expect(m.vmstatValue(.thpMigrationSuccess) - thpOK == Int64(c.thp / 512))
+        #expect(m.vmstatValue(.compactIsolated) - isolated == moved + Int64(PageOrder.pud.pages))
+        #expect(meminfo(m, "Cached") == cached)
+        for (va, content) in fr.samples { #expect(contentAt(m, fr.t, va) == content) }
+        // Still mapped where they were: reading everything takes no fault; writes go on counting.
+        let faults = m.vmstatValue(.pgfault)
+        _ = m.access(fr.t, addr: fr.samples[0].0, length: Page.size, kind: .read)
+        #expect(m.vmstatValue(.pgfault) == faults)
+        _ = m.access(fr.t, addr: fr.samples[0].0, length: Page.size, kind: .write)
+        #expect(contentAt(m, fr.t, fr.samples[0].0) == fr.samples[0].1 + 1)
+        try m.checkInvariants()
+        try m.setNrHugepages(sizeKB: 1048576, 0)
+        try m.checkInvariants()
+    }
+
+    /// A pinned page (an extra reference, as pin_user_pages() leaves) makes alloc_contig_range()
+    /// fail on its range: a pinned file page after 5 tries of migrate_pages() (pgmigrate_fail 5),
+    /// the rest of the range already moved; the next range is cleared. With a pinned anonymous
+    /// page in every range (not even isolated: no pgmigrate_fail) the pool cannot grow, and
+    /// alloc_gigantic_folio() counts no htlb_buddy_alloc_fail.
+    @Test func giganticSkipsPinnedRange() throws {
+        let fr = try fragmented()
+        let m = fr.m
+        try #require(fr.clearable.count >= 2)
+        let r0 = fr.clearable[0], r1 = fr.clearable[1]
+        let pinned = try #require(firstFileFrame(m, r0))
+        m.frames[pinned].pointee.refcount += 1
+        let below = census(m, r0, upTo: pinned.raw), c1 = census(m, r1)
+        let ok = m.vmstatValue(.pgmigrateSuccess), failed = m.vmstatValue(.pgmigrateFail)
+        try m.setNrHugepages(sizeKB: 1048576, 1)
+        try m.checkInvariants()
+        #expect(m.hugetlb.hstates[1].nrHugePages == 1)
+        #expect(m.hugetlbHead(containing: PFN(r1))?.1 == PFN(r1))
+        #expect(m.vmstatValue(.pgmigrateFail) - failed == Int64(Machine.contigMigrateTries))
+        // The first range moved its pages up to the pinned one (lowest first), the next moved whole.
+        #expect(below.anon + below.file + below.thp > 0)
+        #expect(m.vmstatValue(.pgmigrateSuccess) - ok == Int64(below.anon + below.file + below.thp + c1.anon + c1.file + c1.thp))
+        // The range that failed gave its pageblocks back: nothing left isolated.
+        for b in stride(from: r0, to: r0 + PageOrder.pud.pages, by: Int(PageOrder.pageblock.pages)) {
+            #expect(m.allocator.pageblockMigratetype(PFN(b)) != .isolate)
+        }
+        for (va, content) in fr.samples { #expect(contentAt(m, fr.t, va) == content) }
+        // A pinned anonymous page in every other clearable range: no second gigantic page.
+        var pins: [PFN] = []
+        for r in fr.clearable.dropFirst(2) {
+            let p = try #require(firstAnonFrame(m, r))
+            m.frames[p].pointee.refcount += 1
+            pins.append(p)
+        }
+        let failed2 = m.vmstatValue(.pgmigrateFail), buddyFail = m.vmstatValue(.htlbBuddyAllocFail)
+        try m.setNrHugepages(sizeKB: 1048576, 2)
+        try m.checkInvariants()
+        #expect(m.hugetlb.hstates[1].nrHugePages == 1)
+        #expect(m.vmstatValue(.htlbBuddyAllocFail) == buddyFail)
+        #expect(m.vmstatValue(.pgmigrateFail) - failed2 == Int64(Machine.contigMigrateTries))   // range 0's file page again
+        m.frames[pinned].pointee.refcount -= 1
+        for p in pins { m.frames[p].pointee.refcount -= 1 }
+        try m.setNrHugepages(sizeKB: 1048576, 2)
+        try m.checkInvariants()
+        #expect(m.hugetlb.hstates[1].nrHugePages == 2)
+        for (va, content) in fr.samples { #expect(contentAt(m, fr.t, va) == content) }
+    }
+
     /// fork(): the child shares the pages write-protected; its write copies from the unreserved pool.
     @Test func forkCopyOnWrite() throws {
         let m = try machine()

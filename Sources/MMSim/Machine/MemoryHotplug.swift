@@ -144,10 +144,12 @@ extension Machine {
         log.append("memory\(id): online, \(e - s) pages to \(zone.name)")
     }
 
-    /// offline_pages(): dissolve the free hugetlb pages in the block, migrate its movable
-    /// anonymous pages elsewhere (do_migrate_range(), as alloc_contig_range() does for gigantic
-    /// pages), then take every page out of the allocator. -EBUSY when a page can be neither
-    /// freed nor moved (kernel allocations, page tables, page cache, in-use hugetlb pages).
+    /// offline_pages(): dissolve the free hugetlb pages in the block, isolate its pageblocks and
+    /// migrate its in-use LRU pages elsewhere through the rmap (do_migrate_range(), as
+    /// alloc_contig_range() does for gigantic pages), then take every page out of the allocator.
+    /// -EBUSY when a page can be neither freed nor moved (kernel allocations, page tables, pinned
+    /// pages, in-use hugetlb pages); the kernel retries until a signal, the model gives up after
+    /// alloc_contig_range()'s 5 tries.
     public func offlineMemoryBlock(_ id: UInt64) throws(HotplugError) {
         guard let i = memoryBlocks.firstIndex(where: { $0.id == id }) else { throw .noBlock(id) }
         guard memoryBlocks[i].online else { return }
@@ -164,12 +166,12 @@ extension Machine {
                 pfn += 1
             }
         }
-        allocator.drainPages()
-        if allocator.rangeIsFree(zone, s, e - s) {
-            allocator.isolateFreeRange(zone, s, e)
-        } else {
-            guard let movable = contigMovablePages(zone, s, e - s) else { throw .busy("memory\(id) has pages in use that cannot move") }
-            guard clearContigRange(zone, s, e - s, movable) != nil else { throw .busy("memory\(id): no memory to migrate its pages to") }
+        // start_isolate_page_range(), do_migrate_range(), test_pages_isolated(): the steps of
+        // alloc_contig_range() (Hugetlb+Gigantic.swift), without its compaction counters.
+        switch allocContigRange(zone, s, e, mode: .memoryOffline) {
+        case .success: break
+        case .failure(.noMemory): throw .busy("memory\(id): no memory to migrate its pages to")
+        case .failure(.busy(let pfn)): throw .busy("memory\(id): pfn \(pfn) is in use and cannot move")
         }
         for p in s..<e {
             let f = frames[PFN(p)]

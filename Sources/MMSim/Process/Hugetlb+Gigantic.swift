@@ -1,39 +1,56 @@
-// mm/page_alloc.c (alloc_contig_pages(), alloc_contig_range()) and mm/migrate.c for gigantic
-// HugeTLB pages: a 1 GiB range holding movable anonymous pages is cleared by migrating them.
+// mm/page_alloc.c (alloc_contig_pages(), alloc_contig_range(), __alloc_contig_migrate_range()),
+// mm/page_isolation.c (start_isolate_page_range(), has_unmovable_pages(), test_pages_isolated(),
+// undo_isolate_page_range()) and mm/compaction.c (isolate_migratepages_range(),
+// isolate_freepages_range()): a contiguous range for a gigantic HugeTLB page, or the pages of a
+// memory block going offline, cleared by migrating its pages through the rmap (migrateFolio()).
+
+/// Why alloc_contig_range() could not clear a range (the errno it returns).
+enum ContigRangeError: Error, Equatable {
+    /// -EBUSY: this frame can be neither moved nor freed (unmovable, pinned, still in use).
+    case busy(PFN)
+    /// -ENOMEM: no frame to migrate a page to.
+    case noMemory
+}
+
+/// Who clears the range: alloc_contig_range() isolates pages with the compaction scanners
+/// (counted in compact_isolated); offline_pages() with do_migrate_range() (not counted).
+enum ContigRangeMode {
+    case allocContig, memoryOffline
+}
 
 extension Machine {
-    /// alloc_contig_pages() when no range is wholly free: the first aligned range of the zone
-    /// (highest zone first) whose frames are all free or movable anonymous pages
-    /// (pfn_range_valid_contig()), cleared by alloc_contig_range(): its free blocks isolated,
-    /// its pages migrated (__alloc_contig_migrate_range()). Returns the range's first PFN with
-    /// every frame allocated (order 0, one reference), as allocContigPages() does; nil when no
-    /// range qualifies or a migration target cannot be allocated.
-    ///
-    /// The model has no rmap walk yet: a page's mappings are found by walking the page tables
-    /// of every live address space once (a page is movable only if all its mappings are found).
-    func allocContigMigrating(nrPages: UInt64, gfp: GFP) -> PFN? {
-        allocator.drainPages()
+    /// Tries of one batch of folios before __alloc_contig_migrate_range() gives up with -EBUSY.
+    static let contigMigrateTries = 5
+
+    /// alloc_contig_pages(): `nrPages` contiguous frames aligned to `nrPages`. Zones from the
+    /// highest the GFP mask allows down; in each, the aligned ranges from the lowest PFN, and for
+    /// the first range pfn_range_valid_contig() accepts, alloc_contig_range(), which migrates its
+    /// in-use pages away; a range it cannot clear is left and the next one tried. Returns the
+    /// range's first PFN with every frame allocated (order 0, one reference); nil when no range
+    /// could be cleared.
+    func allocContigPages(nrPages: UInt64, gfp: GFP) -> PFN? {
+        guard nrPages > 0 else { return nil }
         var zi = gfp.highestZone.rawValue
         while zi >= 0 {
             let zone = zones[zi]
             zi -= 1
-            guard zone.isPopulated, zone.freePages >= Int64(nrPages) + Int64(zone.watermark(.min)) else { continue }
-            var start = (zone.startPFN + nrPages - 1) & ~(nrPages - 1)
-            while start + nrPages <= zone.endPFN {
-                defer { start += nrPages }
-                guard let movable = contigMovablePages(zone, start, nrPages) else { continue }
-                if let pfn = clearContigRange(zone, start, nrPages, movable) { return pfn }
-                return nil
+            guard zone.isPopulated else { continue }
+            var start = (zone.startPFN + nrPages - 1) / nrPages * nrPages
+            while start + nrPages <= zone.endPFN {      // zone_spans_last_pfn()
+                if pfnRangeValidContig(zone, start, nrPages),
+                   case .success = allocContigRange(zone, start, start + nrPages, mode: .allocContig) {
+                    return PFN(start)
+                }
+                start += nrPages
             }
         }
         return nil
     }
 
-    /// pfn_range_valid_contig() + the isolation scan: the in-use pages of [start, start+n) if every
-    /// other frame is free and every in-use one is a movable anonymous page (order 0, on the LRU,
-    /// swap-backed, mapped); nil otherwise.
-    func contigMovablePages(_ zone: Zone, _ start: UInt64, _ n: UInt64) -> [PFN]? {
-        var movable: [PFN] = []
+    /// pfn_range_valid_contig(): every frame of [start, start+n) is online memory of `zone`, not
+    /// PG_reserved and not part of a HugeTLB folio. In-use pages are allowed: they may move.
+    /// (Offline and hwpoisoned frames, both isolated in the model, make the range invalid.)
+    func pfnRangeValidContig(_ zone: Zone, _ start: UInt64, _ n: UInt64) -> Bool {
         var pfn = start
         let end = start + n
         while pfn < end {
@@ -41,108 +58,209 @@ extension Machine {
                 pfn = (pfn | (VirginBlocks.blockPages - 1)) + 1
                 continue
             }
-            guard let p = frames.peek(PFN(pfn)) else { return nil }
+            guard let p = frames.peek(PFN(pfn)), zones[Int(p.pointee.zone)] === zone else { return false }
             switch p.pointee.state {
-            case .buddy, .buddyTail, .pcp:
-                break
-            case .allocated where p.pointee.order == 0 && p.pointee.mapcount > 0 && p.pointee.table == nil
-                && p.pointee.flags.isSuperset(of: [.lru, .swapbacked]) && !p.pointee.flags.contains(.hugetlb):
-                movable.append(PFN(pfn))
+            case .pristine, .hole, .reserved, .isolated:
+                return false
+            case .allocated where p.pointee.flags.contains(.hugetlb):
+                // A HugeTLB folio in an aligned range starts inside it: its head is seen first.
+                return false
             default:
-                return nil
-            }
-            pfn += 1
-        }
-        return movable
-    }
-
-    /// alloc_contig_range() for a range contigMovablePages() accepted: find every mapping of its
-    /// pages, isolate its free blocks, migrate each page (a new page, the contents and the struct
-    /// page state copied, every PTE rewritten and flushed: migrate_pages(), counted in
-    /// pgmigrate_success), then own the whole range.
-    func clearContigRange(_ zone: Zone, _ start: UInt64, _ n: UInt64, _ movable: [PFN]) -> PFN? {
-        let end = start + n
-        // The mappings of the pages in the range (what rmap_walk() would find).
-        var maps: [UInt64: [(MM, UInt64)]] = [:]
-        var seen: [ObjectIdentifier] = []
-        if !movable.isEmpty {
-            for t in tasks where t.state == .running {
-                guard let mm = t.mm, !seen.contains(ObjectIdentifier(mm)) else { continue }
-                seen.append(ObjectIdentifier(mm))
-                for v in mm.vmas where v.isAnonymous && !v.flags.contains(.hugetlb) {
-                    mm.pageTable.forEachEntry(start: VirtAddr(v.start), end: VirtAddr(v.end)) { va, level, slot in
-                        guard level == .pte, let l = PTEFormat.decode(slot.pointee, level: .pte, arch: arch), l.present || l.protNone,
-                              l.pfn.raw >= start, l.pfn.raw < end else { return }
-                        maps[l.pfn.raw, default: []].append((mm, va.raw))
-                    }
-                }
-            }
-            for p in movable where maps[p.raw]?.count != Int(frames[p].pointee.mapcount) { return nil }
-        }
-        // start_isolate_page_range(): the free runs of the range leave the free lists.
-        var pfn = start
-        while pfn < end {
-            if zone.virgin.contains(pfn) || frames[PFN(pfn)].pointee.state != .allocated {
-                var e = pfn
-                while e < end {
-                    if zone.virgin.contains(e) {
-                        e = (e | (VirginBlocks.blockPages - 1)) + 1
-                        continue
-                    }
-                    if frames[PFN(e)].pointee.state == .allocated { break }
-                    e += 1
-                }
-                allocator.isolateFreeRange(zone, pfn, min(e, end))
-                for q in pfn..<min(e, end) {
-                    let f = frames[PFN(q)]
-                    f.pointee.state = .allocated
-                    f.pointee.order = 0
-                    f.pointee.refcount = 1
-                    f.pointee.flags = []
-                    f.pointee.mapcount = 0
-                }
-                pfn = e
-            } else {
                 pfn += 1
             }
         }
-        // migrate_pages(): each page to a new home outside the range (its free frames are ours now).
-        var migrated = 0
-        for old in movable {
-            guard let new = allocator.allocPages([.highuserMovable, .noWarn]) else {
-                // The migrated pages stay moved; the range is given back.
-                for q in start..<end where frames[PFN(q)].pointee.mapcount == 0 { allocator.freePages(PFN(q)) }
-                counters.add(.pgmigrateSuccess, Int64(migrated))
-                return nil
-            }
-            let o = frames[old], d = frames[new]
-            let zoneFrom = allocator.zone(of: old), zoneTo = allocator.zone(of: new)
-            if o.pointee.flags.contains(.mlocked) && zoneFrom !== zoneTo {
-                zoneFrom.stats[VMStat.nrMlock.rawValue] -= 1
-                zoneTo.stats[VMStat.nrMlock.rawValue] += 1
-            }
-            d.pointee.flags = o.pointee.flags
-            d.pointee.refcount = o.pointee.refcount
-            d.pointee.mapcount = o.pointee.mapcount
-            d.pointee.mapping = o.pointee.mapping
-            d.pointee.index = o.pointee.index
-            d.pointee.priv = o.pointee.priv
-            d.pointee.content = o.pointee.content
-            for (mm, va) in maps[old.raw] ?? [] {
-                guard let slot = mm.pageTable.slot(VirtAddr(va), level: .pte), var l = PTEFormat.decode(slot.pointee, level: .pte, arch: arch) else { continue }
-                l.pfn = new
-                slot.pointee = PTEFormat.encode(l, arch: arch)
-                flushTLBMMRange(mm, start: va, end: va + Page.size, strideShift: Page.shift, freedTables: false)
-            }
-            o.pointee.flags = []
-            o.pointee.mapcount = 0
-            o.pointee.refcount = 1
-            o.pointee.mapping = 0
-            o.pointee.priv = 0
-            migrated += 1
+        return true
+    }
+
+    /// alloc_contig_range(): isolate the pageblocks of [start, end) (start_isolate_page_range()),
+    /// drain the per-CPU lists, migrate every in-use page away (__alloc_contig_migrate_range()),
+    /// check that every frame is now free (test_pages_isolated()), take them all
+    /// (isolate_freepages_range(): allocated, order 0, one reference each) and give the
+    /// pageblocks their migrate types back (undo_isolate_page_range()). On failure the pages
+    /// already migrated stay where they went and the range's free pages go back to the free lists.
+    func allocContigRange(_ zone: Zone, _ start: UInt64, _ end: UInt64, mode: ContigRangeMode) -> Result<Void, ContigRangeError> {
+        let saved: [MigrateType]
+        switch startIsolatePageRange(zone, start, end) {
+        case .success(let s): saved = s
+        case .failure(let e): return .failure(e)
         }
-        counters.add(.pgmigrateSuccess, Int64(migrated))
-        counters.add(.compactIsolated, Int64(movable.count))
-        return PFN(start)
+        defer { undoIsolatePageRange(zone, start, end, saved) }
+        allocator.drainPages()
+        if case .failure(let e) = allocContigMigrateRange(zone, start, end, mode: mode), e == .noMemory {
+            return .failure(e)
+        }
+        if let busy = testPagesIsolated(zone, start, end) { return .failure(.busy(busy)) }
+        // isolate_freepages_range(): the whole range leaves the (isolated) free lists.
+        allocator.isolateFreeRange(zone, start, end)
+        for q in start..<end {
+            let f = frames[PFN(q)]
+            f.pointee.state = .allocated
+            f.pointee.order = 0
+            f.pointee.refcount = 1
+            f.pointee.flags = []
+            f.pointee.mapcount = 0
+        }
+        if mode == .allocContig { counters.add(.compactIsolated, Int64(end - start)) }
+        return .success(())
+    }
+
+    /// start_isolate_page_range(): each pageblock of [start, end) (pageblock aligned) becomes
+    /// MIGRATE_ISOLATE with its free blocks moved to the isolate lists (set_migratetype_isolate(),
+    /// move_freepages_block_isolate()), unless has_unmovable_pages() finds a page that cannot
+    /// move or the block is already isolated: -EBUSY, the blocks done so far restored. Returns
+    /// the migrate type each pageblock had (the kernel keeps it beside the isolate bit).
+    func startIsolatePageRange(_ zone: Zone, _ start: UInt64, _ end: UInt64) -> Result<[MigrateType], ContigRangeError> {
+        let pb = PageOrder.pageblock.pages
+        precondition(start % pb == 0 && end % pb == 0, "isolating a range that is not pageblock aligned")
+        var saved: [MigrateType] = []
+        var block = start
+        while block < end {
+            let old = allocator.pageblockMigratetype(PFN(block))
+            let unmovable = old == .isolate ? block : hasUnmovablePages(zone, block, block + pb)
+            if let bad = unmovable {
+                undoIsolatePageRange(zone, start, block, saved)
+                return .failure(.busy(PFN(bad)))
+            }
+            // A virgin MAX_PAGE_ORDER block joins the movable free list so that it can move.
+            if zone.virgin.contains(block) {
+                let v = block & ~(VirginBlocks.blockPages - 1)
+                zone.virgin.remove(block: v)
+                zone.nrFree[PageOrder.max.raw] -= 1
+                allocator.accountFreeBlocks(zone, -Int64(VirginBlocks.blockPages))
+                allocator.addToFreeList(zone, PFN(v), order: PageOrder.max.raw, .movable, tail: false)
+            }
+            allocator.moveFreepagesBlock(zone, PFN(block), from: old, to: .isolate)
+            allocator.setPageblockMigratetype(PFN(block), .isolate)
+            saved.append(old)
+            block += pb
+        }
+        return .success(saved)
+    }
+
+    /// undo_isolate_page_range(): the pageblocks of [start, end) get back the types in `saved`,
+    /// their free blocks with them (unset_migratetype_isolate()).
+    func undoIsolatePageRange(_ zone: Zone, _ start: UInt64, _ end: UInt64, _ saved: [MigrateType]) {
+        let pb = PageOrder.pageblock.pages
+        for (i, mt) in saved.enumerated() where start + UInt64(i) * pb < end {
+            let block = PFN(start + UInt64(i) * pb)
+            allocator.moveFreepagesBlock(zone, block, from: .isolate, to: mt)
+            allocator.setPageblockMigratetype(block, mt)
+        }
+    }
+
+    /// has_unmovable_pages(): the first frame of [start, end) in use by something that cannot
+    /// migrate: PG_reserved, a page table, a hwpoisoned or offline frame, a HugeTLB folio (its
+    /// migration is not modelled), any other page off the LRU (kernel allocations). Free frames
+    /// and LRU folios pass; in ZONE_MOVABLE every non-reserved page is taken for movable. Pins
+    /// are not seen here: they make the migration fail.
+    func hasUnmovablePages(_ zone: Zone, _ start: UInt64, _ end: UInt64) -> UInt64? {
+        var pfn = start
+        while pfn < end {
+            if zone.virgin.contains(pfn) {
+                pfn = (pfn | (VirginBlocks.blockPages - 1)) + 1
+                continue
+            }
+            let p = frames[PFN(pfn)]
+            switch p.pointee.state {
+            case .reserved:
+                return pfn
+            case .buddy:
+                pfn += UInt64(1) << UInt64(p.pointee.order)
+                continue
+            case .buddyTail, .pcp:
+                pfn += 1
+                continue
+            default:
+                break
+            }
+            if zone.type == .movable {
+                pfn += 1
+                continue
+            }
+            switch p.pointee.state {
+            case .allocated, .allocatedTail:
+                let (head, order) = folioHead(PFN(pfn))
+                let h = frames[head].pointee
+                if h.flags.contains(.hugetlb) { return pfn }
+                if order > 0 || h.refcount > 0 {
+                    if !h.flags.contains(.lru) { return pfn }
+                }
+                pfn = head.raw + (UInt64(1) << UInt64(order))
+            default:
+                return pfn
+            }
+        }
+        return nil
+    }
+
+    /// __alloc_contig_migrate_range(): every in-use folio of [start, end), lowest first, isolated
+    /// (isolate_migratepages_range(), counted in compact_isolated) and migrated (migrate_pages()
+    /// with MIGRATE_SYNC, MR_CONTIG_RANGE: migrateFolio(), pgmigrate_success/fail). A folio that
+    /// keeps failing is tried 5 times, then -EBUSY and the rest of the range is left; -ENOMEM
+    /// stops at once. An anonymous folio with more references than mappings (a pin) is not
+    /// isolated at all: it stays, and test_pages_isolated() finds it.
+    ///
+    /// Not modelled: reclaim_clean_pages_from_list(), which drops clean page-cache pages of the
+    /// batch instead of migrating them (here they migrate like dirty ones), and the batches of 32.
+    func allocContigMigrateRange(_ zone: Zone, _ start: UInt64, _ end: UInt64, mode: ContigRangeMode) -> Result<Void, ContigRangeError> {
+        var pfn = start
+        while pfn < end {
+            if zone.virgin.contains(pfn) {
+                pfn = (pfn | (VirginBlocks.blockPages - 1)) + 1
+                continue
+            }
+            let p = frames[PFN(pfn)]
+            switch p.pointee.state {
+            case .buddy:
+                pfn += UInt64(1) << UInt64(p.pointee.order)
+                continue
+            case .allocated, .allocatedTail:
+                break
+            default:
+                pfn += 1
+                continue
+            }
+            let (head, order) = folioHead(PFN(pfn))
+            let h = frames[head].pointee
+            pfn = max(pfn + 1, head.raw + (UInt64(1) << UInt64(order)))
+            guard h.refcount > 0, h.flags.contains(.lru), !h.flags.contains(.hugetlb) else { continue }
+            if PageMapping.isAnon(h.mapping) && Int(h.refcount) > folioMapcount(head) { continue }
+            if mode == .allocContig { counters.add(.compactIsolated, Int64(1) << Int64(order)) }
+            var tries = 0
+            while true {
+                switch migrateFolio(head) {
+                case .success:
+                    break
+                case .failure(.noMemory):
+                    return .failure(.noMemory)
+                case .failure:
+                    tries += 1
+                    if tries < Machine.contigMigrateTries { continue }
+                    return .failure(.busy(head))
+                }
+                break
+            }
+        }
+        return .success(())
+    }
+
+    /// test_pages_isolated(): the first frame of [start, end) that is not free in the buddy
+    /// allocator (after the drain nothing free is left on a per-CPU list), or nil.
+    func testPagesIsolated(_ zone: Zone, _ start: UInt64, _ end: UInt64) -> PFN? {
+        var pfn = start
+        while pfn < end {
+            if zone.virgin.contains(pfn) {
+                pfn = (pfn | (VirginBlocks.blockPages - 1)) + 1
+                continue
+            }
+            let p = frames[PFN(pfn)]
+            switch p.pointee.state {
+            case .buddy: pfn += UInt64(1) << UInt64(p.pointee.order)
+            case .buddyTail: pfn += 1
+            default: return PFN(pfn)
+            }
+        }
+        return nil
     }
 }
+

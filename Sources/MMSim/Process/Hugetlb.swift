@@ -296,13 +296,11 @@ extension Machine {
     func allocPoolHugeFolio(_ h: Hstate) -> PFN? {
         let pfn: PFN
         if h.isGigantic {
-            // alloc_contig_pages() with GFP_HIGHUSER (gigantic pages are not movable): a free
-            // range, else one cleared by migrating its anonymous pages (Hugetlb+Gigantic.swift).
+            // alloc_contig_pages() with GFP_HIGHUSER (gigantic pages are not movable): the first
+            // valid aligned range, cleared by migrating its pages (Hugetlb+Gigantic.swift). A
+            // failure counts nothing: htlb_buddy_alloc_* belong to alloc_buddy_hugetlb_folio().
             let gfp: GFP = [.user, .highmem, .comp, .noWarn]
-            guard let p = allocator.allocContigPages(nrPages: h.pagesPerHugePage, gfp: gfp)
-                    ?? allocContigMigrating(nrPages: h.pagesPerHugePage, gfp: gfp) else {
-                return nil
-            }
+            guard let p = allocContigPages(nrPages: h.pagesPerHugePage, gfp: gfp) else { return nil }
             pfn = p
             // prep_compound_gigantic_folio(): one compound folio of the whole range.
             let head = frames[p]
