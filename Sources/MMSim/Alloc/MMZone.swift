@@ -213,9 +213,14 @@ public struct PFNDeque {
     public var elements: [UInt32] { (0..<count).map { buf![slot($0)] } }
 }
 
-/// struct zone: one physical memory zone of the (single) node.
+/// struct zone: one physical memory zone of one node (pg_data_t->node_zones[type]).
 public final class Zone {
     public let type: ZoneType
+    /// zone_to_nid()
+    public let node: Int
+    /// Index in the allocator's flat zone array: node * ZoneType.count + type (the value
+    /// struct page keeps in its zone link).
+    public var index: Int { node &* ZoneType.allCases.count &+ type.rawValue }
     public var name: String { type.description }
     /// zone_start_pfn and spanned_pages.
     public internal(set) var startPFN: UInt64 = 0
@@ -243,8 +248,9 @@ public final class Zone {
     /// The pcp lists themselves: [cpu][pindex].
     let pcpLists: FixedArray<PFNDeque>
 
-    init(type: ZoneType, cpus: Int) {
+    init(type: ZoneType, node: Int = 0, cpus: Int) {
         self.type = type
+        self.node = node
         self.pcp = FixedArray(repeating: PerCPUPages(), count: cpus)
         self.pcpLists = FixedArray(repeating: PFNDeque(), count: cpus * PerCPUPages.listCount)
     }
