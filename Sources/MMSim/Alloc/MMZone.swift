@@ -23,6 +23,8 @@ public enum MigrateType: Int, CaseIterable, Sendable, CustomStringConvertible {
 public enum ZoneType: Int, CaseIterable, Sendable, CustomStringConvertible {
     case dma = 0, dma32 = 1, normal = 2, movable = 3
     public var description: String { ["DMA", "DMA32", "Normal", "Movable"][rawValue] }
+    /// MAX_NR_ZONES: zones per node (a constant, for the hot paths).
+    @inline(__always) public static var perNode: Int { 4 }
     /// The vm_event_item PGALLOC_* counter for allocations from this zone.
     @inline(__always) public var pgalloc: VMStat { VMStat(rawValue: VMStat.pgallocDma.rawValue &+ rawValue).unsafelyUnwrapped }
 }
@@ -220,7 +222,7 @@ public final class Zone {
     public let node: Int
     /// Index in the allocator's flat zone array: node * ZoneType.count + type (the value
     /// struct page keeps in its zone link).
-    public var index: Int { node &* ZoneType.allCases.count &+ type.rawValue }
+    @inline(__always) public var index: Int { node &* ZoneType.perNode &+ type.rawValue }
     public var name: String { type.description }
     /// zone_start_pfn and spanned_pages.
     public internal(set) var startPFN: UInt64 = 0

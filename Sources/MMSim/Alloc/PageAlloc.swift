@@ -121,8 +121,11 @@ public final class PageAllocator {
     /// cpu_to_node()
     public func node(ofCPU cpu: Int) -> Int { cpuNodes[cpu] }
 
-    /// page_to_nid()
-    public func nodeOf(_ pfn: PFN) -> Int { nodeCount == 1 ? 0 : zone(of: pfn).node }
+    /// page_to_nid(): from the zone link in struct page, as the kernel reads the node
+    /// from page->flags (materializes the frame's memmap section).
+    @inline(__always) public func nodeOf(_ pfn: PFN) -> Int {
+        nodeCount == 1 ? 0 : Int(frames[pfn].pointee.zone) / ZoneType.perNode
+    }
 
     /// NODE_DATA(n)->node_zones
     public func zones(ofNode n: Int) -> ArraySlice<Zone> {
@@ -130,14 +133,21 @@ public final class PageAllocator {
     }
 
     /// One numa_stat_item of a node.
+    /// (One node keeps them only in the machine-wide counters.)
     public func numaEvent(_ item: VMStat, node: Int) -> Int64 {
-        numaEvents[node * Self.numaItems + item.rawValue - VMStat.numaHit.rawValue]
+        if nodeCount == 1 { return counters[item] }
+        return numaEvents[node * Self.numaItems + item.rawValue - VMStat.numaHit.rawValue]
     }
 
     /// zone_statistics(): numa_hit on the zone when it is on the preferred node, else
     /// numa_miss on it and numa_foreign on the preferred one; numa_local or numa_other by
     /// whether it is on the allocating CPU's node. One event per allocation.
     @inline(__always) func zoneStatistics(preferred: Int, node: Int) {
+        if nodeCount == 1 {
+            counters.add(.numaHit, 1)
+            counters.add(.numaLocal, 1)
+            return
+        }
         let base = node &* Self.numaItems
         if node == preferred {
             counters.add(.numaHit, 1)
@@ -672,7 +682,7 @@ public final class PageAllocator {
         var flags = flagsIn
         let mt = gfp.migratetype
         let thisNode = gfp.contains(.thisNode)
-        let perNode = ZoneType.allCases.count
+        let perNode = ZoneType.perNode
         let n = zones.count
         let base = preferred &* n
         retry: while true {
@@ -756,7 +766,7 @@ public final class PageAllocator {
     /// With several nodes the preferred zone is on the preferred node, and a Normal zone
     /// avoids fragmenting only when its node has a populated DMA32 below it.
     @inline(__always) func noFragmentFlags(highest: ZoneType, node: Int) -> AllocFlags {
-        let base = node &* ZoneType.allCases.count
+        let base = nodeCount == 1 ? 0 : node &* ZoneType.perNode
         var zi = highest.rawValue
         while zi > 0 && !zoneRefs[base &+ zi]._withUnsafeGuaranteedRef({ $0.isPopulated }) { zi -= 1 }
         guard zi == ZoneType.normal.rawValue else { return [] }
@@ -802,8 +812,8 @@ public final class PageAllocator {
             return nil
         }
         // rmqueue(): PGALLOC per zone in pages; zone_statistics() one event per allocation.
-        counters.add(ZoneType(rawValue: zi % ZoneType.allCases.count).unsafelyUnwrapped.pgalloc, Int64(1 << order))
-        zoneStatistics(preferred: preferred, node: zi / ZoneType.allCases.count)
+        counters.add(ZoneType(rawValue: zi & (ZoneType.perNode &- 1)).unsafelyUnwrapped.pgalloc, Int64(1 << order))
+        zoneStatistics(preferred: preferred, node: zi / ZoneType.perNode)
         prepNewPage(pfn, order: order, gfp: gfp)
         return pfn
     }
