@@ -290,10 +290,14 @@ func benchRmap() throws {
     report(Result(name: "  999 forks of a small process (anon_vma_fork)", value: dtf * 1000, unit: "ms", target: "(info)", ok: true))
 }
 
-/// Migration of 1 GiB of touched anonymous memory (262144 pages) to new frames: per page
-/// migration entries, copy, restored PTEs (the model has one NUMA node: see docs/model.md).
+/// Migration of 1 GiB of touched anonymous memory (262144 pages) between NUMA nodes: the
+/// reference machine split into 2 nodes (CPU 0 on node 0, CPU 1 on node 1), the memory
+/// faulted in on node 0, then move_pages(2) to node 1 (__GFP_THISNODE targets): per page
+/// migration entries, copy, restored PTEs. Then the same gigabyte as 512 PMD-mapped THPs.
 func benchMigrate() throws {
-    let m = try Machine(.reference)
+    var cfg = MachineConfig.reference
+    cfg.nodes = 2
+    let m = try Machine(cfg)
     let t = m.spawn(name: "bench", cpu: 0)
     let base: UInt64 = 0x1000_0000_0000
     let len: UInt64 = 1 << 30
@@ -301,10 +305,11 @@ func benchMigrate() throws {
     _ = m.madvise(t, addr: base, length: len, advice: .nohugepage)
     m.access(t, addr: base, length: len, kind: .write)
     let t0 = now()
-    let r = m.migrateRange(t, addr: base, length: len)
+    let r = m.migrateRange(t, addr: base, length: len, toNode: 1)
     let dt = now() - t0
     precondition(r.moved == Int(len >> 12) && r.failed == 0)
-    report(Result(name: "migrate 1 GiB (262144 pages, move_pages)", value: dt * 1000, unit: "ms", target: "(info)", ok: true))
+    precondition(m.allocator.numaEvent(.numaHit, node: 1) >= Int64(r.moved))
+    report(Result(name: "migrate 1 GiB node 0 -> 1 (262144 pages)", value: dt * 1000, unit: "ms", target: "(info)", ok: true))
     report(Result(name: "  pages migrated per second", value: Double(r.moved) / dt, unit: "pages/s", target: "(info)", ok: true))
     // The same gigabyte as 512 PMD-mapped THPs: PMD migration entries, one folio each.
     let base2: UInt64 = 0x2000_0000_0000
@@ -312,10 +317,10 @@ func benchMigrate() throws {
     _ = m.madvise(t, addr: base2, length: len, advice: .hugepage)
     m.access(t, addr: base2, length: len, kind: .write, stride: 2 * Size.MiB)
     let t1 = now()
-    let r2 = m.migrateRange(t, addr: base2, length: len)
+    let r2 = m.migrateRange(t, addr: base2, length: len, toNode: 1)
     let dt1 = now() - t1
     precondition(r2.moved == Int(len >> 12) && r2.failed == 0)
-    report(Result(name: "migrate 1 GiB of THPs (512 PMD folios)", value: dt1 * 1000, unit: "ms", target: "(info)", ok: true))
+    report(Result(name: "migrate 1 GiB of THPs node 0 -> 1 (512 PMD folios)", value: dt1 * 1000, unit: "ms", target: "(info)", ok: true))
 }
 
 /// Growing the HugeTLB pool by 10,000 2 MiB pages (vm.nr_hugepages), with HVO off and on,

@@ -23,6 +23,8 @@ public enum MigrateType: Int, CaseIterable, Sendable, CustomStringConvertible {
 public enum ZoneType: Int, CaseIterable, Sendable, CustomStringConvertible {
     case dma = 0, dma32 = 1, normal = 2, movable = 3
     public var description: String { ["DMA", "DMA32", "Normal", "Movable"][rawValue] }
+    /// MAX_NR_ZONES: zones per node (a constant, for the hot paths).
+    @inline(__always) public static var perNode: Int { 4 }
     /// The vm_event_item PGALLOC_* counter for allocations from this zone.
     @inline(__always) public var pgalloc: VMStat { VMStat(rawValue: VMStat.pgallocDma.rawValue &+ rawValue).unsafelyUnwrapped }
 }
@@ -213,9 +215,14 @@ public struct PFNDeque {
     public var elements: [UInt32] { (0..<count).map { buf![slot($0)] } }
 }
 
-/// struct zone: one physical memory zone of the (single) node.
+/// struct zone: one physical memory zone of one node (pg_data_t->node_zones[type]).
 public final class Zone {
     public let type: ZoneType
+    /// zone_to_nid()
+    public let node: Int
+    /// Index in the allocator's flat zone array: node * ZoneType.count + type (the value
+    /// struct page keeps in its zone link).
+    @inline(__always) public var index: Int { node &* ZoneType.perNode &+ type.rawValue }
     public var name: String { type.description }
     /// zone_start_pfn and spanned_pages.
     public internal(set) var startPFN: UInt64 = 0
@@ -243,8 +250,9 @@ public final class Zone {
     /// The pcp lists themselves: [cpu][pindex].
     let pcpLists: FixedArray<PFNDeque>
 
-    init(type: ZoneType, cpus: Int) {
+    init(type: ZoneType, node: Int = 0, cpus: Int) {
         self.type = type
+        self.node = node
         self.pcp = FixedArray(repeating: PerCPUPages(), count: cpus)
         self.pcpLists = FixedArray(repeating: PFNDeque(), count: cpus * PerCPUPages.listCount)
     }

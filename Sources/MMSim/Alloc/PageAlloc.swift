@@ -23,13 +23,28 @@ struct AllocFlags: OptionSet {
 /// enum rmqueue_mode: remembers, across one rmqueue_bulk(), which fallback level found pages.
 enum RmqueueMode { case normal, claim, steal }
 
-/// The page allocator of one node: zones, free lists, per-CPU lists, pageblock types.
+/// The page allocator of every node: zones, free lists, per-CPU lists, pageblock types,
+/// zonelists.
 public final class PageAllocator {
     public let frames: FrameTable
     public let counters: VMCounters
-    /// All zones of the node, indexed by ZoneType (empty ones included, as the kernel has them).
+    /// All zones of every node, node by node, each node's indexed by ZoneType (empty ones
+    /// included, as the kernel has them): zone `z` of node `n` is `zones[n * 4 + z]`, so a
+    /// single node's zones are indexed by ZoneType alone.
     public let zones: [Zone]
     public let cpuCount: Int
+    /// nr_node_ids
+    public let nodeCount: Int
+    /// cpu_to_node() of every CPU.
+    let cpuNodes: FixedArray<Int>
+    /// node_zonelists[ZONELIST_FALLBACK] of every node, flat: `zones.count` zone indices per
+    /// node, nodes in build_zonelists() order, each node's zones highest first.
+    let zonelists: FixedArray<Int>
+    /// The numa_stat_item counters (numa_hit, numa_miss, numa_foreign, numa_interleave,
+    /// numa_local, numa_other) of every node, [node * 6 + item]: the sums of its zones'
+    /// vm_numa_event, as /sys/devices/system/node/nodeN/numastat shows them.
+    public let numaEvents: FixedArray<Int64>
+    static let numaItems = 6
     /// The zones again, unretained, for the hot paths (kept alive by `zones`).
     let zoneRefs: FixedArray<Unmanaged<Zone>>
     /// The CPU on whose behalf allocations run (this_cpu for pcp lists).
@@ -45,12 +60,22 @@ public final class PageAllocator {
     /// Frames the allocator refused to free because their state was wrong (bad_page()).
     public internal(set) var badPages = 0
 
-    init(frames: FrameTable, counters: VMCounters, log: KernelLog = KernelLog(), cpus: Int) {
+    init(frames: FrameTable, counters: VMCounters, log: KernelLog = KernelLog(), cpus: Int,
+         nodes: Int = 1, cpuToNode: (Int) -> Int = { _ in 0 }) {
         self.frames = frames
         self.counters = counters
         self.log = log
         self.cpuCount = cpus
-        self.zones = ZoneType.allCases.map { Zone(type: $0, cpus: cpus) }
+        self.nodeCount = nodes
+        self.zones = (0..<nodes).flatMap { n in ZoneType.allCases.map { Zone(type: $0, node: n, cpus: cpus) } }
+        let cpuNodes = (0..<cpus).map(cpuToNode)
+        self.cpuNodes = FixedArray(cpuNodes)
+        self.zonelists = FixedArray((0..<nodes).flatMap { local in
+            PageAllocator.nodeOrder(local: local, nodes: nodes, hasCPUs: { n in cpuNodes.contains(n) }).flatMap { n in
+                ZoneType.allCases.reversed().map { n * ZoneType.allCases.count + $0.rawValue }
+            }
+        })
+        self.numaEvents = FixedArray(repeating: 0, count: nodes * PageAllocator.numaItems)
         self.zoneRefs = FixedArray(zones.map { Unmanaged.passUnretained($0) })
         pageblockCount = Int((frames.endPFN + PageOrder.pageblock.pages - 1) >> UInt64(PageOrder.pageblock.raw))
         pageblockTypes = .allocate(capacity: max(1, pageblockCount))
@@ -61,6 +86,85 @@ public final class PageAllocator {
     deinit {
         pageblockTypes.deallocate()
         zoneRefs.deallocate()
+        cpuNodes.deallocate()
+        zonelists.deallocate()
+        numaEvents.deallocate()
+    }
+
+    // MARK: Nodes
+
+    /// build_zonelists()'s node order for `local`: find_next_best_node() picks, among the
+    /// nodes not yet used, the one at the smallest distance (10 for the local node, 20 for
+    /// every other one in the model), breaking ties against nodes below the local one and
+    /// against nodes with CPUs, then by lowest id. With CPUs on every node that is local,
+    /// the nodes above it, then the nodes below it.
+    static func nodeOrder(local: Int, nodes: Int, hasCPUs: (Int) -> Bool) -> [Int] {
+        var used = [Bool](repeating: false, count: nodes)
+        var order: [Int] = []
+        for _ in 0..<nodes {
+            var best = -1, bestVal = Int.max
+            for n in 0..<nodes where !used[n] {
+                var val = n == local ? 10 : 20
+                if n < local { val += 1 }
+                if hasCPUs(n) { val += 1 }
+                if val < bestVal { best = n; bestVal = val }
+            }
+            used[best] = true
+            order.append(best)
+        }
+        return order
+    }
+
+    /// numa_node_id() of the CPU allocations run on.
+    @inline(__always) public var currentNode: Int { nodeCount == 1 ? 0 : cpuNodes[currentCPU] }
+
+    /// cpu_to_node()
+    public func node(ofCPU cpu: Int) -> Int { cpuNodes[cpu] }
+
+    /// page_to_nid(): from the zone link in struct page, as the kernel reads the node
+    /// from page->flags (materializes the frame's memmap section).
+    @inline(__always) public func nodeOf(_ pfn: PFN) -> Int {
+        nodeCount == 1 ? 0 : Int(frames[pfn].pointee.zone) / ZoneType.perNode
+    }
+
+    /// NODE_DATA(n)->node_zones
+    public func zones(ofNode n: Int) -> ArraySlice<Zone> {
+        zones[(n * ZoneType.allCases.count)..<((n + 1) * ZoneType.allCases.count)]
+    }
+
+    /// One numa_stat_item of a node.
+    /// (One node keeps them only in the machine-wide counters.)
+    public func numaEvent(_ item: VMStat, node: Int) -> Int64 {
+        if nodeCount == 1 { return counters[item] }
+        return numaEvents[node * Self.numaItems + item.rawValue - VMStat.numaHit.rawValue]
+    }
+
+    /// zone_statistics(): numa_hit on the zone when it is on the preferred node, else
+    /// numa_miss on it and numa_foreign on the preferred one; numa_local or numa_other by
+    /// whether it is on the allocating CPU's node. One event per allocation.
+    @inline(__always) func zoneStatistics(preferred: Int, node: Int) {
+        if nodeCount == 1 {
+            counters.add(.numaHit, 1)
+            counters.add(.numaLocal, 1)
+            return
+        }
+        let base = node &* Self.numaItems
+        if node == preferred {
+            counters.add(.numaHit, 1)
+            numaEvents[base] &+= 1
+        } else {
+            counters.add(.numaMiss, 1)
+            numaEvents[base &+ 1] &+= 1
+            counters.add(.numaForeign, 1)
+            numaEvents[preferred &* Self.numaItems &+ 2] &+= 1
+        }
+        if node == currentNode {
+            counters.add(.numaLocal, 1)
+            numaEvents[base &+ 4] &+= 1
+        } else {
+            counters.add(.numaOther, 1)
+            numaEvents[base &+ 5] &+= 1
+        }
     }
 
     // MARK: Pageblocks
@@ -541,7 +645,9 @@ public final class PageAllocator {
     }
 
     /// get_page_from_freelist(): walk the zonelist from the highest allowed zone down.
-    func getPageFromFreelist(order: Int, gfp: GFP, _ flagsIn: AllocFlags, highest: ZoneType) -> (PFN, ZoneType)? {
+    /// Returns the frame and the index of its zone in `zones`.
+    func getPageFromFreelist(order: Int, gfp: GFP, _ flagsIn: AllocFlags, highest: ZoneType, preferred: Int) -> (PFN, Int)? {
+        if nodeCount > 1 { return getPageFromZonelist(order: order, gfp: gfp, flagsIn, highest: highest, preferred: preferred) }
         var flags = flagsIn
         let mt = gfp.migratetype
         while true {
@@ -554,11 +660,54 @@ public final class PageAllocator {
                     if flags.contains(.highAtomic) {
                         zoneRefs[zi]._withUnsafeGuaranteedRef { reserveHighAtomicPageblock($0, pfn, order: order) }
                     }
-                    return (pfn, ZoneType(rawValue: zi)!)
+                    return (pfn, zi)
                 }
                 zi -= 1
             }
             // Retry without ALLOC_NOFRAGMENT before giving up, as the kernel does.
+            if flags.contains(.noFragment) {
+                flags.remove(.noFragment)
+                continue
+            }
+            return nil
+        }
+    }
+
+    /// get_page_from_freelist() on a machine with several nodes: the preferred node's
+    /// zonelist (its own zones, then the other nodes' by distance), zones above `highest`
+    /// skipped. __GFP_THISNODE stops at the end of the preferred node's zones
+    /// (ZONELIST_NOFALLBACK). Before leaving the preferred node with ALLOC_NOFRAGMENT the
+    /// walk starts over without it: locality matters more than fragmentation.
+    func getPageFromZonelist(order: Int, gfp: GFP, _ flagsIn: AllocFlags, highest: ZoneType, preferred: Int) -> (PFN, Int)? {
+        var flags = flagsIn
+        let mt = gfp.migratetype
+        let thisNode = gfp.contains(.thisNode)
+        let perNode = ZoneType.perNode
+        let n = zones.count
+        let base = preferred &* n
+        retry: while true {
+            var i = 0
+            while i < n {
+                let zi = zonelists[base &+ i]
+                i &+= 1
+                if zi % perNode > highest.rawValue { continue }
+                if zi / perNode != preferred {
+                    if thisNode { break }
+                    if flags.contains(.noFragment) {
+                        flags.remove(.noFragment)
+                        continue retry
+                    }
+                }
+                let got: PFN? = zoneRefs[zi]._withUnsafeGuaranteedRef { zone in
+                    tryZone(zone, order: order, mt: mt, flags, highest: highest)
+                }
+                if let pfn = got {
+                    if flags.contains(.highAtomic) {
+                        zoneRefs[zi]._withUnsafeGuaranteedRef { reserveHighAtomicPageblock($0, pfn, order: order) }
+                    }
+                    return (pfn, zi)
+                }
+            }
             if flags.contains(.noFragment) {
                 flags.remove(.noFragment)
                 continue
@@ -614,17 +763,24 @@ public final class PageAllocator {
     /// The preferred zone is the first populated zone of the zonelist at or below the
     /// highest allowed one; only a Normal preferred zone avoids fragmenting (on one node
     /// the kernel assumes DMA32 then exists).
-    @inline(__always) func noFragmentFlags(highest: ZoneType) -> AllocFlags {
+    /// With several nodes the preferred zone is on the preferred node, and a Normal zone
+    /// avoids fragmenting only when its node has a populated DMA32 below it.
+    @inline(__always) func noFragmentFlags(highest: ZoneType, node: Int) -> AllocFlags {
+        let base = nodeCount == 1 ? 0 : node &* ZoneType.perNode
         var zi = highest.rawValue
-        while zi > 0 && !zoneRefs[zi]._withUnsafeGuaranteedRef({ $0.isPopulated }) { zi -= 1 }
-        return zi == ZoneType.normal.rawValue ? .noFragment : []
+        while zi > 0 && !zoneRefs[base &+ zi]._withUnsafeGuaranteedRef({ $0.isPopulated }) { zi -= 1 }
+        guard zi == ZoneType.normal.rawValue else { return [] }
+        if nodeCount > 1 && !zoneRefs[base &+ ZoneType.dma32.rawValue]._withUnsafeGuaranteedRef({ $0.isPopulated }) { return [] }
+        return .noFragment
     }
 
     /// __alloc_pages(): the fast path at the low watermark, then the slow path at the min
     /// watermark with the reserves the GFP flags allow. Reclaim, compaction and the OOM
     /// killer are not modelled yet: when the slow path finds nothing the allocation fails,
-    /// with the kernel's warning unless __GFP_NOWARN.
-    public func allocPages(_ gfp: GFP, order: Int = 0) -> PFN? {
+    /// with the kernel's warning unless __GFP_NOWARN. `node` is the preferred node
+    /// (__alloc_pages_node(); default numa_node_id() of the current CPU); with
+    /// __GFP_THISNODE the allocation stays on it.
+    public func allocPages(_ gfp: GFP, order: Int = 0, node: Int = -1) -> PFN? {
         guard order >= 0, order <= PageOrder.max.raw else {
             // WARN_ON_ONCE_GFP(): once per boot, and never with __GFP_NOWARN.
             if !gfp.contains(.noWarn) && !warnedOrderAboveMax {
@@ -634,10 +790,11 @@ public final class PageAllocator {
             return nil
         }
         let highest = gfp.highestZone
+        let preferred = node >= 0 ? node : currentNode
         var flags: AllocFlags = [.wmarkLow]
         if gfp.contains(.kswapdReclaim) { flags.insert(.kswapd) }
-        flags.formUnion(noFragmentFlags(highest: highest))
-        var result = getPageFromFreelist(order: order, gfp: gfp, flags, highest: highest)
+        flags.formUnion(noFragmentFlags(highest: highest, node: preferred))
+        var result = getPageFromFreelist(order: order, gfp: gfp, flags, highest: highest, preferred: preferred)
         if result == nil {
             // gfp_to_alloc_flags()
             var slow: AllocFlags = [.wmarkMin]
@@ -646,18 +803,17 @@ public final class PageAllocator {
                 slow.insert(.nonBlock)
                 if order > 0 { slow.insert(.highAtomic) }
             }
-            result = getPageFromFreelist(order: order, gfp: gfp, slow, highest: highest)
+            result = getPageFromFreelist(order: order, gfp: gfp, slow, highest: highest, preferred: preferred)
         }
-        guard let (pfn, zoneType) = result else {
+        guard let (pfn, zi) = result else {
             if !gfp.contains(.noWarn) {
                 log.append("page allocation failure: order:\(order), mode:(\(gfp)), nodemask=(null)")
             }
             return nil
         }
         // rmqueue(): PGALLOC per zone in pages; zone_statistics() one event per allocation.
-        counters.add(zoneType.pgalloc, Int64(1 << order))
-        counters.add(.numaHit, 1)
-        counters.add(.numaLocal, 1)
+        counters.add(ZoneType(rawValue: zi & (ZoneType.perNode &- 1)).unsafelyUnwrapped.pgalloc, Int64(1 << order))
+        zoneStatistics(preferred: preferred, node: zi / ZoneType.perNode)
         prepNewPage(pfn, order: order, gfp: gfp)
         return pfn
     }

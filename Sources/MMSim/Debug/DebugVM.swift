@@ -74,7 +74,7 @@ extension Machine {
                         }
                         blocks += n
                         if mt != .isolate { listedFree += Int64(n) << Int64(order) }
-                        freeFrames[z.type.rawValue] += UInt64(n) << UInt64(order)
+                        freeFrames[z.index] += UInt64(n) << UInt64(order)
                     }
                 }
                 let virgin = order == PageOrder.max.raw ? z.virgin.count : 0
@@ -101,7 +101,7 @@ extension Machine {
                 throw VMBug(rule: "virgin-count", detail: "\(z.name) virgin runs hold \(virginFrames) frames but count says \(z.virgin.count) blocks")
             }
             listedFree += Int64(virginFrames)
-            freeFrames[z.type.rawValue] += virginFrames
+            freeFrames[z.index] += virginFrames
             guard listedFree == z.freePages else {
                 throw VMBug(rule: "nr-free-pages", detail: "\(z.name) NR_FREE_PAGES = \(z.freePages) but its free lists hold \(listedFree) pages")
             }
@@ -121,7 +121,7 @@ extension Machine {
                 guard n == pcp.count else {
                     throw VMBug(rule: "pcp-count", detail: "cpu \(cpu) \(z.name) pcp count \(pcp.count) but lists hold \(n) pages")
                 }
-                pcpFrames[z.type.rawValue] += UInt64(n)
+                pcpFrames[z.index] += UInt64(n)
             }
         }
         let blocks = zones.reduce(Int64(0)) { $0 + $1.stats[VMStat.nrFreePagesBlocks.rawValue] }
@@ -187,7 +187,7 @@ extension Machine {
 
         // 4. Per zone: managed = free + pcp + in use (+ isolated by memory failure).
         for z in zones where z.isPopulated {
-            let i = z.type.rawValue
+            let i = z.index
             let sum = freeFrames[i] + pcpFrames[i] + inUse[i]
             guard sum == z.managedPages else {
                 throw VMBug(rule: "frame-accounting", detail: "\(z.name): managed \(z.managedPages) != free \(freeFrames[i]) + pcp \(pcpFrames[i]) + in use \(inUse[i]) (= \(sum))")

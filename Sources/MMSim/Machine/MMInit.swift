@@ -21,6 +21,11 @@ struct EarlyBoot {
     var memmapBootPages: UInt64 = 0
     /// Zone spans as (zone, start PFN, end PFN).
     var zoneRanges: [(ZoneType, UInt64, UInt64)] = []
+    /// Node spans as [start PFN, end PFN), node by node.
+    var nodeRanges: [(UInt64, UInt64)] = []
+    /// Every node's zone spans as (index in the allocator's zones: node * 4 + zone, start
+    /// PFN, end PFN); one node's are `zoneRanges`.
+    var nodeZoneRanges: [(Int, UInt64, UInt64)] = []
     /// Physical address of the memmap buffer (one 2 MiB block per present section, in order).
     var memmapBase: UInt64 = 0
     /// Present sections, in the order their memmap blocks sit in the buffer.
@@ -138,6 +143,44 @@ struct EarlyBoot {
         }
 
         zoneRanges = zoneRanges(ramTop: ramTop)
+        nodeRanges = try splitNodes()
+        for (n, (ns, ne)) in nodeRanges.enumerated() {
+            for (z, s, e) in zoneRanges where e > s {
+                let a = max(s, ns), b = min(e, ne)
+                if a < b { nodeZoneRanges.append((n * ZoneType.allCases.count + z.rawValue, a, b)) }
+            }
+        }
+    }
+
+    /// The node spans (what numa_emulation() / the SRAT would give): RAM split into
+    /// `nodes` equal shares in physical address order, each boundary rounded to the nearest
+    /// 128 MiB section, so no buddy block and no memory block straddles two nodes.
+    func splitNodes() throws -> [(UInt64, UInt64)] {
+        let first = memblock.memory.first!.start >> Page.shift
+        guard cfg.nodes > 1 else { return [(first, maxPFN)] }
+        let n = UInt64(cfg.nodes)
+        let section = UInt64(FrameTable.framesPerSection)
+        var bounds: [UInt64] = [first]
+        for k in 1..<n {
+            let target = physPages * k / n
+            var seen: UInt64 = 0
+            var pfn = maxPFN
+            for m in memblock.memory {
+                let s = m.start >> Page.shift, e = m.end >> Page.shift
+                if seen + (e - s) >= target { pfn = s + (target - seen); break }
+                seen += e - s
+            }
+            pfn = min((pfn + section / 2) / section * section, maxPFN)
+            guard pfn > bounds.last! else {
+                throw ConfigError(field: "nodes", message: "\(cfg.nodes) nodes leave node \(k) without memory; allowed 1 ... \(k) for this memory")
+            }
+            bounds.append(pfn)
+        }
+        guard maxPFN > bounds.last! else {
+            throw ConfigError(field: "nodes", message: "\(cfg.nodes) nodes leave the last node without memory; allowed 1 ... \(cfg.nodes - 1) for this memory")
+        }
+        bounds.append(maxPFN)
+        return (0..<cfg.nodes).map { (bounds[$0], bounds[$0 + 1]) }
     }
 
     func e820Line(_ s: UInt64, _ e: UInt64, _ kind: String) -> String {
@@ -251,16 +294,25 @@ extension Machine {
         }
         log.append("Movable zone start for each node")
         log.append("Early memory node ranges")
-        for m in memblock.memory {
-            log.append("  node   0: [mem \(String(format0x: m.start, width: 16))-\(String(format0x: m.end - 1, width: 16))]")
+        for (n, (ns, ne)) in early.nodeRanges.enumerated() {
+            for m in memblock.memory {
+                let a = max(m.start, ns << Page.shift), b = min(m.end, ne << Page.shift)
+                guard a < b else { continue }
+                log.append("  node \(String(n).leftPadded(3)): [mem \(String(format0x: a, width: 16))-\(String(format0x: b - 1, width: 16))]")
+            }
         }
-        for (z, s, e) in ranges where e > s {
-            let zone = zones[z.rawValue]
+        if early.nodeRanges.count > 1 {
+            for (n, (ns, ne)) in early.nodeRanges.enumerated() {
+                log.append("Initmem setup node \(n) [mem \(String(format0x: ns << Page.shift, width: 16))-\(String(format0x: (ne << Page.shift) - 1, width: 16))]")
+            }
+        }
+        for (zi, s, e) in early.nodeZoneRanges {
+            let zone = zones[zi]
             zone.startPFN = s
             zone.spannedPages = e - s
             zone.presentPages = early.presentPages(s, e)
             let holes = zone.spannedPages - zone.presentPages
-            if holes > 0 { log.append("On node 0, zone \(z): \(holes) pages in unavailable ranges") }
+            if holes > 0 { log.append("On node \(zone.node), zone \(zone.type): \(holes) pages in unavailable ranges") }
         }
 
         // 7. memblock_free_all(): every fully free page to the buddy allocator, in address order.
@@ -270,7 +322,7 @@ extension Machine {
             // A free range never crosses a zone boundary in the buddy lists.
             var cur = s
             while cur < e {
-                let zoneEnd = ranges.first(where: { cur >= $0.1 && cur < $0.2 })?.2 ?? e
+                let zoneEnd = early.nodeZoneRanges.first(where: { cur >= $0.1 && cur < $0.2 })?.2 ?? e
                 let stop = min(e, zoneEnd)
                 allocator.freeBootRange(cur, stop)
                 allocator.zone(of: PFN(cur)).managedPages += stop - cur
@@ -374,16 +426,20 @@ extension Machine {
     }
 
     /// setup_per_zone_lowmem_reserve(): what a lower zone keeps back from allocations that could go higher.
+    /// Each node's zones on their own (for_each_online_pgdat()).
     func setupPerZoneLowmemReserve() {
-        let n = zones.count
-        for i in 0..<(n - 1) {
-            let z = zones[i]
-            let ratio = config.lowmemReserveRatio[i]
-            let clear = ratio == 0 || z.managedPages == 0
-            var managed: UInt64 = 0
-            for j in (i + 1)..<n {
-                managed += zones[j].managedPages
-                z.lowmemReserve[j] = clear ? 0 : managed / ratio
+        let n = ZoneType.allCases.count
+        for node in 0..<allocator.nodeCount {
+            let zs = Array(allocator.zones(ofNode: node))
+            for i in 0..<(n - 1) {
+                let z = zs[i]
+                let ratio = config.lowmemReserveRatio[i]
+                let clear = ratio == 0 || z.managedPages == 0
+                var managed: UInt64 = 0
+                for j in (i + 1)..<n {
+                    managed += zs[j].managedPages
+                    z.lowmemReserve[j] = clear ? 0 : managed / ratio
+                }
             }
         }
         calculateTotalReservePages()
@@ -392,9 +448,9 @@ extension Machine {
     /// calculate_totalreserve_pages()
     func calculateTotalReservePages() {
         var total: UInt64 = 0
-        for (i, z) in zones.enumerated() {
+        for z in zones {
             var mx: UInt64 = 0
-            for j in i..<zones.count { mx = max(mx, z.lowmemReserve[j]) }
+            for j in z.type.rawValue..<ZoneType.allCases.count { mx = max(mx, z.lowmemReserve[j]) }
             mx += z.watermark(.high)
             total += min(mx, z.managedPages)
         }
@@ -403,10 +459,11 @@ extension Machine {
 
     /// zone_set_pageset_high_and_batch() for every populated zone: batch from
     /// zone_batchsize(), high_min from the low watermark and high_max from 1/8 of the zone,
-    /// both split across the node's CPUs.
+    /// both split across the node's CPUs (at least one).
     func updatePageSets() {
-        let cpus = UInt64(config.cpus)
+        let nodeCPUs = (0..<allocator.nodeCount).map { n in max(1, (0..<config.cpus).filter { allocator.node(ofCPU: $0) == n }.count) }
         for z in zones where z.isPopulated {
+            let cpus = UInt64(nodeCPUs[z.node])
             let batch = max(1, zoneBatchSize(z.managedPages))
             let highMin = max(z.watermark(.low) / cpus, UInt64(batch) << 2)
             let highMax = max(z.managedPages / 8 / cpus, UInt64(batch) << 2)

@@ -130,7 +130,7 @@ public final class Machine {
         counters.add(.nrMemmapBootPages, Int64(early.memmapBootPages))
         self.counters = counters
         // The memmap (filled section by section on first touch), the allocator, the CPUs.
-        let mb = early.memblock, zoneBounds = early.zoneRanges
+        let mb = early.memblock, zoneBounds = early.nodeZoneRanges
         // The memmap covers RAM and the range memory may be hot-added in (MemoryHotplug.swift).
         let blockPages = MachineConfig.memoryBlockBytes >> Page.shift
         let hotplugEnd = config.hotplugMemory == 0 ? 0
@@ -139,7 +139,8 @@ public final class Machine {
             Machine.initSection(first: first.raw, records: records, memblock: mb, zoneBounds: zoneBounds)
         }
         self.frames = frames
-        allocator = PageAllocator(frames: frames, counters: counters, log: log, cpus: config.cpus)
+        allocator = PageAllocator(frames: frames, counters: counters, log: log, cpus: config.cpus,
+                                  nodes: config.nodes, cpuToNode: config.cpuToNode)
         tracer = allocator.tracer
         let cpus = (0..<config.cpus).map { CPU(id: $0, config: config, frames: frames) }
         self.cpus = cpus
@@ -162,7 +163,7 @@ public final class Machine {
     /// zone links. Free frames stay zero: they are either virgin MAX_ORDER blocks or are
     /// given their buddy state when boot frees them.
     static func initSection(first: UInt64, records: UnsafeMutablePointer<PageMeta>, memblock: Memblock,
-                            zoneBounds: [(ZoneType, UInt64, UInt64)]) {
+                            zoneBounds: [(Int, UInt64, UInt64)]) {
         let n = UInt64(FrameTable.framesPerSection)
         let last = first + n
         for i in 0..<Int(n) {
@@ -187,7 +188,7 @@ public final class Machine {
         }
         for (z, s0, e0) in zoneBounds {
             let s = max(s0, first), e = min(e0, last)
-            if s < e { for p in s..<e { records[Int(p - first)].zone = UInt8(z.rawValue) } }
+            if s < e { for p in s..<e { records[Int(p - first)].zone = UInt8(z) } }
         }
     }
 

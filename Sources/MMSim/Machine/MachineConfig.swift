@@ -108,6 +108,11 @@ public struct MachineConfig: Sendable, Hashable, Codable {
     /// Installed RAM in bytes.
     public var memory: UInt64 = 24 * Size.GiB
     public var cpus: Int = 2
+    /// NUMA nodes (1 ... 8). RAM is split evenly across them in physical address order, each
+    /// node's share starting on a 128 MiB section boundary; CPUs are assigned in contiguous
+    /// blocks (cpu_to_node(cpu) == cpu * nodes / cpus: with 4 CPUs and 2 nodes, CPUs 0-1 on
+    /// node 0 and CPUs 2-3 on node 1). Every node is one hop (distance 20) from the others.
+    public var nodes: Int = 1
     public var tlb = TLBGeometry()
     /// PCID (x86-64) or ASID (arm64) tagging of TLB entries.
     public var pcid: Bool = true
@@ -147,6 +152,11 @@ public struct MachineConfig: Sendable, Hashable, Codable {
     /// x86-64 PCI hole takes 1 GiB of it.
     public static let maxMemory: UInt64 = 8 * Size.TiB
     public static let maxCPUs = 256
+    /// MAX_NUMNODES the model allows (CONFIG_NODES_SHIFT=3).
+    public static let maxNodes = 8
+
+    /// cpu_to_node(): CPUs in contiguous blocks, node 0 first.
+    public func cpuToNode(_ cpu: Int) -> Int { nodes <= 1 ? 0 : cpu * nodes / max(cpus, 1) }
     /// memory_block_size_bytes(): the unit of memory hotplug (128 MiB on x86-64 below 64 GiB).
     public static let memoryBlockBytes: UInt64 = 128 * Size.MiB
 
@@ -203,6 +213,10 @@ public struct MachineConfig: Sendable, Hashable, Codable {
             throw ConfigError(field: "memory", message: "\(memory) is not a multiple of the 4 KiB page size")
         }
         try range("cpus", UInt64(max(cpus, 0)), 1, UInt64(Self.maxCPUs))
+        try range("nodes", UInt64(max(nodes, 0)), 1, UInt64(Self.maxNodes))
+        if nodes > 1 && memory / UInt64(nodes) < 2 * Self.memoryBlockBytes {
+            throw ConfigError(field: "nodes", message: "\(nodes) nodes of \(formatBytes(memory)) leave under 256 MiB per node; allowed 1 ... \(max(1, min(UInt64(Self.maxNodes), memory / (2 * Self.memoryBlockBytes)))) for this memory")
+        }
         try range("watermarkScaleFactor", watermarkScaleFactor, 1, 3000)
         if let m = minFreeKbytes {
             // __setup_per_zone_wmarks() must leave memory to allocate from: at most half of RAM.
@@ -251,7 +265,7 @@ public struct MachineConfig: Sendable, Hashable, Codable {
     // MARK: JSON
 
     private enum CodingKeys: String, CodingKey {
-        case preset, arch, memory, cpus, tlb, pcid, minFreeKbytes, watermarkScaleFactor,
+        case preset, arch, memory, cpus, nodes, tlb, pcid, minFreeKbytes, watermarkScaleFactor,
              lowmemReserveRatio, kernelImage, percpuKBPerCPU, swiotlbMB, transparentHugepage, seed,
              bootHugepages, defaultHugepageSizeKB, hugetlbOptimizeVmemmap, memmapOnMemory, hotplugMemory
     }
@@ -275,6 +289,7 @@ public struct MachineConfig: Sendable, Hashable, Codable {
             memory = v
         }
         cpus = try c.decodeIfPresent(Int.self, forKey: .cpus) ?? cpus
+        nodes = try c.decodeIfPresent(Int.self, forKey: .nodes) ?? nodes
         tlb = try c.decodeIfPresent(TLBGeometry.self, forKey: .tlb) ?? tlb
         pcid = try c.decodeIfPresent(Bool.self, forKey: .pcid) ?? pcid
         minFreeKbytes = try c.decodeIfPresent(UInt64.self, forKey: .minFreeKbytes) ?? minFreeKbytes
@@ -302,6 +317,7 @@ public struct MachineConfig: Sendable, Hashable, Codable {
         try c.encode(arch.rawValue, forKey: .arch)
         try c.encode(memory, forKey: .memory)
         try c.encode(cpus, forKey: .cpus)
+        try c.encode(nodes, forKey: .nodes)
         try c.encode(tlb, forKey: .tlb)
         try c.encode(pcid, forKey: .pcid)
         try c.encodeIfPresent(minFreeKbytes, forKey: .minFreeKbytes)

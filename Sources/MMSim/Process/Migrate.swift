@@ -25,9 +25,11 @@ extension Machine {
     /// page-cache slot move to a new frame, then every
     /// migration entry becomes a PTE of the new frame with the old rights, accessed and
     /// dirty bits (anon-exclusive pages stay exclusive). pgmigrate_success, or
-    /// pgmigrate_fail on failure. Returns the new frame.
+    /// pgmigrate_fail on failure. Returns the new frame. With `toNode` the new frame comes
+    /// from that node only (alloc_migration_target() with __GFP_THISNODE, as move_pages(2)
+    /// and migrate_pages(2) ask); without it from anywhere, the current CPU's node first.
     @discardableResult
-    public func migrateFolio(_ src: PFN) -> Result<PFN, MigrateError> {
+    public func migrateFolio(_ src: PFN, toNode: Int? = nil) -> Result<PFN, MigrateError> {
         let (head, order) = folioHead(src)
         let p = frames[head]
         guard p.pointee.state == .allocated, p.pointee.mapping != 0, p.pointee.flags.contains(.lru),
@@ -42,7 +44,7 @@ extension Machine {
                 counters.add(.pgmigrateFail, Int64(1) << Int64(order))
                 return .failure(.busy)
             }
-            return migrateHugeFolio(head)
+            return migrateHugeFolio(head, toNode: toNode)
         }
         let anon = PageMapping.isAnon(p.pointee.mapping)
         let cache = cacheSlot(head)
@@ -53,7 +55,7 @@ extension Machine {
             counters.add(.pgmigrateFail, 1)
             return .failure(.busy)
         }
-        guard let dst = allocator.allocPages(.highuserMovable) else {
+        guard let dst = allocator.allocPages(toNode == nil ? .highuserMovable : [.highuserMovable, .thisNode], node: toNode ?? -1) else {
             counters.add(.pgmigrateFail, 1)
             return .failure(.noMemory)
         }
@@ -123,7 +125,7 @@ extension Machine {
     /// mapping (the deposited page table stays), the 512 pages copied to a new PMD-sized
     /// folio, remove_migration_pmd() maps it back with the old rights. pgmigrate_success
     /// counts 512 pages, thp_migration_success one folio.
-    func migrateHugeFolio(_ head: PFN) -> Result<PFN, MigrateError> {
+    func migrateHugeFolio(_ head: PFN, toNode: Int? = nil) -> Result<PFN, MigrateError> {
         let n = Int64(PageOrder.pmd.pages)
         let p = frames[head]
         guard p.pointee.refcount == largeMapcount(head), largeMapcount(head) == entireMapcount(head) else {
@@ -131,7 +133,8 @@ extension Machine {
             counters.add(.thpMigrationFail, 1)
             return .failure(.busy)
         }
-        guard let dst = allocator.allocPages([.highuserMovable, .comp, .noWarn], order: PageOrder.pmd.raw) else {
+        guard let dst = allocator.allocPages(toNode == nil ? [.highuserMovable, .comp, .noWarn] : [.highuserMovable, .comp, .noWarn, .thisNode],
+                                             order: PageOrder.pmd.raw, node: toNode ?? -1) else {
             counters.add(.pgmigrateFail, n)
             counters.add(.thpMigrationFail, 1)
             return .failure(.noMemory)
@@ -227,9 +230,11 @@ extension Machine {
     }
 
     /// migrate_pages() over the folios `t` maps in [addr, addr + length) (what move_pages(2)
-    /// does page by page): each present, movable page moves to a new frame. Returns how
-    /// many moved and how many failed.
-    public func migrateRange(_ t: Task, addr: UInt64, length: UInt64) -> (moved: Int, failed: Int) {
+    /// does page by page): each present, movable page moves to a new frame. With `toNode`
+    /// (do_pages_move() with every node[i] == toNode) the new frames are on that node and a
+    /// page already there is left alone (add_page_for_migration()), counted neither moved
+    /// nor failed. Returns how many moved and how many failed.
+    public func migrateRange(_ t: Task, addr: UInt64, length: UInt64, toNode: Int? = nil) -> (moved: Int, failed: Int) {
         guard t.state == .running, let mm = t.mm else { return (0, 0) }
         run(t, mm)
         var moved = 0, failed = 0
@@ -240,8 +245,8 @@ extension Machine {
             if let pmd = mm.pageTable.slot(VirtAddr(a), level: .pmd), case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch),
                let l = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch) {
                 // A PMD-mapped THP: one folio for the whole 2 MiB.
-                if l.pfn != hugeZeroPFN {
-                    switch migrateFolio(l.pfn) {
+                if l.pfn != hugeZeroPFN && (toNode == nil || allocator.nodeOf(l.pfn) != toNode) {
+                    switch migrateFolio(l.pfn, toNode: toNode) {
                     case .success: moved += Int(PageOrder.pmd.pages)
                     case .failure: failed += Int(PageOrder.pmd.pages)
                     }
@@ -252,7 +257,8 @@ extension Machine {
             defer { a += Page.size }
             guard let slot = mm.pageTable.slot(VirtAddr(a), level: .pte),
                   let l = presentOrProtNone(slot.pointee), !(l.special && l.pfn == zeroPage) else { continue }
-            switch migrateFolio(l.pfn) {
+            if let n = toNode, allocator.nodeOf(l.pfn) == n { continue }
+            switch migrateFolio(l.pfn, toNode: toNode) {
             case .success: moved += 1
             case .failure: failed += 1
             }

@@ -95,6 +95,7 @@ extension Machine {
         let (head, order) = folioHead(pfn)
         let h = frames[head].pointee
         var s = "PFN \(String(format0x: pfn.raw, width: 0)) \(p.state) order \(order)"
+        if config.nodes > 1 { s += " node \(allocator.nodeOf(pfn))" }
         s += " flags \(String(format0x: kpageflags(pfn), width: 0)) (\(kpageflagsNames(pfn)))\n"
         s += "  refcount \(h.refcount) mapcount \(kpagecount(pfn)) _mapcount \(kpageMapcount(pfn))"
         if order > 0 && h.flags.contains(.head) {

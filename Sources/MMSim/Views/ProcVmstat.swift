@@ -30,7 +30,7 @@ extension Machine {
     public func buddyinfoText() -> String {
         var out = ""
         for z in zones where z.isPopulated {
-            out += "Node 0, zone " + z.name.leftPadded(8) + " "
+            out += "Node \(z.node), zone " + z.name.leftPadded(8) + " "
             for o in 0...PageOrder.max.raw { out += leftPad(Int64(z.nrFree[o]), 6) + " " }
             out += "\n"
         }
@@ -45,7 +45,7 @@ extension Machine {
         out += "\n"
         for z in zones where z.isPopulated {
             for mt in MigrateType.allCases {
-                out += "Node    0, zone " + z.name.leftPadded(8) + ", type " + mt.description.leftPadded(12) + " "
+                out += "Node " + String(z.node).leftPadded(4) + ", zone " + z.name.leftPadded(8) + ", type " + mt.description.leftPadded(12) + " "
                 for o in 0...PageOrder.max.raw { out += leftPad(Int64(z.freeBlocks(order: o, mt)), 6) + " " }
                 out += "\n"
             }
@@ -60,7 +60,7 @@ extension Machine {
                 if memblock.isMemory(max(pfn, z.startPFN)) { counts[allocator.pageblockMigratetype(PFN(pfn)).rawValue] += 1 }
                 pfn += PageOrder.pageblock.pages
             }
-            out += "Node 0, zone " + z.name.leftPadded(8) + " "
+            out += "Node \(z.node), zone " + z.name.leftPadded(8) + " "
             for n in counts { out += leftPad(Int64(n), 12) + " " }
             out += "\n"
         }
@@ -72,7 +72,7 @@ extension Machine {
         var out = ""
         let firstPopulated = zones.first(where: { $0.isPopulated })
         for z in zones {
-            out += "Node 0, zone " + z.name.leftPadded(8)
+            out += "Node \(z.node), zone " + z.name.leftPadded(8)
             if z === firstPopulated {
                 out += "\n  per-node stats"
                 for item in VMStat.allCases where item.kind == .node {

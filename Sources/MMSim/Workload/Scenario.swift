@@ -172,8 +172,9 @@ public enum ProcessAction: Sendable, Hashable {
     case sleep
     /// A lock-free page-table walk (gup_fast) of one address, as get_user_pages_fast() does.
     case gup(AddressExpr)
-    /// move_pages()/migrate_pages() of the pages mapped in the range (mm/migrate.c).
-    case movePages(addr: AddressExpr, length: UInt64)
+    /// move_pages()/migrate_pages() of the pages mapped in the range (mm/migrate.c), to
+    /// any free frame, or with `node` to that NUMA node (__GFP_THISNODE).
+    case movePages(addr: AddressExpr, length: UInt64, node: Int?)
     /// madvise(MADV_HWPOISON): inject a memory failure into each page of the range.
     case hwpoison(addr: AddressExpr, length: UInt64)
 
@@ -280,6 +281,8 @@ public enum ProcView: Sendable, Hashable {
     /// The vmemmap of the hugetlb page a process maps at `address`: where each struct-page page
     /// is mapped (HVO), with the kpageflags of its head and tails.
     case vmemmap(process: String, address: UInt64)
+    /// `/sys/devices/system/node/nodeN/meminfo` (numastat = false) or `.../numastat`.
+    case node(Int, numastat: Bool)
 
     /// The path as written in the file (process views keep the name or PID written).
     public func path(written: String) -> String { written }

@@ -352,6 +352,10 @@ public struct ScenarioParser {
                 let n = try num()
                 guard n >= 1, n <= UInt64(MachineConfig.maxCPUs) else { throw ScenarioError(vloc, "cpus=\(v.text) is out of range; allowed 1 ... \(MachineConfig.maxCPUs)") }
                 cfg.cpus = Int(n)
+            case "nodes":
+                let n = try num()
+                guard n >= 1, n <= UInt64(MachineConfig.maxNodes) else { throw ScenarioError(vloc, "nodes=\(v.text) is out of range; allowed 1 ... \(MachineConfig.maxNodes)") }
+                cfg.nodes = Int(n)
             case "pcid", "asid":
                 guard let b = parseBool(v.text) else { throw ScenarioError(vloc, "\(k)=\(v.text): expected on or off") }
                 cfg.pcid = b
@@ -382,7 +386,7 @@ public struct ScenarioParser {
                 cfg.memmapOnMemory = b
             case "hotplug_memory": cfg.hotplugMemory = try num()
             default:
-                throw ScenarioError(c.location(of: t), "unknown machine setting '\(k)'; known: preset, arch, memory, cpus, pcid, min_free_kbytes, watermark_scale_factor, thp, seed, hugepagesz, hugepages, default_hugepagesz, hugetlb_free_vmemmap, memmap_on_memory, hotplug_memory")
+                throw ScenarioError(c.location(of: t), "unknown machine setting '\(k)'; known: preset, arch, memory, cpus, nodes, pcid, min_free_kbytes, watermark_scale_factor, thp, seed, hugepagesz, hugepages, default_hugepagesz, hugetlb_free_vmemmap, memmap_on_memory, hotplug_memory")
             }
         }
         do {
@@ -623,7 +627,17 @@ public struct ScenarioParser {
             let a = try parseAddress(&c, "the address of the pages to migrate")
             let len = try parseLength(&c, "the length to migrate")
             try checkRange(a, len)
-            return .movePages(addr: a, length: len)
+            // node=N: move_pages(2) with every page's target node N (MPOL_MF_MOVE).
+            var node: Int?
+            while let t = c.next() {
+                let (k, v) = try keyValue(t, &c)
+                guard k == "node" else { throw ScenarioError(c.location(of: t), "unknown move_pages option '\(k)'; known: node=N") }
+                guard let n = parseNumber(v.text), n < UInt64(config.nodes) else {
+                    throw ScenarioError(c.location(of: v), "node=\(v.text): this machine has nodes 0...\(config.nodes - 1)")
+                }
+                node = Int(n)
+            }
+            return .movePages(addr: a, length: len, node: node)
         case "hwpoison":
             let a = try parseAddress(&c, "the address to poison")
             let len = c.peek == nil ? Page.size : try parseLength(&c, "the length to poison")
@@ -1032,7 +1046,13 @@ public struct ScenarioParser {
             guard let a = parseNumber(parts[3]) else { throw ScenarioError(loc, "/proc/\(who)/vmemmap/ADDR needs an address, not '\(parts[3])'") }
             return .vmemmap(process: who, address: a)
         }
-        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps (NAME or PID), /proc/kpageflags/PFN, /proc/NAME/pagemap/ADDR, /proc/NAME/vmemmap/ADDR, /sys/kernel/mm/hugepages, /sys/kernel/debug/mmsim/tlb")
+        if t.text.hasPrefix("/sys/devices/system/node/node"), parts.count == 6, ["meminfo", "numastat"].contains(parts[5]) {
+            guard let n = Int(parts[4].dropFirst(4)), n >= 0, n < config.nodes else {
+                throw ScenarioError(loc, "cat: \(t.text): this machine has nodes 0...\(config.nodes - 1)")
+            }
+            return .node(n, numastat: parts[5] == "numastat")
+        }
+        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps (NAME or PID), /proc/kpageflags/PFN, /proc/NAME/pagemap/ADDR, /proc/NAME/vmemmap/ADDR, /sys/kernel/mm/hugepages, /sys/kernel/debug/mmsim/tlb, /sys/devices/system/node/nodeN/{meminfo,numastat}")
     }
 }
 

@@ -428,10 +428,10 @@ public final class ScenarioRunner {
             let a = try value(e)
             call = "gup_fast(\(hex(a)))"
             result = machine.lockFreeWalk(t, a).map { .ok($0.raw) } ?? .failed(.EFAULT)
-        case .movePages(let a, let len):
+        case .movePages(let a, let len, let node):
             let addr = try rangeStart(a, len)
-            call = "move_pages(\(hex(addr)), \(len))"
-            let r = machine.migrateRange(t, addr: addr, length: len)
+            call = node.map { "move_pages(\(hex(addr)), \(len), node=\($0))" } ?? "move_pages(\(hex(addr)), \(len))"
+            let r = machine.migrateRange(t, addr: addr, length: len, toNode: node)
             result = .ok(UInt64(r.failed))       // move_pages() returns the pages not moved
         case .hwpoison(let a, let len):
             let addr = try rangeStart(a, len)
@@ -622,6 +622,7 @@ public final class ScenarioRunner {
         case .pagetypeinfo: return machine.pagetypeinfoText()
         case .tlbState: return machine.tlbStateText()
         case .hugepages: return machine.hugepagesText()
+        case .node(let n, let numastat): return numastat ? machine.nodeNumastatText(node: n) : machine.nodeMeminfoText(node: n)
         case .status(let who), .maps(let who):
             let t: Task
             if let pid = parseNumber(who) {
