@@ -15,8 +15,8 @@ enum RCUCallback {
 ///
 /// Quiescent states in the model: a CPU running user code (each user access, as the tick
 /// would see it), a context switch, an idle CPU (extended quiescent state, never waited
-/// for), and `reportQS` called by a scenario. A CPU inside a read-side section defers its
-/// quiescent state to the section's end.
+/// for), and a scenario's `rcu qs cpu=N` / `rcu sync`. A CPU inside a read-side section
+/// cannot report one until the section ends.
 public final class RCUState {
     /// Completed grace periods (gp_seq, counted in whole periods).
     public private(set) var completed: UInt64 = 0
@@ -152,7 +152,8 @@ extension Machine {
     /// rcu_read_lock() / local_irq_save() on `cpu`.
     func rcuReadLock(cpu: Int) { rcu.readLock(cpu) }
 
-    /// rcu_read_unlock() / local_irq_restore(): a quiescent state owed meanwhile is reported.
+    /// rcu_read_unlock() / local_irq_restore(). An idle CPU's extended quiescent state, held
+    /// back by the section, counts now; a busy CPU reports at its next quiescent state.
     func rcuReadUnlock(cpu: Int) {
         if rcu.readUnlock(cpu) && rcu.owes[cpu] && rcu.idle[cpu] {
             rcuQuiescentState(cpu: cpu)

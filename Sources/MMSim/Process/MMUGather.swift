@@ -29,7 +29,6 @@ final class MMUGather {
     /// cleared_ptes, cleared_pmds, cleared_puds, cleared_p4ds as bits (1 << level).
     var clearedLevels: UInt8 = 0
     var freedTables = false
-    var needFlushAll = false
     /// tlb->delayed_rmap: some gathered entry carries the delay-rmap bit.
     var delayedRmap = false
     /// Batch pages allocated so far (reused after a flush; freed at finish).
@@ -82,7 +81,7 @@ final class MMUGather {
 
     /// Whether a flush this gather still owes covers `va` (the validator's allowance).
     func covers(_ va: UInt64) -> Bool {
-        fullmm || needFlushAll || (clearedLevels != 0 && va >= start && va < end)
+        fullmm || (clearedLevels != 0 && va >= start && va < end)
     }
 
     /// tlb_flush_pte_range() and friends: widen the flush range for a cleared entry.
@@ -199,9 +198,10 @@ final class MMUGather {
         let stride: UInt64 = clearedLevels & 1 != 0 ? Page.shift
             : clearedLevels & 2 != 0 ? PageTableLevel.pmd.shift
             : clearedLevels & 4 != 0 ? PageTableLevel.pud.shift : Page.shift
-        // tlb_flush(): fullmm and need_flush_all flush everything. Tables freed without a
-        // cleared range: the model flushes the whole mm (the kernel the tables' own spans).
-        let whole = fullmm || needFlushAll || start >= end
+        // tlb_flush(): fullmm flushes everything (need_flush_all, set by some architectures'
+        // PMD updates, is not modelled). Tables freed without a cleared range: the model
+        // flushes the whole mm (the kernel the tables' own spans).
+        let whole = fullmm || start >= end
         machine.flushTLBMMRange(mm, start: whole ? 0 : start, end: whole ? .max : end, strideShift: stride, freedTables: freedTables)
         // __tlb_reset_range()
         if !fullmm {
@@ -210,7 +210,6 @@ final class MMUGather {
         }
         clearedLevels = 0
         freedTables = false
-        needFlushAll = false
     }
 
     /// tlb_flush_rmaps(): after the flush, while the page-table lock is still held, remove
