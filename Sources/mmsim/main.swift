@@ -149,7 +149,7 @@ struct Run: ParsableCommand {
     var format: String = "text"
     @Flag(name: .long, help: "Print every syscall and access as it runs, strace style.")
     var trace = false
-    @Flag(name: .customLong("check"), help: "Run the invariant checker after every statement (slow).")
+    @Flag(name: .customLong("check"), help: "Run the invariant checker after every statement, check every access against the page tables, record the lock order (slow).")
     var check = false
 
     func run() throws {

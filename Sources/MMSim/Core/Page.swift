@@ -1,5 +1,9 @@
 // include/linux/mm_types.h, include/linux/page-flags.h: struct page, one 64-byte record per frame.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// PG_* page flags (include/linux/page-flags.h), the subset the model uses.
 public struct PageFlags: OptionSet, Sendable, Hashable {
     public var rawValue: UInt32
@@ -130,6 +134,7 @@ public final class FrameTable {
     /// - Parameter initializer: called once per section on first touch with the
     ///   section's first PFN and its zero-filled records, to set holes and reservations.
     public init(endPFN: UInt64, initializer: @escaping (PFN, UnsafeMutablePointer<PageMeta>) -> Void) {
+        precondition(Self.framesPerSection * MemoryLayout<PageMeta>.stride == HostChunks.bytes, "a memmap section is one host chunk")
         self.endPFN = endPFN
         self.sectionCount = Int((endPFN + UInt64(Self.framesPerSection) - 1) >> Self.sectionShift)
         self.sections = .allocate(capacity: Swift.max(1, sectionCount))
@@ -139,12 +144,10 @@ public final class FrameTable {
 
     deinit {
         for s in 0..<sectionCount {
-            if let p = sections[s] {
-                for i in 0..<Self.framesPerSection { p[i].table?.deallocate() }
-                p.deallocate()
-            }
+            if let p = sections[s] { HostChunks.free(UnsafeMutableRawPointer(p)) }
         }
         sections.deallocate()
+        for c in tableChunks { HostChunks.free(c) }
     }
 
     /// pfn_to_page(): the record of `pfn`, materializing its section if needed.
@@ -170,9 +173,8 @@ public final class FrameTable {
 
     @inline(never) private func materialize(_ s: Int) -> UnsafeMutablePointer<PageMeta> {
         precondition(s < sectionCount, "PFN beyond the end of physical memory")
-        let p = UnsafeMutablePointer<PageMeta>.allocate(capacity: Self.framesPerSection)
-        UnsafeMutableRawPointer(p).initializeMemory(as: UInt8.self, repeating: 0,
-                                                    count: Self.framesPerSection * MemoryLayout<PageMeta>.stride)
+        // One section of records is exactly one host chunk (32768 x 64 bytes = 2 MiB), zeroed.
+        let p = HostChunks.allocate().bindMemory(to: PageMeta.self, capacity: Self.framesPerSection)
         sections[s] = p
         materializedSections += 1
         initializer(PFN(UInt64(s) << Self.sectionShift), p)
@@ -181,21 +183,35 @@ public final class FrameTable {
 
     // MARK: Page-table frame storage
 
+    /// Host chunks carved into table storage, and the 4 KiB blocks free for reuse.
+    private var tableChunks: [UnsafeMutableRawPointer] = []
+    private var freeTableBlocks: [UnsafeMutablePointer<UInt64>] = []
+
     /// Gives `pfn` host storage for 512 zeroed entries (a new page-table page).
     @discardableResult
     public func attachTable(_ pfn: PFN) -> UnsafeMutablePointer<UInt64> {
         let page = self[pfn]
         precondition(page.pointee.table == nil, "frame \(pfn) already holds a table")
-        let t = UnsafeMutablePointer<UInt64>.allocate(capacity: Page.entriesPerTable)
-        t.initialize(repeating: 0, count: Page.entriesPerTable)
+        if freeTableBlocks.isEmpty { carveTableChunk() }
+        let t = freeTableBlocks.removeLast()
+        t.update(repeating: 0, count: Page.entriesPerTable)
         page.pointee.table = t
         return t
+    }
+
+    /// A new host chunk cut into 512 blocks of table storage, lowest address used first.
+    @inline(never) private func carveTableChunk() {
+        let c = HostChunks.allocate()
+        tableChunks.append(c)
+        let blocks = HostChunks.bytes / (Page.entriesPerTable * MemoryLayout<UInt64>.stride)
+        let base = c.bindMemory(to: UInt64.self, capacity: blocks * Page.entriesPerTable)
+        for b in stride(from: blocks - 1, through: 0, by: -1) { freeTableBlocks.append(base + b * Page.entriesPerTable) }
     }
 
     /// Releases the table storage of `pfn` (the page-table page is being freed).
     public func detachTable(_ pfn: PFN) {
         let page = self[pfn]
-        page.pointee.table?.deallocate()
+        if let t = page.pointee.table { freeTableBlocks.append(t) }
         page.pointee.table = nil
     }
 
@@ -203,5 +219,34 @@ public final class FrameTable {
     @inline(__always) public func table(_ pfn: PFN) -> UnsafeMutablePointer<UInt64>? {
         guard pfn.raw < endPFN else { return nil }
         return self[pfn].pointee.table
+    }
+}
+
+/// Host memory in 2 MiB chunks, straight from mmap so that they come back zeroed without
+/// a memset (a fresh anonymous mapping). Measured on the project's VM, faulting in host
+/// memory costs about 1 ms per chunk whichever way it is done (first touch, MAP_POPULATE,
+/// MADV_POPULATE_WRITE); MADV_HUGEPAGE made it 3-5x slower (the host compacts), so it is
+/// not used. Host-side only: nothing the model reports depends on it.
+enum HostChunks {
+    static let bytes = 2 << 20
+
+    static func allocate() -> UnsafeMutableRawPointer {
+        #if canImport(Glibc)
+        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              p != MAP_FAILED else { fatalError("mmsim: host out of memory (mmap of \(bytes) bytes)") }
+        return p
+        #else
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        return p
+        #endif
+    }
+
+    static func free(_ p: UnsafeMutableRawPointer) {
+        #if canImport(Glibc)
+        munmap(p, bytes)
+        #else
+        p.deallocate()
+        #endif
     }
 }

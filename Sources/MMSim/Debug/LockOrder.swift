@@ -34,8 +34,12 @@ public struct LockOrderViolation: Sendable, Hashable, CustomStringConvertible {
 /// A lockdep-like recorder: the locks held now (a stack), every (outer, inner) pair ever
 /// nested, and violations of the order. Recursion on the same class is allowed (the
 /// kernel nests the same class only with lock subclasses, e.g. two mmap_locks at fork).
-/// Costs a few array operations per acquisition; the order checks are always on.
+/// Costs a few array operations per acquisition. Like CONFIG_PROVE_LOCKING it is a debug
+/// feature: on in debug builds (so in every test) and with `mmsim run --check`, off in
+/// release runs, where acquire and release return at once.
 public final class LockOrderRecorder {
+    /// Recording on (debug builds) or off.
+    public var enabled = _isDebugAssertConfiguration()
     /// Deepest nesting kept (the model never holds more than a handful).
     static let depth = 16
     static let classes = KernelLock.allCases.count
@@ -69,6 +73,7 @@ public final class LockOrderRecorder {
 
     /// down_read()/down_write()/spin_lock(): note the nesting, flag an inversion.
     @inline(__always) public func acquire(_ l: KernelLock) {
+        guard enabled else { return }
         let r = l.rawValue
         acquired[r] &+= 1
         var i = 0
@@ -92,6 +97,7 @@ public final class LockOrderRecorder {
 
     /// up_read()/up_write()/spin_unlock(): the innermost hold of `l` goes.
     @inline(__always) public func release(_ l: KernelLock) {
+        guard enabled else { return }
         var i = top - 1
         while i >= 0 {
             if Int(stack[i]) == l.rawValue {

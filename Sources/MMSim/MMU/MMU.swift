@@ -19,6 +19,11 @@ public final class CPU {
     public internal(set) var walkReferences: UInt64 = 0
     /// Accesses that faulted (#PF / #GP, or a data/instruction abort).
     public internal(set) var faults: UInt64 = 0
+    /// The PTE the last faulting walk stopped at (a 4 KiB entry not present or not
+    /// permitting the access), nil when it stopped above the PTE level. Host-side only: the
+    /// access loop hands it to the fault handler at once, so that the model's handler does
+    /// not walk the tables a second time.
+    var faultPTESlot: UnsafeMutablePointer<UInt64>?
 
     init(id: Int, config: MachineConfig, frames: FrameTable) {
         self.id = id
@@ -104,6 +109,7 @@ extension Machine {
     func walkAndFill(_ c: CPU, _ va: VirtAddr, _ access: AccessKind, _ privilege: Privilege) -> AccessResult {
         guard let root = c.root ?? c.kernelRoot else {
             c.faults &+= 1
+            c.faultPTESlot = nil
             // An empty root behaves like a root table of non-present entries.
             var code: UInt32 = 0
             if access == .write { code |= 2 }
@@ -125,6 +131,7 @@ extension Machine {
             // 4.10.4.1). A not-present fault can have none: TLBs cache only present entries.
             if f.reason != .notPresent { c.tlb.flushPage(va, asid: c.asid) }
             c.faults &+= 1
+            c.faultPTESlot = r.pteSlot
             return .fault(f)
         }
     }

@@ -133,6 +133,28 @@ public struct PageWalkResult: Hashable, Sendable {
     public var outcome: WalkOutcome
     /// Page-table entries read (one per level visited).
     public var memoryReferences: Int
+    /// For a fault on a PTE (not present, or a permission fault on a 4 KiB leaf): the host
+    /// address of that entry, so that the model's fault handler need not walk again to find
+    /// it (a host-side shortcut: the kernel's handler walks in software). 0 otherwise.
+    var pteSlotBits: UInt = 0
+
+    init(outcome: WalkOutcome, memoryReferences: Int, pteSlot: UnsafeMutablePointer<UInt64>? = nil) {
+        self.outcome = outcome
+        self.memoryReferences = memoryReferences
+        self.pteSlotBits = UInt(bitPattern: pteSlot)
+    }
+
+    /// The entry `pteSlotBits` names, if any.
+    var pteSlot: UnsafeMutablePointer<UInt64>? { UnsafeMutablePointer(bitPattern: pteSlotBits) }
+
+    public static func == (a: PageWalkResult, b: PageWalkResult) -> Bool {
+        a.outcome == b.outcome && a.memoryReferences == b.memoryReferences
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(outcome)
+        h.combine(memoryReferences)
+    }
     @inline(__always) public var translation: Translation? {
         if case .translation(let t) = outcome { return t }
         return nil
@@ -200,7 +222,7 @@ public struct PageWalk {
             let p = table + Int(truncatingIfNeeded: (va.raw >> UInt64(12 &+ 9 &* level)) & 511)
             let e = p.pointee
             if e & X86PTE.present == 0 {
-                return x86Fault(.notPresent, level, va, access, privilege, refs: refs)
+                return x86Fault(.notPresent, level, va, access, privilege, refs: refs, slot: level == 0 ? p : nil)
             }
             var rsvd = e & rsvdMask
             var leaf = level == 0
@@ -244,7 +266,7 @@ public struct PageWalk {
             if user && control.smap && !control.alignmentCheck { reason = .smap }
             else if access == .write && !writable && control.writeProtect { reason = .writeToReadOnly }
         }
-        if let r = reason { return x86Fault(r, level, va, access, privilege, refs: refs) }
+        if let r = reason { return x86Fault(r, level, va, access, privilege, refs: refs, slot: level == 0 ? p : nil) }
         let n = e | X86PTE.accessed | (access == .write ? X86PTE.dirty : 0)
         if n != e { p.pointee = n }
         let size: PageSize = level == 0 ? .size4K : (level == 1 ? .size2M : .size1G)
@@ -261,7 +283,7 @@ public struct PageWalk {
 
     @inline(never)
     private func x86Fault(_ reason: FaultReason, _ level: Int, _ va: VirtAddr, _ access: AccessKind,
-                          _ privilege: Privilege, refs: Int) -> PageWalkResult {
+                          _ privilege: Privilege, refs: Int, slot: UnsafeMutablePointer<UInt64>? = nil) -> PageWalkResult {
         var code: UInt32 = 0
         if reason != .nonCanonical {
             if access == .write { code |= X86PF.write }
@@ -272,7 +294,7 @@ public struct PageWalk {
         }
         let f = PageFault(arch: arch, reason: reason, level: PageTableLevel(rawValue: level)!, address: va,
                           access: access, privilege: privilege, x86ErrorCode: code, arm64ESR: 0)
-        return PageWalkResult(outcome: .fault(f), memoryReferences: refs)
+        return PageWalkResult(outcome: .fault(f), memoryReferences: refs, pteSlot: slot)
     }
 
     // MARK: arm64
@@ -303,7 +325,7 @@ public struct PageWalk {
             let p = table + Int(truncatingIfNeeded: (va.raw >> UInt64(12 &+ 9 &* level)) & 511)
             let d = p.pointee
             if d & Arm64PTE.valid == 0 {
-                return arm64Fault(.notPresent, level, va, access, privilege, refs: refs)
+                return arm64Fault(.notPresent, level, va, access, privilege, refs: refs, slot: level == 0 ? p : nil)
             }
             let isTable = d & Arm64PTE.tableBit != 0
             if level == 0 ? !isTable : (!isTable && level == 3) {
@@ -347,7 +369,7 @@ public struct PageWalk {
             if user && control.pan { reason = .smap }
             else if access == .write && !writable { reason = .writeToReadOnly }
         }
-        if let r = reason { return arm64Fault(r, level, va, access, privilege, refs: refs) }
+        if let r = reason { return arm64Fault(r, level, va, access, privilege, refs: refs, slot: level == 0 ? p : nil) }
         var n = d | Arm64PTE.af
         if access == .write && leafRO { n &= ~Arm64PTE.rdonly }   // hardware DBM: now dirty
         if n != d { p.pointee = n }
@@ -365,7 +387,7 @@ public struct PageWalk {
 
     @inline(never)
     private func arm64Fault(_ reason: FaultReason, _ level: Int, _ va: VirtAddr, _ access: AccessKind,
-                            _ privilege: Privilege, refs: Int) -> PageWalkResult {
+                            _ privilege: Privilege, refs: Int, slot: UnsafeMutablePointer<UInt64>? = nil) -> PageWalkResult {
         let lookup = 3 - level
         let fsc: UInt8
         switch reason {
@@ -379,6 +401,6 @@ public struct PageWalk {
         let esr = ec << Arm64ESR.ecShift | Arm64ESR.il | (access == .write ? Arm64ESR.wnr : 0) | UInt32(fsc)
         let f = PageFault(arch: arch, reason: reason, level: PageTableLevel(rawValue: level)!, address: va,
                           access: access, privilege: privilege, x86ErrorCode: 0, arm64ESR: esr)
-        return PageWalkResult(outcome: .fault(f), memoryReferences: refs)
+        return PageWalkResult(outcome: .fault(f), memoryReferences: refs, pteSlot: slot)
     }
 }

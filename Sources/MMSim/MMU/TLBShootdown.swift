@@ -150,7 +150,8 @@ public struct ShootdownStats: Sendable, Hashable {
 
 /// struct flush_tlb_info
 struct FlushTLBInfo {
-    var mm: MM?
+    // (flush_tlb_info's mm is passed beside it, as a borrowed reference: no reference
+    // counting per flush.)
     var start: UInt64
     /// .max = TLB_FLUSH_ALL
     var end: UInt64
@@ -276,7 +277,7 @@ extension Machine {
         mm.tlbGen += 1
         let ranged = end != .max && (end &- start) >> strideShift <= tunables.flushCeiling
         if !ranged { shootdown.fullFlushes += 1 }
-        var info = FlushTLBInfo(mm: mm, start: ranged ? start : 0, end: ranged ? end : .max, strideShift: strideShift,
+        var info = FlushTLBInfo(start: ranged ? start : 0, end: ranged ? end : .max, strideShift: strideShift,
                                 freedTables: freedTables, newTLBGen: mm.tlbGen, initiatingCPU: cpu)
         let mask = mm.cpumask
         var others = false
@@ -287,7 +288,7 @@ extension Machine {
         if others {
             flushTLBMulti(mm, &info)
         } else if cpuHasLoaded(cpu, mm) {
-            flushTLBFunc(cpu, &info)
+            flushTLBFunc(cpu, mm, &info)
         }
     }
 
@@ -308,16 +309,15 @@ extension Machine {
                 tracer.emit(info.initiatingCPU, .ipi(target: c))
             }
             var local = info
-            flushTLBFunc(c, &local)
+            flushTLBFunc(c, mm, &local)
         }
     }
 
     /// flush_tlb_func() on CPU `c`.
-    func flushTLBFunc(_ c: Int, _ f: inout FlushTLBInfo) {
+    func flushTLBFunc(_ c: Int, _ mm: MM, _ f: inout FlushTLBInfo) {
         let local = c == f.initiatingCPU
         if !local { counters.add(.nrTlbRemoteFlushReceived, 1) }
         let t = tlbs
-        guard let mm = f.mm else { return }
         // The CPU was left in the mask of an mm it no longer runs: leave it now.
         if t.loadedID[c] != mm.id {
             mm.cpumask[c] = false

@@ -72,8 +72,11 @@ public final class MM {
 
     @inline(__always) func addRSS(_ c: RSSCounter, _ n: Int64) {
         rss[c.rawValue] &+= n
-        let r = rssPages
-        if r > hiwaterRSS { hiwaterRSS = r }
+        // Only a rise can set a new high-water mark.
+        if n > 0 {
+            let r = rssPages
+            if r > hiwaterRSS { hiwaterRSS = r }
+        }
     }
 
     /// find_vma(): the first VMA that ends above `addr` (index), or nil.

@@ -250,11 +250,11 @@ final class MMUGather {
             // The common run: plain order-0 pages, one slot each, one folio each.
             if !tunables.initOnFree {
                 let stop = min(n, i + limit)
-                while i < stop && slots[i] & 7 == 0 {
-                    machine.putPage(PFN(slots[i] >> 3))
-                    i += 1
-                    taken += 1
-                }
+                var j = i
+                while j < stop && slots[j] & 7 == 0 { j += 1 }
+                machine.putPages(slots + i, j - i)
+                taken = j - i
+                i = j
                 folios = taken
             }
             while i < n {

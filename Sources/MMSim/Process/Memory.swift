@@ -53,15 +53,37 @@ extension Machine {
     }
 
     /// folio_put(): drop one reference; the last one takes the page off the LRU and frees it.
-    func putPage(_ pfn: PFN) {
-        let p = frames[pfn]
+    func putPage(_ pfn: PFN) { putPage(pfn, frames[pfn]) }
+
+    @inline(__always) func putPage(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
         if p.pointee.refcount == 1 { lruDel(pfn, p) }
         allocator.freePages(pfn, p, order: 0)
     }
 
+    /// folios_put_refs() / free_unref_folios() over a run of gathered order-0 pages (encoded
+    /// gather slots with no flag bits): one reference each, the last frees the page to this
+    /// CPU's pcp list. The batch is one loop with the free path inlined, as the kernel's
+    /// batched free does the per-folio work without a call per folio.
+    func putPages(_ slots: UnsafePointer<UInt64>, _ n: Int) {
+        for i in 0..<n {
+            let pfn = PFN(slots[i] >> 3)
+            putPage(pfn, frames[pfn])
+        }
+    }
+
+    /// add_mm_rss_vec(): the RSS counts a zap loop gathered, then zeroed.
+    @inline(__always)
+    func applyZapRSS(_ mm: MM, _ d: inout (anon: Int64, file: Int64, shmem: Int64)) {
+        if d.anon != 0 { mm.addRSS(.anonPages, d.anon) }
+        if d.file != 0 { mm.addRSS(.filePages, d.file) }
+        if d.shmem != 0 { mm.addRSS(.shmemPages, d.shmem) }
+        d = (0, 0, 0)
+    }
+
     /// folio_remove_rmap_pte() for an anonymous page: one mapping fewer.
-    func removeAnonRmap(_ pfn: PFN) {
-        let p = frames[pfn]
+    func removeAnonRmap(_ pfn: PFN) { removeAnonRmap(frames[pfn]) }
+
+    @inline(__always) func removeAnonRmap(_ p: UnsafeMutablePointer<PageMeta>) {
         p.pointee.mapcount -= 1
         if p.pointee.mapcount == 0 {
             counters.add(.nrAnonPages, -1)
@@ -79,49 +101,23 @@ extension Machine {
     }
 
     /// handle_mm_fault(): resolve a fault at `addr` in `vma` for `access`. Counts pgfault and
-    /// the task's min_flt. Anonymous memory only here; file and shmem faults come with the
-    /// page cache.
-    func handleMMFault(_ task: Task, _ mm: MM, _ vmaIndex: Int, _ addr: UInt64, _ access: AccessKind) throws(FaultError) {
+    /// the task's min_flt, then dispatches to the anonymous, file, shmem, THP or HugeTLB
+    /// handler. `pteSlot`, when the faulting hardware walk reached the PTE level, is that
+    /// entry: the PMD then holds a PTE table and __handle_mm_fault()'s software walk
+    /// (pmd_alloc(), pte_offset_map()) would arrive at the same slot.
+    func handleMMFault(_ task: Task, _ mm: MM, _ vmaIndex: Int, _ addr: UInt64, _ access: AccessKind,
+                       pteSlot: UnsafeMutablePointer<UInt64>? = nil) throws(FaultError) {
         counters.add(.pgfault, 1)
         task.minFlt &+= 1
         let vma = mm.vmas[vmaIndex]
         let va = VirtAddr(addr & ~Page.offsetMask)
         if vma.flags.contains(.hugetlb) { return try hugetlbFault(task, mm, vmaIndex, addr, access) }
-        // __handle_mm_fault(): the PMD level first (pmd_alloc()), for transparent huge pages.
-        guard let pmd = pmdSlot(mm, va.raw) else { throw .oom }
-        if vma.isAnonymous && !vma.isShared {
-            let haddr = addr & ~(PageTableLevel.pmd.entrySpan - 1)
-            if pmd.pointee == 0 && thpAllowed(vma, haddr) {
-                if try doHugePMDAnonymousPage(mm, vmaIndex, haddr, pmd, write: access == .write) { return }
-            } else if case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch) {
-                guard access == .write, let leaf = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch) else {
-                    cpus[currentCPU].tlb.flushPage(va, asid: cpuASIDs[currentCPU])
-                    return
-                }
-                // do_huge_pmd_wp_page(): reuse an exclusive folio, else split and COW one page.
-                if leaf.pfn != hugeZeroPFN, vma.flags.contains(.write),
-                   frames[leaf.pfn].pointee.flags.contains(.anonExclusive) || frames[leaf.pfn].pointee.refcount == 1 {
-                    var l = leaf
-                    l.writable = true
-                    l.dirty = true
-                    frames[leaf.pfn].pointee.flags.insert(.anonExclusive)
-                    pmd.pointee = PTEFormat.encode(l, arch: arch)
-                    flushTLBMMRange(mm, start: haddr, end: haddr + PageTableLevel.pmd.entrySpan, strideShift: PageTableLevel.pmd.shift, freedTables: false)
-                    return
-                }
-                splitHugePMD(mm, vma, haddr, pmd)
-            }
-        }
-        // pte_alloc() + pte_offset_map(): reuse the PMD slot found above.
         let slot: UnsafeMutablePointer<UInt64>
-        if case .table(let t) = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch), let table = frames.table(t) {
-            slot = table + va.index(at: .pte)
+        if let s = pteSlot {
+            slot = s
         } else {
-            do {
-                slot = try mm.pageTable.allocSlot(va, level: .pte)
-            } catch {
-                throw .oom
-            }
+            guard let s = try faultPTESlot(mm, vma, vmaIndex, addr, va, access) else { return }
+            slot = s
         }
         let pte = slot.pointee
         if pte == 0 {
@@ -144,6 +140,46 @@ extension Machine {
         }
         // A spurious fault (the TLB held an older entry): the walk will see the new one.
         cpus[currentCPU].tlb.flushPage(va, asid: cpuASIDs[currentCPU])
+    }
+
+    /// __handle_mm_fault()'s software walk: the PMD level first (pmd_alloc()), where a
+    /// transparent huge page is faulted, reused or split; then the PTE table (pte_alloc())
+    /// and the slot for `va`. Returns nil when the PMD level resolved the fault.
+    func faultPTESlot(_ mm: MM, _ vma: VMA, _ vmaIndex: Int, _ addr: UInt64, _ va: VirtAddr,
+                      _ access: AccessKind) throws(FaultError) -> UnsafeMutablePointer<UInt64>? {
+        guard let pmd = pmdSlot(mm, va.raw) else { throw .oom }
+        if vma.isAnonymous && !vma.isShared {
+            let haddr = addr & ~(PageTableLevel.pmd.entrySpan - 1)
+            if pmd.pointee == 0 && thpAllowed(vma, haddr) {
+                if try doHugePMDAnonymousPage(mm, vmaIndex, haddr, pmd, write: access == .write) { return nil }
+            } else if case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch) {
+                guard access == .write, let leaf = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch) else {
+                    cpus[currentCPU].tlb.flushPage(va, asid: cpuASIDs[currentCPU])
+                    return nil
+                }
+                // do_huge_pmd_wp_page(): reuse an exclusive folio, else split and COW one page.
+                if leaf.pfn != hugeZeroPFN, vma.flags.contains(.write),
+                   frames[leaf.pfn].pointee.flags.contains(.anonExclusive) || frames[leaf.pfn].pointee.refcount == 1 {
+                    var l = leaf
+                    l.writable = true
+                    l.dirty = true
+                    frames[leaf.pfn].pointee.flags.insert(.anonExclusive)
+                    pmd.pointee = PTEFormat.encode(l, arch: arch)
+                    flushTLBMMRange(mm, start: haddr, end: haddr + PageTableLevel.pmd.entrySpan, strideShift: PageTableLevel.pmd.shift, freedTables: false)
+                    return nil
+                }
+                splitHugePMD(mm, vma, haddr, pmd)
+            }
+        }
+        // pte_alloc() + pte_offset_map(): reuse the PMD slot found above.
+        if case .table(let t) = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch), let table = frames.table(t) {
+            return table + va.index(at: .pte)
+        }
+        do {
+            return try mm.pageTable.allocSlot(va, level: .pte)
+        } catch {
+            throw .oom
+        }
     }
 
     /// do_anonymous_page(): a read maps the shared zero page; a write gets a new zeroed page.
@@ -242,6 +278,8 @@ extension Machine {
     /// MADV_DONTNEED) a PTE table whose whole 2 MiB span is zapped is freed too.
     func zapRange(_ tlb: MMUGather, _ mm: MM, _ vma: VMA, start: UInt64, end: UInt64, reclaimTables: Bool = false) {
         if vma.flags.contains(.hugetlb) { return unmapHugepageRange(tlb, mm, vma, start: start, end: end) }
+        let isShmem: Bool
+        if case .shmem = vma.kind { isShmem = true } else { isShmem = false }
         var a = start
         let span = PageTableLevel.pmd.entrySpan
         while a < end {
@@ -265,6 +303,9 @@ extension Machine {
             }
             var b = a
             var forceFlush = false
+            // RSS of this table's pages, applied once per table (add_mm_rss_vec()) and before
+            // any flush in the middle.
+            var rssDelta: (anon: Int64, file: Int64, shmem: Int64) = (0, 0, 0)
             while b < next {
                 let idx = VirtAddr(b).index(at: .pte)
                 let pte = table[idx]
@@ -275,24 +316,24 @@ extension Machine {
                         let pfn = leaf.pfn
                         tracer.emit(currentCPU, .clearPTE(mm: mm.id, addr: b, pfn: pfn.raw))
                         var delay = false
-                        let anon = frames[pfn].pointee.flags.contains(.swapbacked)
-                        if case .shmem = vma.kind {
+                        let page = frames[pfn]
+                        if isShmem {
                             // zap_present_folio_ptes() treats shmem like any file folio: a dirty
                             // PTE dirties the folio (shmem counts no dirty pages) and delays the rmap.
-                            mm.addRSS(.shmemPages, -1)
+                            rssDelta.shmem &-= 1
                             if leaf.dirty {
-                                frames[pfn].pointee.flags.insert(.dirty)
+                                page.pointee.flags.insert(.dirty)
                                 delay = true
                             } else {
                                 removeFileRmap(pfn)
                             }
-                        } else if anon {
-                            mm.addRSS(.anonPages, -1)
-                            removeAnonRmap(pfn)
+                        } else if page.pointee.flags.contains(.swapbacked) {
+                            rssDelta.anon &-= 1
+                            removeAnonRmap(page)
                         } else {
                             // zap_present_folio_ptes(): a dirty PTE dirties the file page, and
                             // its rmap goes only after the TLB flush (delayed rmap).
-                            mm.addRSS(.filePages, -1)
+                            rssDelta.file &-= 1
                             if leaf.dirty {
                                 markFileDirty(pfn)
                                 delay = true
@@ -306,6 +347,7 @@ extension Machine {
                         if tlb.removePage(pfn, delayRmap: delay) {
                             // The gather is full: flush before going on (the kernel leaves
                             // the PTE loop, flushes, and comes back).
+                            applyZapRSS(mm, &rssDelta)
                             tlb.flush()
                             forceFlush = false
                         }
@@ -313,6 +355,7 @@ extension Machine {
                 }
                 b += Page.size
             }
+            applyZapRSS(mm, &rssDelta)
             // zap_pte_range()'s end with force_flush: TLB, delayed rmaps, then (after the
             // page-table lock) the frees.
             if forceFlush { tlb.flush() }

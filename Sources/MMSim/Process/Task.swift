@@ -286,7 +286,7 @@ extension Machine {
                 }
                 tries += 1
                 report.faults += 1
-                if let sig = userFault(t, mm, a, kind, retry: tries > 1) {
+                if let sig = userFault(t, mm, a, kind, retry: tries > 1, pteSlot: cpus[t.cpu].faultPTESlot) {
                     report.signal = sig
                     return report
                 }
@@ -299,8 +299,10 @@ extension Machine {
     }
 
     /// do_user_addr_fault(): find the VMA, check the access against it, handle the fault.
-    /// Returns the signal delivered when the kernel refuses.
-    func userFault(_ t: Task, _ mm: MM, _ addr: UInt64, _ kind: AccessKind, retry: Bool) -> Signal? {
+    /// Returns the signal delivered when the kernel refuses. `pteSlot` is the entry the
+    /// faulting walk stopped at (see `CPU.faultPTESlot`), when it reached the PTE level.
+    func userFault(_ t: Task, _ mm: MM, _ addr: UInt64, _ kind: AccessKind, retry: Bool,
+                   pteSlot: UnsafeMutablePointer<UInt64>? = nil) -> Signal? {
         func kill(_ s: Signal) -> Signal {
             t.signals.append(s)
             log.append("\(t.name)[\(t.pid)]: \(s.name == "SIGSEGV" ? "segfault" : "bus error") at \(String(hex: addr, width: 0)) error \(kind == .write ? 6 : kind == .execute ? 0x15 : 4)")
@@ -320,7 +322,7 @@ extension Machine {
         do {
             rmap.locks.acquire(.mmapLock)       // lock_mm_and_find_vma(): mmap_read_lock
             defer { rmap.locks.release(.mmapLock) }
-            try handleMMFault(t, mm, i, addr, kind)
+            try handleMMFault(t, mm, i, addr, kind, pteSlot: pteSlot)
         } catch .sigbus {
             noteHWPoisonFault(t, mm, addr)
             return kill(.bus(addr))

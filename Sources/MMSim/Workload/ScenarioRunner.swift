@@ -140,7 +140,10 @@ public final class ScenarioRunner {
             throw ScenarioError(scenario.statements.first(where: { if case .machine = $0.kind { true } else { false } })?.location ?? bootLoc, "machine: \(e)")
         }
         // The checker mode validates every user access against the page tables too.
-        if options.checkInvariants { machine.validateTLB = true }
+        if options.checkInvariants {
+            machine.validateTLB = true
+            machine.lockOrder.enabled = true
+        }
         // --trace prints the tracepoints after each statement; the checker keeps a ring of
         // them so a violation can show the history of its frame.
         machine.tracer.enabled = options.trace || options.checkInvariants
