@@ -208,11 +208,16 @@ public final class FrameTable {
         for b in stride(from: blocks - 1, through: 0, by: -1) { freeTableBlocks.append(base + b * Page.entriesPerTable) }
     }
 
+    /// Table storage released so far: a host address of an entry recorded before stays the
+    /// same entry of the same table while this is unchanged (see `WalkMemo`).
+    public private(set) var tableGen: UInt64 = 0
+
     /// Releases the table storage of `pfn` (the page-table page is being freed).
     public func detachTable(_ pfn: PFN) {
         let page = self[pfn]
         if let t = page.pointee.table { freeTableBlocks.append(t) }
         page.pointee.table = nil
+        tableGen &+= 1
     }
 
     /// The entries of page-table page `pfn` (nil when the frame is not a table).

@@ -14,6 +14,8 @@ public final class CPU {
     /// The roots each tag was last loaded with, so cached entries can be checked against them.
     public internal(set) var rootOfASID: [ASID: PFN] = [:]
     let walker: PageWalk
+    /// The walker's memo of its last walk's upper levels (host-side).
+    let walkMemo = WalkMemo()
     /// Hardware page walks done and page-table entries they read.
     public internal(set) var walks: UInt64 = 0
     public internal(set) var walkReferences: UInt64 = 0
@@ -119,7 +121,7 @@ extension Machine {
                                     access: access, privilege: privilege, x86ErrorCode: arch.isX86 ? code : 0,
                                     arm64ESR: 0))
         }
-        let r = c.walker.walk(root: root, va: va, access: access, privilege: privilege, kernelRoot: c.kernelRoot)
+        let r = c.walker.walk(root: root, va: va, access: access, privilege: privilege, kernelRoot: c.kernelRoot, memo: c.walkMemo)
         c.walks &+= 1
         c.walkReferences &+= UInt64(r.memoryReferences)
         switch r.outcome {

@@ -180,12 +180,36 @@ public struct PageWalkResult: Hashable, Sendable {
 public struct PageWalk {
     public let arch: Architecture
     public let frames: FrameTable
-    public var control: MMUControl
+    public var control: MMUControl {
+        didSet { x86RsvdMask = Self.x86RsvdMask(control) }
+    }
+    /// Entry address bits above MAXPHYADDR (reserved on x86), from `control`.
+    private var x86RsvdMask: UInt64
 
     public init(arch: Architecture, frames: FrameTable, control: MMUControl? = nil) {
         self.arch = arch
         self.frames = frames
-        self.control = control ?? MMUControl(arch: arch)
+        let c = control ?? MMUControl(arch: arch)
+        self.control = c
+        self.x86RsvdMask = Self.x86RsvdMask(c)
+    }
+
+    private static func x86RsvdMask(_ c: MMUControl) -> UInt64 {
+        X86PTE.pfnMask & ~((1 << UInt64(c.physAddrBits)) &- 1)
+    }
+
+    /// `walk` for a CPU's MMU, with its `WalkMemo`: an x86 walk into the 2 MiB region the
+    /// memo holds re-reads the upper entries it recorded instead of looking their tables up
+    /// again. The outcome, the entries read, the accessed bits set and `memoryReferences`
+    /// are the same as `walk`'s (no paging-structure cache is modelled: the hardware still
+    /// reads every level).
+    @inline(__always)
+    func walk(root: PFN, va: VirtAddr, access: AccessKind, privilege: Privilege, kernelRoot: PFN?, memo: WalkMemo) -> PageWalkResult {
+        switch arch {
+        case .x86_64: walkX86Memo(root: root, va: va, access: access, privilege: privilege, top: 3, memo: memo)
+        case .x86_64_5level: walkX86Memo(root: root, va: va, access: access, privilege: privilege, top: 4, memo: memo)
+        case .arm64: walkArm64(root: root, kernelRoot: kernelRoot, va: va, access: access, privilege: privilege)
+        }
     }
 
     /// Translates `va` for an access from `privilege`. `root` is CR3's table (x86, both halves)
@@ -202,13 +226,37 @@ public struct PageWalk {
 
     // MARK: x86-64
 
+    /// The memo's shortcut (see `walk(...memo:)`): valid while the root, the 2 MiB region and
+    /// every upper entry it recorded are unchanged and no table storage was released since
+    /// (so the recorded entry addresses still hold those tables' entries). Equal upper
+    /// entries mean an equal walk down to the PTE table, accessed bits included.
     @inline(__always)
-    private func walkX86(root: PFN, va: VirtAddr, access: AccessKind, privilege: Privilege, top: Int) -> PageWalkResult {
+    private func walkX86Memo(root: PFN, va: VirtAddr, access: AccessKind, privilege: Privilege, top: Int, memo m: WalkMemo) -> PageWalkResult {
+        if m.root == root.raw && m.region == va.raw &>> 21 && m.gen == frames.tableGen
+            && m.s0.unsafelyUnwrapped.pointee == m.v0 && m.s1.unsafelyUnwrapped.pointee == m.v1
+            && m.s2.unsafelyUnwrapped.pointee == m.v2 && (top < 4 || m.s3.unsafelyUnwrapped.pointee == m.v3) {
+            let refs = top &+ 1
+            let p = m.pteTable.unsafelyUnwrapped + Int(truncatingIfNeeded: (va.raw &>> 12) & 511)
+            let e = p.pointee
+            if e & X86PTE.present == 0 {
+                return x86Fault(.notPresent, 0, va, access, privilege, refs: refs, slot: p)
+            }
+            if e & x86RsvdMask != 0 {
+                return x86Fault(.reservedBit, 0, va, access, privilege, refs: refs)
+            }
+            return x86Leaf(p, e, level: 0, rights: m.rights & e, nx: (m.nx | e & X86PTE.nx) != 0, va: va, access: access,
+                           privilege: privilege, refs: refs)
+        }
+        return walkX86(root: root, va: va, access: access, privilege: privilege, top: top, memo: m)
+    }
+
+    @inline(__always)
+    private func walkX86(root: PFN, va: VirtAddr, access: AccessKind, privilege: Privilege, top: Int, memo: WalkMemo? = nil) -> PageWalkResult {
         let s: UInt64 = top == 4 ? 7 : 16
         guard Int64(bitPattern: va.raw << s) >> Int64(s) == Int64(bitPattern: va.raw) else {
             return x86Fault(.nonCanonical, top, va, access, privilege, refs: 0)
         }
-        let rsvdMask = X86PTE.pfnMask & ~((1 << UInt64(control.physAddrBits)) &- 1)
+        let rsvdMask = x86RsvdMask
         var pfn = root
         var level = top
         var refs = 0
@@ -244,6 +292,14 @@ public struct PageWalk {
                                privilege: privilege, refs: refs)
             }
             if e & X86PTE.accessed == 0 { p.pointee = e | X86PTE.accessed }
+            if let m = memo {
+                // Record the upper entry as it now stands; at the PTE table, the memo is whole.
+                m.record(top &- level, p, e | X86PTE.accessed)
+                if level == 1 {
+                    m.fill(root: root.raw, region: va.raw &>> 21, gen: frames.tableGen, rights: rights, nx: nx,
+                           pteTable: frames.table(PFN((e & X86PTE.pfnMask) >> Page.shift)))
+                }
+            }
             pfn = PFN((e & X86PTE.pfnMask) >> Page.shift)
             level &-= 1
         }
@@ -402,5 +458,42 @@ public struct PageWalk {
         let f = PageFault(arch: arch, reason: reason, level: PageTableLevel(rawValue: level)!, address: va,
                           access: access, privilege: privilege, x86ErrorCode: 0, arm64ESR: esr)
         return PageWalkResult(outcome: .fault(f), memoryReferences: refs, pteSlot: slot)
+    }
+}
+
+/// The upper entries (PML5E/PML4E, PDPTE, PDE) of one CPU's last x86 walk that reached a
+/// PTE table: where they are in host memory, their values, the PTE table, and the rights
+/// they grant. Host-side only (see `PageWalk.walk(...memo:)`); an empty memo never matches.
+final class WalkMemo {
+    var root: UInt64 = .max
+    var region: UInt64 = .max
+    var gen: UInt64 = .max
+    var s0: UnsafeMutablePointer<UInt64>?, s1: UnsafeMutablePointer<UInt64>?
+    var s2: UnsafeMutablePointer<UInt64>?, s3: UnsafeMutablePointer<UInt64>?
+    var v0: UInt64 = 0, v1: UInt64 = 0, v2: UInt64 = 0, v3: UInt64 = 0
+    var pteTable: UnsafeMutablePointer<UInt64>?
+    var rights: UInt64 = 0
+    var nx: UInt64 = 0
+
+    /// Entry `i` from the top of the walk.
+    @inline(__always) func record(_ i: Int, _ p: UnsafeMutablePointer<UInt64>, _ v: UInt64) {
+        switch i {
+        case 0: s0 = p; v0 = v
+        case 1: s1 = p; v1 = v
+        case 2: s2 = p; v2 = v
+        default: s3 = p; v3 = v
+        }
+        root = .max     // incomplete until `fill`
+    }
+
+    @inline(__always) func fill(root: UInt64, region: UInt64, gen: UInt64, rights: UInt64, nx: UInt64,
+                                pteTable: UnsafeMutablePointer<UInt64>?) {
+        guard let t = pteTable else { return }
+        self.root = root
+        self.region = region
+        self.gen = gen
+        self.rights = rights
+        self.nx = nx
+        self.pteTable = t
     }
 }
