@@ -45,6 +45,41 @@ import MMSimTestSupport
         try m.checkInvariants()
     }
 
+    /// The walker's memo of the upper levels (WalkMemo) never outlives what it recorded: a
+    /// PMD entry pointed at another PTE table, and a page table torn down and rebuilt at
+    /// the same place (table storage released and reused), are both seen by the next walk,
+    /// which still reads every level.
+    @Test(arguments: [Architecture.x86_64, .x86_64_5level])
+    func walkMemoFollowsTheTables(arch: Architecture) throws {
+        let m = try TestMachines.small(arch: arch)
+        let base: UInt64 = 0x1000_0000_0000
+        let (pt, data) = try mapped(m, base: base, n: 2)
+        let (other, otherData) = try mapped(m, base: base, n: 2)
+        m.loadPageTable(cpu: 0, root: pt.root, asid: ASID(1))
+        let c = m.cpus[0]
+        #expect(m.translate(cpu: 0, VirtAddr(base), .read).physAddr == PhysAddr(data[0].raw << 12))
+        // Same region, next page: the memo's path, every level still counted.
+        #expect(m.translate(cpu: 0, VirtAddr(base + Page.size), .read).physAddr == PhysAddr(data[1].raw << 12))
+        #expect(c.walks == 2 && c.walkReferences == 2 * UInt64(arch.levels))
+        // Point the PMD entry at the other table's PTE table; flush; walk again.
+        let pmd = try #require(pt.slot(VirtAddr(base), level: .pmd))
+        let saved = pmd.pointee
+        pmd.pointee = try #require(other.slot(VirtAddr(base), level: .pmd)).pointee
+        _ = c.tlb.flushASID(ASID(1))
+        #expect(m.translate(cpu: 0, VirtAddr(base + Page.size), .read).physAddr == PhysAddr(otherData[1].raw << 12))
+        pmd.pointee = saved
+        _ = c.tlb.flushASID(ASID(1))
+        #expect(m.translate(cpu: 0, VirtAddr(base), .read).physAddr == PhysAddr(data[0].raw << 12))
+        // Tear both tables down and build a new one, which reuses their frames and storage.
+        m.loadPageTable(cpu: 0, root: nil, asid: ASID(1), flush: true)
+        pt.destroy()
+        other.destroy()
+        let (fresh, freshData) = try mapped(m, base: base, n: 2)
+        m.loadPageTable(cpu: 0, root: fresh.root, asid: ASID(1), flush: true)
+        #expect(m.translate(cpu: 0, VirtAddr(base + Page.size), .read).physAddr == PhysAddr(freshData[1].raw << 12))
+        #expect(c.walkReferences == UInt64(c.walks) * UInt64(arch.levels))
+    }
+
     @Test func faultsArePrecise() throws {
         let m = try TestMachines.small()
         let base: UInt64 = 0x7000_0000_0000
