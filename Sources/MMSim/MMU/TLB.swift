@@ -204,10 +204,20 @@ struct TLBArray {
         return hit
     }
 
+    /// `find` through the filter tags: one word of tags per 8 ways says which ways can
+    /// match, so a miss reads no keys. Used by the L1 4K lookups, where faulting workloads
+    /// miss, and by the paths past L1.
+    @inlinable @inline(__always)
+    func findByTag(vpn: UInt64, key: UInt64, asid: UInt16) -> TLBSlot? {
+        let hit = ways == 4 ? probe(vpn: vpn, key: key, asid: asid, ways: 4)
+            : ways == 8 ? probe(vpn: vpn, key: key, asid: asid, ways: 8) : probe(vpn: vpn, key: key, asid: asid, ways: ways)
+        return hit < 0 ? nil : TLBSlot(self, hit)
+    }
+
     /// `find` through the filter tags, for the miss paths: the index of the last way
     /// matching `key` under `asid` (or global), or -1. Same result as `find`.
     /// `ways` is `self.ways`, passed so that it can fold to a constant.
-    @inline(__always)
+    @inlinable @inline(__always)
     func probe(vpn: UInt64, key: UInt64, asid: UInt16, ways: Int) -> Int {
         let base = setBase(vpn)
         let t = Self.tag(key)
@@ -373,14 +383,14 @@ public final class TLB {
         let vpn = va.raw &>> 12
         let key = Self.key(vpn: vpn, size: 0)
         if access == .execute {
-            if let e = l1i4K.find(vpn: vpn, key: key, asid: asid.raw) {
+            if let e = l1i4K.findByTag(vpn: vpn, key: key, asid: asid.raw) {
                 let s = state
                 s.pointee.clock &+= 1
                 e.stamp = s.pointee.clock
                 s.pointee.counters.l1iHits &+= 1
                 return Self.translation(e, size: 0)
             }
-        } else if let e = l1d4K.find(vpn: vpn, key: key, asid: asid.raw) {
+        } else if let e = l1d4K.findByTag(vpn: vpn, key: key, asid: asid.raw) {
             let s = state
             if access == .write && e.attrs & Self.dirtyBit == 0 {
                 s.pointee.counters.dirtyMissesL1 &+= 1
