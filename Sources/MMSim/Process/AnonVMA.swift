@@ -343,8 +343,12 @@ extension Machine {
 
     /// anon_vma_prepare() -> __anon_vma_prepare(): on the first anonymous fault the VMA gets
     /// a neighbour's anon_vma (find_mergeable_anon_vma()) or a new root, and one chain.
-    func prepareAnonVMA(_ mm: MM, _ i: Int) {
-        guard mm.vmas[i].anonVMA == 0 else { return }
+    @inline(__always) func prepareAnonVMA(_ mm: MM, _ i: Int) {
+        if mm.vmas[i].anonVMA == 0 { anonVMAPrepareSlow(mm, i) }
+    }
+
+    /// __anon_vma_prepare(): the VMA has no anon_vma yet.
+    @inline(never) func anonVMAPrepareSlow(_ mm: MM, _ i: Int) {
         if mm.vmas[i].id == 0 { rmapVMAInserted(mm, i) }
         var handle = findMergeableAnonVMA(mm, i)
         if handle == 0 {
