@@ -149,7 +149,7 @@ public struct PerCPUPages {
     /// order_to_pindex()
     @inline(__always) static func index(_ mt: MigrateType, _ order: Int) -> Int {
         if order > PageOrder.costly.raw { return lowOrderLists + (mt == .movable ? 1 : 0) }
-        return MigrateType.pcpTypes * order + mt.rawValue
+        return MigrateType.pcpTypes &* order &+ mt.rawValue
     }
 
     /// pindex_to_order()
@@ -303,7 +303,7 @@ public final class Zone {
 
     @inline(__always) func pcpListIndex(cpu: Int, _ pindex: Int) -> Int { cpu &* PerCPUPages.listCount &+ pindex }
 
-    public var endPFN: UInt64 { startPFN + spannedPages }
+    @inline(__always) public var endPFN: UInt64 { startPFN &+ spannedPages }
     /// populated_zone()
     public var isPopulated: Bool { presentPages > 0 }
     public var freePages: Int64 { stats[VMStat.nrFreePages.rawValue] }
@@ -311,7 +311,7 @@ public final class Zone {
     public func contains(_ pfn: PFN) -> Bool { pfn.raw >= startPFN && pfn.raw < endPFN }
 
     @inline(__always) static func listIndex(_ order: Int, _ mt: MigrateType, back: Bool) -> Int {
-        (order * MigrateType.count + mt.rawValue) * 2 + (back ? 1 : 0)
+        (order &* MigrateType.count &+ mt.rawValue) &* 2 &+ (back ? 1 : 0)
     }
 
     /// Number of free blocks in free_list[mt] of `order`, virgin blocks included.

@@ -274,14 +274,14 @@ public final class PageAllocator {
     /// account_freepages(): NR_FREE_PAGES of the zone and the machine (isolated pages excluded).
     @inline(__always) func accountFreepages(_ zone: Zone, _ nr: Int64, _ mt: MigrateType) {
         if mt == .isolate { return }
-        zone.stats[VMStat.nrFreePages.rawValue] += nr
+        zone.stats[VMStat.nrFreePages.rawValue] &+= nr
         counters.add(.nrFreePages, nr)
     }
 
     /// NR_FREE_PAGES_BLOCKS of the zone and the machine: free pages in blocks of at least
     /// pageblock_order (__add_to_free_list()/__del_page_from_free_list()).
     @inline(__always) func accountFreeBlocks(_ zone: Zone, _ nr: Int64) {
-        zone.stats[VMStat.nrFreePagesBlocks.rawValue] += nr
+        zone.stats[VMStat.nrFreePagesBlocks.rawValue] &+= nr
         counters.add(.nrFreePagesBlocks, nr)
     }
 
@@ -753,14 +753,14 @@ public final class PageAllocator {
 
     /// zone_watermark_ok() / __zone_watermark_ok()
     func watermarkOK(_ zone: Zone, order: Int, mark: UInt64, highest: ZoneType, _ flags: AllocFlags) -> Bool {
-        var minMark = Int64(mark)
-        var free = zone.freePages - Int64((1 << order) - 1)
-        if !flags.contains(.minReserve) && !flags.contains(.highAtomic) { free -= Int64(zone.reservedHighAtomic) }
+        var minMark = Int64(truncatingIfNeeded: mark)
+        var free = zone.freePages &- ((Int64(1) &<< Int64(order)) &- 1)
+        if !flags.contains(.minReserve) && !flags.contains(.highAtomic) { free &-= Int64(truncatingIfNeeded: zone.reservedHighAtomic) }
         if flags.contains(.minReserve) {
-            minMark -= minMark / 2
-            if flags.contains(.nonBlock) { minMark -= minMark / 4 }
+            minMark &-= minMark / 2
+            if flags.contains(.nonBlock) { minMark &-= minMark / 4 }
         }
-        if free <= minMark + Int64(zone.lowmemReserve[highest.rawValue]) { return false }
+        if free <= minMark &+ Int64(truncatingIfNeeded: zone.lowmemReserve[highest.rawValue]) { return false }
         if order == 0 { return true }
         for o in order...PageOrder.max.raw where zone.nrFree[o] > 0 {
             for mt in 0..<MigrateType.pcpTypes where !zone.isFreeListEmpty(order: o, MigrateType(rawValue: mt)!) {
