@@ -26,7 +26,17 @@ public enum ZoneType: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// MAX_NR_ZONES: zones per node (a constant, for the hot paths).
     @inline(__always) public static var perNode: Int { 4 }
     /// The vm_event_item PGALLOC_* counter for allocations from this zone.
-    @inline(__always) public var pgalloc: VMStat { VMStat(rawValue: VMStat.pgallocDma.rawValue &+ rawValue).unsafelyUnwrapped }
+    @inline(__always) public var pgalloc: VMStat { Self.pgalloc(zoneIndex: rawValue) }
+    /// The PGALLOC_* counter of the zone at `zoneIndex` of its node (or of the flat zone
+    /// array: the type is the index modulo MAX_NR_ZONES), without building a ZoneType.
+    @inline(__always) static func pgalloc(zoneIndex zi: Int) -> VMStat {
+        switch zi & (perNode &- 1) {
+        case 0: .pgallocDma
+        case 1: .pgallocDma32
+        case 2: .pgallocNormal
+        default: .pgallocMovable
+        }
+    }
 }
 
 /// Watermark indices (enum zone_watermarks).
@@ -139,7 +149,7 @@ public struct PerCPUPages {
     /// order_to_pindex()
     @inline(__always) static func index(_ mt: MigrateType, _ order: Int) -> Int {
         if order > PageOrder.costly.raw { return lowOrderLists + (mt == .movable ? 1 : 0) }
-        return MigrateType.pcpTypes * order + mt.rawValue
+        return MigrateType.pcpTypes &* order &+ mt.rawValue
     }
 
     /// pindex_to_order()
@@ -167,11 +177,17 @@ public struct PFNDeque {
 
     @inline(__always) private func slot(_ i: Int) -> Int { (start &+ i) & (capacity &- 1) }
 
+    /// Doubles the capacity: the ring's two runs ([start, capacity) then [0, rest)) move
+    /// to the front of the new buffer with one block move each.
     @inline(never) private mutating func grow() {
-        let newCap = Swift.max(16, capacity * 2)
+        let newCap = Swift.max(16, capacity &* 2)
         let nb = UnsafeMutablePointer<UInt32>.allocate(capacity: newCap)
-        for i in 0..<count { nb[i] = buf![slot(i)] }
-        buf?.deallocate()
+        if let old = buf {
+            let first = Swift.min(count, capacity &- start)
+            nb.moveInitialize(from: old + start, count: first)
+            if first < count { (nb + first).moveInitialize(from: old, count: count &- first) }
+            old.deallocate()
+        }
         buf = nb
         capacity = newCap
         start = 0
@@ -195,6 +211,21 @@ public struct PFNDeque {
         if count == capacity { grow() }
         buf.unsafelyUnwrapped[slot(count)] = v
         count &+= 1
+    }
+
+    /// pushBack() of `n` values: `first`, `first + stride`, `first + 2 * stride`...
+    @inline(__always) mutating func pushBack(run first: UInt32, count n: Int, stride: UInt32) {
+        while capacity &- count < n { grow() }
+        let b = buf.unsafelyUnwrapped
+        let mask = capacity &- 1
+        var i = (start &+ count) & mask
+        var v = first
+        for _ in 0..<n {
+            b[i] = v
+            i = (i &+ 1) & mask
+            v &+= stride
+        }
+        count &+= n
     }
 
     @inline(__always) public mutating func popFront() -> UInt32? {
@@ -272,7 +303,7 @@ public final class Zone {
 
     @inline(__always) func pcpListIndex(cpu: Int, _ pindex: Int) -> Int { cpu &* PerCPUPages.listCount &+ pindex }
 
-    public var endPFN: UInt64 { startPFN + spannedPages }
+    @inline(__always) public var endPFN: UInt64 { startPFN &+ spannedPages }
     /// populated_zone()
     public var isPopulated: Bool { presentPages > 0 }
     public var freePages: Int64 { stats[VMStat.nrFreePages.rawValue] }
@@ -280,7 +311,7 @@ public final class Zone {
     public func contains(_ pfn: PFN) -> Bool { pfn.raw >= startPFN && pfn.raw < endPFN }
 
     @inline(__always) static func listIndex(_ order: Int, _ mt: MigrateType, back: Bool) -> Int {
-        (order * MigrateType.count + mt.rawValue) * 2 + (back ? 1 : 0)
+        (order &* MigrateType.count &+ mt.rawValue) &* 2 &+ (back ? 1 : 0)
     }
 
     /// Number of free blocks in free_list[mt] of `order`, virgin blocks included.

@@ -189,49 +189,65 @@ public final class PageAllocator {
     // MARK: Free lists
 
     /// __add_to_free_list(): to the head or, with `tail`, to the tail of free_list[mt].
-    @inline(__always) func addToFreeList(_ zone: Zone, _ pfn: PFN, order: Int, _ mt: MigrateType, tail: Bool) {
-        let p = frames[pfn]
+    ///
+    /// Tail frames of a free block are marked `.buddyTail` for the invariant checker (order
+    /// 0 has none). Callers whose block is already made of `.buddyTail` frames behind its
+    /// head pass `markTails: false`: the halves expand() splits off a free block, blocks
+    /// moving between lists, blocks __free_one_page() merged from free buddies. Everything
+    /// else (a virgin block materialized, a block whose tails were allocated) marks them.
+    @inline(__always) func addToFreeList(_ zone: Zone, _ pfn: PFN, order: Int, _ mt: MigrateType, tail: Bool, markTails: Bool = true) {
+        addToFreeList(zone, frames[pfn], UInt32(truncatingIfNeeded: pfn.raw), order: order, mt, tail: tail, markTails: markTails)
+    }
+
+    /// __add_to_free_list() for a caller that holds the head's record `p` (frame `v`).
+    @inline(__always) func addToFreeList(_ zone: Zone, _ p: UnsafeMutablePointer<PageMeta>, _ v: UInt32, order: Int, _ mt: MigrateType,
+                                         tail: Bool, markTails: Bool) {
         p.pointee.state = .buddy
-        p.pointee.order = UInt8(order)
-        p.pointee.pcpMigratetype = UInt8(mt.rawValue)
+        p.pointee.order = UInt8(truncatingIfNeeded: order)
+        p.pointee.pcpMigratetype = UInt8(truncatingIfNeeded: mt.rawValue)
         let li = Zone.listIndex(order, mt, back: tail)
-        p.pointee.spare = UInt32(li)
-        let v = UInt32(truncatingIfNeeded: pfn.raw)
+        p.pointee.spare = UInt32(truncatingIfNeeded: li)
+        let l = zone.lists.base + li
         if tail {
+            let t = l.pointee.tail
             p.pointee.next = FrameTable.nil
-            p.pointee.prev = zone.lists[li].tail
-            if zone.lists[li].tail != FrameTable.nil { frames[PFN(UInt64(zone.lists[li].tail))].pointee.next = v } else { zone.lists[li].head = v }
-            zone.lists[li].tail = v
+            p.pointee.prev = t
+            if t != FrameTable.nil { frames[PFN(UInt64(t))].pointee.next = v } else { l.pointee.head = v }
+            l.pointee.tail = v
         } else {
+            let h = l.pointee.head
             p.pointee.prev = FrameTable.nil
-            p.pointee.next = zone.lists[li].head
-            if zone.lists[li].head != FrameTable.nil { frames[PFN(UInt64(zone.lists[li].head))].pointee.prev = v } else { zone.lists[li].tail = v }
-            zone.lists[li].head = v
+            p.pointee.next = h
+            if h != FrameTable.nil { frames[PFN(UInt64(h))].pointee.prev = v } else { l.pointee.tail = v }
+            l.pointee.head = v
         }
-        zone.lists[li].count += 1
-        zone.nrFree[order] += 1
+        l.pointee.count &+= 1
+        zone.nrFree[order] &+= 1
         if order >= PageOrder.pageblock.raw && mt != .isolate {
             accountFreeBlocks(zone, Int64(1 << order))
         }
-        // Tail frames of a free block are marked for the invariant checker (order 0 has none).
         // A block of MAX_PAGE_ORDER or less never crosses a memmap section: one base pointer.
-        if order > 0 {
+        if markTails && order > 0 {
             for i in 1..<(1 << order) { (p + i).pointee.state = .buddyTail }
         }
     }
 
     /// __del_page_from_free_list()
     @inline(__always) func delFromFreeList(_ zone: Zone, _ pfn: PFN, order: Int, _ mt: MigrateType) {
-        let p = frames[pfn]
-        let li = Int(p.pointee.spare)
+        delFromFreeList(zone, frames[pfn], order: order, mt)
+    }
+
+    /// __del_page_from_free_list() for a caller that holds the head's record.
+    @inline(__always) func delFromFreeList(_ zone: Zone, _ p: UnsafeMutablePointer<PageMeta>, order: Int, _ mt: MigrateType) {
+        let l = zone.lists.base + Int(p.pointee.spare)
         let next = p.pointee.next, prev = p.pointee.prev
-        if prev != FrameTable.nil { frames[PFN(UInt64(prev))].pointee.next = next } else { zone.lists[li].head = next }
-        if next != FrameTable.nil { frames[PFN(UInt64(next))].pointee.prev = prev } else { zone.lists[li].tail = prev }
+        if prev != FrameTable.nil { frames[PFN(UInt64(prev))].pointee.next = next } else { l.pointee.head = next }
+        if next != FrameTable.nil { frames[PFN(UInt64(next))].pointee.prev = prev } else { l.pointee.tail = prev }
         p.pointee.next = FrameTable.nil
         p.pointee.prev = FrameTable.nil
         p.pointee.state = .allocated
-        zone.lists[li].count -= 1
-        zone.nrFree[order] -= 1
+        l.pointee.count &-= 1
+        zone.nrFree[order] &-= 1
         if order >= PageOrder.pageblock.raw && mt != .isolate {
             accountFreeBlocks(zone, -Int64(1 << order))
         }
@@ -258,14 +274,14 @@ public final class PageAllocator {
     /// account_freepages(): NR_FREE_PAGES of the zone and the machine (isolated pages excluded).
     @inline(__always) func accountFreepages(_ zone: Zone, _ nr: Int64, _ mt: MigrateType) {
         if mt == .isolate { return }
-        zone.stats[VMStat.nrFreePages.rawValue] += nr
+        zone.stats[VMStat.nrFreePages.rawValue] &+= nr
         counters.add(.nrFreePages, nr)
     }
 
     /// NR_FREE_PAGES_BLOCKS of the zone and the machine: free pages in blocks of at least
     /// pageblock_order (__add_to_free_list()/__del_page_from_free_list()).
     @inline(__always) func accountFreeBlocks(_ zone: Zone, _ nr: Int64) {
-        zone.stats[VMStat.nrFreePagesBlocks.rawValue] += nr
+        zone.stats[VMStat.nrFreePagesBlocks.rawValue] &+= nr
         counters.add(.nrFreePagesBlocks, nr)
     }
 
@@ -278,38 +294,63 @@ public final class PageAllocator {
         return b
     }
 
+    /// find_buddy_page_pfn() returning the buddy's record.
+    @inline(__always) func freeBuddyRecord(_ zone: Zone, _ b: PFN, order: Int) -> UnsafeMutablePointer<PageMeta>? {
+        guard b.raw >= zone.startPFN, b.raw < zone.endPFN else { return nil }
+        guard let p = frames.peek(b) else { return nil }
+        guard p.pointee.state == .buddy, Int(p.pointee.order) == order else { return nil }
+        return p
+    }
+
     /// __free_one_page(): merge with free buddies up to MAX_PAGE_ORDER and insert.
-    func freeOneBlock(_ zone: Zone, _ start: PFN, order startOrder: Int, _ startMT: MigrateType, toTail: Bool) {
+    /// `tailsFree`: the block's tail frames are already `.buddyTail` (a block coming back
+    /// from a pcp list or split off a free block); otherwise they are marked here. Merging
+    /// only turns the absorbed head (the buddy's or our own) into a tail: every other frame
+    /// of a free buddy is a `.buddyTail` already.
+    func freeOneBlock(_ zone: Zone, _ start: PFN, order startOrder: Int, _ startMT: MigrateType, toTail: Bool, tailsFree: Bool = false) {
         var pfn = start, order = startOrder
         let mt = startMT
         accountFreepages(zone, Int64(1 << order), mt)
-        var lastBuddy: PFN? = nil
+        var p = frames[pfn]
+        if !tailsFree && order > 0 {
+            for i in 1..<(1 << order) { (p + i).pointee.state = .buddyTail }
+        }
+        var lastBuddy = PFN(0)
+        var haveLastBuddy = false
         while order < PageOrder.max.raw {
-            guard let buddy = freeBuddy(zone, pfn, order: order) else {
-                lastBuddy = pfn.buddy(PageOrder(order))
+            let buddy = pfn.buddy(PageOrder(order))
+            guard let bp = freeBuddyRecord(zone, buddy, order: order) else {
+                lastBuddy = buddy
+                haveLastBuddy = true
                 break
             }
-            var buddyMT = MigrateType(rawValue: Int(frames[buddy].pointee.pcpMigratetype))!
+            let listMT = MigrateType(rawValue: Int(bp.pointee.pcpMigratetype))!
+            var buddyMT = listMT
             if order >= PageOrder.pageblock.raw {
                 // Never merge an isolated/highatomic block with a normal one.
                 buddyMT = pageblockMigratetype(buddy)
                 if buddyMT != mt && (!isMergeable(mt) || !isMergeable(buddyMT)) { break }
             }
-            delFromFreeList(zone, buddy, order: order, MigrateType(rawValue: Int(frames[buddy].pointee.pcpMigratetype))!)
-            // The merged block's tail frames keep buddyTail state (set below on insert).
+            delFromFreeList(zone, bp, order: order, listMT)
             if buddyMT != mt {
                 // Match buddy type so expand() later puts sub-blocks on the right lists.
                 setPageblockMigratetype(buddy, mt)
             }
-            pfn = PFN(pfn.raw & buddy.raw)
+            // The higher of the two heads becomes a tail of the merged block.
+            if buddy.raw < pfn.raw {
+                p.pointee.state = .buddyTail
+                p = bp
+                pfn = buddy
+            } else {
+                bp.pointee.state = .buddyTail
+            }
             order += 1
-            lastBuddy = nil
         }
         var tail = toTail
-        if !toTail, let b = lastBuddy {
-            tail = buddyMergeLikely(zone, pfn, buddy: b, order: order)
+        if !toTail && haveLastBuddy {
+            tail = buddyMergeLikely(zone, pfn, buddy: lastBuddy, order: order)
         }
-        addToFreeList(zone, pfn, order: order, mt, tail: tail)
+        addToFreeList(zone, p, UInt32(truncatingIfNeeded: pfn.raw), order: order, mt, tail: tail, markTails: false)
     }
 
     /// migratetype_is_mergeable()
@@ -329,7 +370,8 @@ public final class PageAllocator {
         while h > low {
             h -= 1
             let half = pfn + (UInt64(1) << UInt64(h))
-            addToFreeList(zone, half, order: h, mt, tail: false)
+            // The half's frames were tails of the free block being split.
+            addToFreeList(zone, half, order: h, mt, tail: false, markTails: false)
             added += Int64(1 << h)
         }
         return added
@@ -398,9 +440,9 @@ public final class PageAllocator {
             if p.pointee.state == .buddy {
                 let order = Int(p.pointee.order)
                 let mt = MigrateType(rawValue: Int(p.pointee.pcpMigratetype))!
-                delFromFreeList(zone, pfn, order: order, mt)
+                delFromFreeList(zone, p, order: order, mt)
                 accountFreepages(zone, -Int64(1 << order), mt)
-                addToFreeList(zone, pfn, order: order, to, tail: false)
+                addToFreeList(zone, p, UInt32(truncatingIfNeeded: pfn.raw), order: order, to, tail: false, markTails: false)
                 accountFreepages(zone, Int64(1 << order), to)
                 pfn = pfn + (UInt64(1) << UInt64(order))
             } else {
@@ -515,31 +557,112 @@ public final class PageAllocator {
     /// rmqueue_pcplist()
     @inline(__always) func rmqueuePcplist(_ zone: Zone, order: Int, _ mt: MigrateType, _ flags: AllocFlags) -> PFN? {
         let cpu = currentCPU
-        let pindex = PerCPUPages.index(mt, order)
-        zone.pcp[cpu].freeCount >>= 1
-        if zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].isEmpty {
-            let batch = nrPcpAlloc(&zone.pcp[cpu], order: order)
-            // rmqueue_bulk(): pages go to the list tail in the order the buddy lists give them.
-            var mode = RmqueueMode.normal
-            var got = 0
-            while got < batch {
-                guard let pfn = rmqueue(zone, order: order, mt, flags, mode: &mode) else { break }
-                let p = frames[pfn]
-                p.pointee.state = .pcp
-                p.pointee.order = UInt8(order)
-                zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].pushBack(UInt32(truncatingIfNeeded: pfn.raw))
-                got += 1
-            }
-            zone.pcp[cpu].count += got << order
+        let pcp = zone.pcp.base + cpu
+        let list = zone.pcpLists.base + zone.pcpListIndex(cpu: cpu, PerCPUPages.index(mt, order))
+        pcp.pointee.freeCount >>= 1
+        if list.pointee.isEmpty {
+            let batch = nrPcpAlloc(&pcp.pointee, order: order)
+            let got = rmqueueBulk(zone, order: order, count: batch, mt, flags, list)
+            pcp.pointee.count &+= got << order
             if got == 0 { return nil }
         }
-        let v = zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].popFront()!
-        zone.pcp[cpu].count -= 1 << order
+        let v = list.pointee.popFront().unsafelyUnwrapped
+        pcp.pointee.count &-= 1 << order
         return PFN(UInt64(v))
     }
 
+    /// rmqueue_bulk(): up to `count` blocks of `order` to the tail of a pcp list, in the
+    /// order the buddy lists give them. Returns how many.
+    func rmqueueBulk(_ zone: Zone, order: Int, count: Int, _ mt: MigrateType, _ flags: AllocFlags,
+                     _ list: UnsafeMutablePointer<PFNDeque>) -> Int {
+        var mode = RmqueueMode.normal
+        var got = 0
+        while got < count {
+            if mode == .normal {
+                let n = rmqueueSmallestRun(zone, order: order, mt, max: count &- got, list)
+                if n > 0 {
+                    got &+= n
+                    continue
+                }
+            }
+            // Nothing of `mt` left: __rmqueue()'s fallbacks (its __rmqueue_smallest() finds nothing again).
+            guard let pfn = rmqueue(zone, order: order, mt, flags, mode: &mode) else { break }
+            let p = frames[pfn]
+            p.pointee.state = .pcp
+            p.pointee.order = UInt8(order)
+            list.pointee.pushBack(UInt32(truncatingIfNeeded: pfn.raw))
+            got &+= 1
+        }
+        return got
+    }
+
+    /// rmqueue_bulk()'s successive __rmqueue_smallest() calls while they split one block:
+    /// takes up to `max` blocks of order `low` from the smallest free block of `mt`, in
+    /// the state those calls leave. When the smallest block has order `high` > `low`, every
+    /// list of `mt` from `low` to `high - 1` is empty, so each expand() leaves exactly one
+    /// block on each of them, all inside this block, and the next call takes the lowest of
+    /// them: the blocks come out in address order, until the block is used up. Each taken
+    /// block was last the head of a free block of order `low + ctz(i)` (i its index in the
+    /// block; the block's own head keeps its list), and what stays free is the buddy
+    /// decomposition of the rest, at most one block per order, each alone on its list.
+    @inline(__always) func rmqueueSmallestRun(_ zone: Zone, order low: Int, _ mt: MigrateType, max n: Int,
+                                              _ list: UnsafeMutablePointer<PFNDeque>) -> Int {
+        var high = low
+        var found: PFN? = nil
+        while high <= PageOrder.max.raw {
+            if let pfn = firstFree(zone, order: high, mt) {
+                found = pfn
+                break
+            }
+            high &+= 1
+        }
+        guard let start = found else { return 0 }
+        let p = frames[start]
+        delFromFreeList(zone, p, order: high, mt)
+        let span = high &- low
+        let k = Swift.min(n, 1 << span)
+        let v = UInt32(truncatingIfNeeded: start.raw)
+        p.pointee.state = .pcp
+        p.pointee.order = UInt8(truncatingIfNeeded: low)
+        if k > 1 {
+            let lowOrder = UInt8(truncatingIfNeeded: low)
+            let mtRaw = UInt8(truncatingIfNeeded: mt.rawValue)
+            var i = 1
+            while i < k {
+                let off = i << low
+                let q = p + off
+                q.pointee.state = .pcp
+                q.pointee.order = lowOrder
+                q.pointee.pcpMigratetype = mtRaw
+                q.pointee.spare = UInt32(truncatingIfNeeded: Zone.listIndex(low &+ i.trailingZeroBitCount, mt, back: false))
+                q.pointee.next = FrameTable.nil
+                q.pointee.prev = FrameTable.nil
+                i &+= 1
+            }
+        }
+        list.pointee.pushBack(run: v, count: k, stride: UInt32(truncatingIfNeeded: 1 << low))
+        var added: Int64 = 0
+        if k < 1 << span {
+            // The rest of the block, [k, 2^span) in blocks of `low`, smallest pieces first:
+            // where the position has bit j set, a block of order low + j starts there.
+            var pos = k
+            var j = 0
+            while j < span {
+                if pos & (1 << j) != 0 {
+                    let off = pos << low
+                    addToFreeList(zone, p + off, v &+ UInt32(truncatingIfNeeded: off), order: low &+ j, mt, tail: false, markTails: false)
+                    added &+= Int64(1) << Int64(low &+ j)
+                    pos &+= 1 << j
+                }
+                j &+= 1
+            }
+        }
+        accountFreepages(zone, added &- (Int64(1) << Int64(high)), mt)
+        return k
+    }
+
     /// nr_pcp_high()
-    func nrPcpHigh(_ pcp: inout PerCPUPages, batch: Int, freeHigh: Bool) -> Int {
+    @inline(__always) func nrPcpHigh(_ pcp: inout PerCPUPages, batch: Int, freeHigh: Bool) -> Int {
         let high = min(max(pcp.high, pcp.highMin), pcp.highMax)
         pcp.high = high
         if high == 0 { return 0 }
@@ -556,7 +679,7 @@ public final class PageAllocator {
     }
 
     /// nr_pcp_free()
-    func nrPcpFree(_ pcp: PerCPUPages, batch: Int, high: Int, freeHigh: Bool) -> Int {
+    @inline(__always) func nrPcpFree(_ pcp: PerCPUPages, batch: Int, high: Int, freeHigh: Bool) -> Int {
         if freeHigh { return min(pcp.count, batch << PerCPUPages.batchScaleMax) }
         if high < batch { return 1 }
         return min(max(pcp.freeCount, batch), max(high - batch, batch))
@@ -566,49 +689,53 @@ public final class PageAllocator {
     @inline(__always) func freeToPcp(_ zone: Zone, _ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>, order: Int, _ mt: MigrateType) {
         let cpu = currentCPU
         let pindex = PerCPUPages.index(mt, order)
-        zone.pcp[cpu].allocFactor >>= 1
+        let pcp = zone.pcp.base + cpu
+        pcp.pointee.allocFactor >>= 1
         p.pointee.state = .pcp
-        p.pointee.order = UInt8(order)
+        p.pointee.order = UInt8(truncatingIfNeeded: order)
         if order > 0 {
             // The block is free again: its tails are free tails (the checker counts the head).
             for i in 1..<(1 << order) { (p + i).pointee.state = .buddyTail }
         }
-        zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].pushFront(UInt32(truncatingIfNeeded: pfn.raw))
-        zone.pcp[cpu].count += 1 << order
-        let batch = zone.pcp[cpu].batch
+        (zone.pcpLists.base + zone.pcpListIndex(cpu: cpu, pindex)).pointee.pushFront(UInt32(truncatingIfNeeded: pfn.raw))
+        pcp.pointee.count &+= 1 << order
+        let batch = pcp.pointee.batch
         var freeHigh = false
         if order > 0 && order <= PageOrder.costly.raw {
-            let pc = zone.pcp[cpu]
-            freeHigh = pc.freeCount >= batch + pc.highMin / 2 && pc.prevFreeHighOrder && pc.count >= batch
-            zone.pcp[cpu].prevFreeHighOrder = true
-        } else if zone.pcp[cpu].prevFreeHighOrder {
-            zone.pcp[cpu].prevFreeHighOrder = false
+            freeHigh = pcp.pointee.freeCount >= batch + pcp.pointee.highMin / 2 && pcp.pointee.prevFreeHighOrder && pcp.pointee.count >= batch
+            pcp.pointee.prevFreeHighOrder = true
+        } else if pcp.pointee.prevFreeHighOrder {
+            pcp.pointee.prevFreeHighOrder = false
         }
-        if zone.pcp[cpu].freeCount < batch << PerCPUPages.batchScaleMax { zone.pcp[cpu].freeCount += 1 << order }
-        let high = nrPcpHigh(&zone.pcp[cpu], batch: batch, freeHigh: freeHigh)
-        if zone.pcp[cpu].count >= high {
-            let n = nrPcpFree(zone.pcp[cpu], batch: batch, high: high, freeHigh: freeHigh)
+        if pcp.pointee.freeCount < batch << PerCPUPages.batchScaleMax { pcp.pointee.freeCount &+= 1 << order }
+        let high = nrPcpHigh(&pcp.pointee, batch: batch, freeHigh: freeHigh)
+        if pcp.pointee.count >= high {
+            let n = nrPcpFree(pcp.pointee, batch: batch, high: high, freeHigh: freeHigh)
             freePcppagesBulk(zone, cpu: cpu, count: n, pindex: pindex)
         }
     }
 
     /// free_pcppages_bulk(): give `count` pages back to the buddy lists, round-robin over the lists, oldest first.
     func freePcppagesBulk(_ zone: Zone, cpu: Int, count requested: Int, pindex start: Int) {
-        var count = min(zone.pcp[cpu].count, requested)
+        let pcp = zone.pcp.base + cpu
+        let lists = zone.pcpLists.base + zone.pcpListIndex(cpu: cpu, 0)
+        var count = min(pcp.pointee.count, requested)
         var pindex = start - 1
         while count > 0 {
             repeat {
                 pindex += 1
                 if pindex > PerCPUPages.listCount - 1 { pindex = 0 }
-            } while zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].isEmpty
+            } while lists[pindex].isEmpty
+            let list = lists + pindex
             let order = PerCPUPages.order(ofList: pindex)
             let nr = 1 << order
             repeat {
-                let pfn = PFN(UInt64(zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].popBack()!))
-                count -= nr
-                zone.pcp[cpu].count -= nr
-                freeOneBlock(zone, pfn, order: order, pageblockMigratetype(pfn), toTail: false)
-            } while count > 0 && !zone.pcpLists[zone.pcpListIndex(cpu: cpu, pindex)].isEmpty
+                let pfn = PFN(UInt64(list.pointee.popBack().unsafelyUnwrapped))
+                count &-= nr
+                pcp.pointee.count &-= nr
+                // A pcp block's tails are free tails already (freeToPcp(), rmqueue_bulk()).
+                freeOneBlock(zone, pfn, order: order, pageblockMigratetype(pfn), toTail: false, tailsFree: true)
+            } while count > 0 && !list.pointee.isEmpty
         }
     }
 
@@ -626,14 +753,14 @@ public final class PageAllocator {
 
     /// zone_watermark_ok() / __zone_watermark_ok()
     func watermarkOK(_ zone: Zone, order: Int, mark: UInt64, highest: ZoneType, _ flags: AllocFlags) -> Bool {
-        var minMark = Int64(mark)
-        var free = zone.freePages - Int64((1 << order) - 1)
-        if !flags.contains(.minReserve) && !flags.contains(.highAtomic) { free -= Int64(zone.reservedHighAtomic) }
+        var minMark = Int64(truncatingIfNeeded: mark)
+        var free = zone.freePages &- ((Int64(1) &<< Int64(order)) &- 1)
+        if !flags.contains(.minReserve) && !flags.contains(.highAtomic) { free &-= Int64(truncatingIfNeeded: zone.reservedHighAtomic) }
         if flags.contains(.minReserve) {
-            minMark -= minMark / 2
-            if flags.contains(.nonBlock) { minMark -= minMark / 4 }
+            minMark &-= minMark / 2
+            if flags.contains(.nonBlock) { minMark &-= minMark / 4 }
         }
-        if free <= minMark + Int64(zone.lowmemReserve[highest.rawValue]) { return false }
+        if free <= minMark &+ Int64(truncatingIfNeeded: zone.lowmemReserve[highest.rawValue]) { return false }
         if order == 0 { return true }
         for o in order...PageOrder.max.raw where zone.nrFree[o] > 0 {
             for mt in 0..<MigrateType.pcpTypes where !zone.isFreeListEmpty(order: o, MigrateType(rawValue: mt)!) {
@@ -812,7 +939,7 @@ public final class PageAllocator {
             return nil
         }
         // rmqueue(): PGALLOC per zone in pages; zone_statistics() one event per allocation.
-        counters.add(ZoneType(rawValue: zi & (ZoneType.perNode &- 1)).unsafelyUnwrapped.pgalloc, Int64(1 << order))
+        counters.add(ZoneType.pgalloc(zoneIndex: zi), Int64(1 << order))
         zoneStatistics(preferred: preferred, node: zi / ZoneType.perNode)
         prepNewPage(pfn, order: order, gfp: gfp)
         return pfn
@@ -1005,7 +1132,7 @@ public final class PageAllocator {
                     for i in 0..<(UInt64(1) << UInt64(o)) { frames[PFN(q + i)].pointee.state = .allocated }
                     q += UInt64(1) << UInt64(o)
                 } else if !inside && (q + (UInt64(1) << UInt64(o)) <= start || q >= end) {
-                    freeOneBlock(zone, PFN(q), order: o, mt, toTail: false)
+                    freeOneBlock(zone, PFN(q), order: o, mt, toTail: false, tailsFree: true)
                     q += UInt64(1) << UInt64(o)
                 } else {
                     // straddles a boundary: split further
@@ -1014,7 +1141,7 @@ public final class PageAllocator {
                     if q >= start && q < end {
                         for i in 0..<(UInt64(1) << UInt64(oo)) { frames[PFN(q + i)].pointee.state = .allocated }
                     } else {
-                        freeOneBlock(zone, PFN(q), order: oo, mt, toTail: false)
+                        freeOneBlock(zone, PFN(q), order: oo, mt, toTail: false, tailsFree: true)
                     }
                     q += UInt64(1) << UInt64(oo)
                 }
