@@ -285,46 +285,37 @@ public final class PageAllocator {
         counters.add(.nrFreePagesBlocks, nr)
     }
 
-    /// find_buddy_page_pfn(): the buddy of the block at `pfn` if it is a free block of exactly `order` in the same zone.
-    @inline(__always) func freeBuddy(_ zone: Zone, _ pfn: PFN, order: Int) -> PFN? {
-        let b = pfn.buddy(PageOrder(order))
-        guard b.raw >= zone.startPFN, b.raw < zone.endPFN else { return nil }
-        guard let p = frames.peek(b) else { return nil }
-        guard p.pointee.state == .buddy, Int(p.pointee.order) == order else { return nil }
-        return b
-    }
-
-    /// find_buddy_page_pfn() returning the buddy's record.
-    @inline(__always) func freeBuddyRecord(_ zone: Zone, _ b: PFN, order: Int) -> UnsafeMutablePointer<PageMeta>? {
-        guard b.raw >= zone.startPFN, b.raw < zone.endPFN else { return nil }
-        guard let p = frames.peek(b) else { return nil }
-        guard p.pointee.state == .buddy, Int(p.pointee.order) == order else { return nil }
-        return p
-    }
-
     /// __free_one_page(): merge with free buddies up to MAX_PAGE_ORDER and insert.
     /// `tailsFree`: the block's tail frames are already `.buddyTail` (a block coming back
     /// from a pcp list or split off a free block); otherwise they are marked here. Merging
     /// only turns the absorbed head (the buddy's or our own) into a tail: every other frame
     /// of a free buddy is a `.buddyTail` already.
     func freeOneBlock(_ zone: Zone, _ start: PFN, order startOrder: Int, _ startMT: MigrateType, toTail: Bool, tailsFree: Bool = false) {
+        accountFreepages(zone, Int64(1 << startOrder), startMT)
+        mergeAndInsert(zone, start, order: startOrder, startMT, toTail: toTail, tailsFree: tailsFree)
+    }
+
+    /// `freeOneBlock` without the NR_FREE_PAGES update (free_pcppages_bulk() accounts its
+    /// whole batch once), inlined into the drain loop.
+    @inline(__always)
+    func mergeAndInsert(_ zone: Zone, _ start: PFN, order startOrder: Int, _ startMT: MigrateType, toTail: Bool, tailsFree: Bool) {
         var pfn = start, order = startOrder
         let mt = startMT
-        accountFreepages(zone, Int64(1 << order), mt)
         var p = frames[pfn]
         if !tailsFree && order > 0 {
             for i in 1..<(1 << order) { (p + i).pointee.state = .buddyTail }
         }
+        let lo = zone.startPFN, hi = zone.endPFN
         var lastBuddy = PFN(0)
         var haveLastBuddy = false
         while order < PageOrder.max.raw {
             let buddy = pfn.buddy(PageOrder(order))
-            guard let bp = freeBuddyRecord(zone, buddy, order: order) else {
+            guard let bp = Self.buddyRecord(p, pfn, buddy, order: order, lo: lo, hi: hi) else {
                 lastBuddy = buddy
                 haveLastBuddy = true
                 break
             }
-            let listMT = MigrateType(rawValue: Int(bp.pointee.pcpMigratetype))!
+            let listMT = MigrateType(rawValue: Int(bp.pointee.pcpMigratetype)).unsafelyUnwrapped
             var buddyMT = listMT
             if order >= PageOrder.pageblock.raw {
                 // Never merge an isolated/highatomic block with a normal one.
@@ -347,21 +338,30 @@ public final class PageAllocator {
             order += 1
         }
         var tail = toTail
-        if !toTail && haveLastBuddy {
-            tail = buddyMergeLikely(zone, pfn, buddy: lastBuddy, order: order)
+        if !toTail && haveLastBuddy && order < PageOrder.max.raw - 1 {
+            // buddy_merge_likely(): the parent's buddy is free.
+            let higher = PFN(lastBuddy.raw & pfn.raw)
+            let parentBuddy = higher.buddy(PageOrder(order + 1))
+            tail = Self.buddyRecord(p, pfn, parentBuddy, order: order + 1, lo: lo, hi: hi) != nil
         }
         addToFreeList(zone, p, UInt32(truncatingIfNeeded: pfn.raw), order: order, mt, tail: tail, markTails: false)
     }
 
+    /// find_buddy_page_pfn() inside one memmap section: `b` is the buddy (or the parent's
+    /// buddy) of the block at `pfn`, whose record is `p`. A block of MAX_PAGE_ORDER or less
+    /// and its buddies lie in one aligned 2^11-frame range, so in `p`'s section: the record
+    /// is `p` moved by the PFN difference, no section lookup.
+    @inline(__always)
+    static func buddyRecord(_ p: UnsafeMutablePointer<PageMeta>, _ pfn: PFN, _ b: PFN, order: Int,
+                            lo: UInt64, hi: UInt64) -> UnsafeMutablePointer<PageMeta>? {
+        guard b.raw >= lo, b.raw < hi else { return nil }
+        let bp = p + (Int(truncatingIfNeeded: b.raw) &- Int(truncatingIfNeeded: pfn.raw))
+        guard bp.pointee.state == .buddy, Int(bp.pointee.order) == order else { return nil }
+        return bp
+    }
+
     /// migratetype_is_mergeable()
     @inline(__always) func isMergeable(_ mt: MigrateType) -> Bool { mt.rawValue < MigrateType.pcpTypes }
-
-    /// buddy_merge_likely(): put a block at the tail when its parent's buddy is free, so it has time to merge.
-    @inline(__always) func buddyMergeLikely(_ zone: Zone, _ pfn: PFN, buddy: PFN, order: Int) -> Bool {
-        if order >= PageOrder.max.raw - 1 { return false }
-        let higher = PFN(buddy.raw & pfn.raw)
-        return freeBuddy(zone, higher, order: order + 1) != nil
-    }
 
     /// expand(): split a block of order `high` down to `low`, upper halves to the heads of the lower lists.
     @inline(__always) func expand(_ zone: Zone, _ pfn: PFN, low: Int, high: Int, _ mt: MigrateType) -> Int64 {
@@ -721,6 +721,7 @@ public final class PageAllocator {
         let lists = zone.pcpLists.base + zone.pcpListIndex(cpu: cpu, 0)
         var count = min(pcp.pointee.count, requested)
         var pindex = start - 1
+        var freed: Int64 = 0
         while count > 0 {
             repeat {
                 pindex += 1
@@ -733,10 +734,14 @@ public final class PageAllocator {
                 let pfn = PFN(UInt64(list.pointee.popBack().unsafelyUnwrapped))
                 count &-= nr
                 pcp.pointee.count &-= nr
+                let mt = pageblockMigratetype(pfn)
+                if mt != .isolate { freed &+= Int64(nr) }
                 // A pcp block's tails are free tails already (freeToPcp(), rmqueue_bulk()).
-                freeOneBlock(zone, pfn, order: order, pageblockMigratetype(pfn), toTail: false, tailsFree: true)
+                mergeAndInsert(zone, pfn, order: order, mt, toTail: false, tailsFree: true)
             } while count > 0 && !list.pointee.isEmpty
         }
+        // account_freepages() of every block, once for the batch (isolated ones excluded).
+        if freed != 0 { accountFreepages(zone, freed, .movable) }
     }
 
     /// drain_pages_zone() for one CPU, or every CPU (drain_all_pages()).

@@ -34,9 +34,18 @@ final class MMUGather {
     /// Batch pages allocated so far (reused after a flush; freed at finish).
     var batchPages: [PFN] = []
     /// -1 = the local bundle, else the index into `batchPages`.
-    var active = -1
+    var active = -1 {
+        didSet { activeLimit = Self.limit(active: active, tunables) }
+    }
     /// Entries in the active batch.
     var activeCount = 0
+    /// The count at which the active batch is full (max - 1, room for a two-slot pair gone);
+    /// 0 with the per-page policy, which flushes after every page.
+    private(set) var activeLimit: Int
+
+    private static func limit(active: Int, _ t: UnmapTunables) -> Int {
+        t.perPageFlush ? 0 : (active < 0 ? t.bundle : t.batchSlots) - 1
+    }
     /// Every gathered entry since the last flush, in order (bundle, then batch after batch):
     /// a buffer of its own, grown by doubling, so adding a page is a store and a count.
     private(set) var slots: UnsafeMutablePointer<UInt64>
@@ -53,6 +62,7 @@ final class MMUGather {
         self.mm = mm
         self.fullmm = fullmm
         self.tunables = machine.tunables
+        self.activeLimit = Self.limit(active: -1, machine.tunables)
         if fullmm {
             start = 0
             end = .max
@@ -128,9 +138,7 @@ final class MMUGather {
     /// two-slot pair is gone) move to the next batch, or report the gather full.
     @inline(__always)
     private func afterAdd() -> Bool {
-        if tunables.perPageFlush { return true }
-        let max = active < 0 ? tunables.bundle : tunables.batchSlots
-        if activeCount >= max - 1 { return !nextBatch() }
+        if activeCount >= activeLimit { return tunables.perPageFlush || !nextBatch() }
         return false
     }
 

@@ -71,6 +71,14 @@ extension Machine {
         }
     }
 
+    /// tlb_flush_pte_range() for the PTEs a zap loop cleared since its last note.
+    @inline(__always)
+    func noteClearedRun(_ tlb: MMUGather, _ from: inout UInt64, _ to: UInt64) {
+        guard from != .max else { return }
+        tlb.noteCleared(from, to &- from, level: .pte)
+        from = .max
+    }
+
     /// add_mm_rss_vec(): the RSS counts a zap loop gathered, then zeroed.
     @inline(__always)
     func applyZapRSS(_ mm: MM, _ d: inout (anon: Int64, file: Int64, shmem: Int64)) {
@@ -306,12 +314,16 @@ extension Machine {
             // RSS of this table's pages, applied once per table (add_mm_rss_vec()) and before
             // any flush in the middle.
             var rssDelta: (anon: Int64, file: Int64, shmem: Int64) = (0, 0, 0)
+            // The PTEs cleared since the last note to the gather, as one range (the gather
+            // keeps only the lowest and highest address: tlb_flush_pte_range()).
+            var clearedFrom = UInt64.max, clearedTo: UInt64 = 0
             while b < next {
                 let idx = VirtAddr(b).index(at: .pte)
                 let pte = table[idx]
                 if pte != 0 {
                     table[idx] = 0
-                    tlb.noteCleared(b, Page.size, level: .pte)
+                    if b < clearedFrom { clearedFrom = b }
+                    clearedTo = b &+ Page.size
                     if let leaf = presentOrProtNone(pte), !(leaf.special && leaf.pfn == zeroPage) {
                         let pfn = leaf.pfn
                         tracer.emit(currentCPU, .clearPTE(mm: mm.id, addr: b, pfn: pfn.raw))
@@ -348,6 +360,7 @@ extension Machine {
                             // The gather is full: flush before going on (the kernel leaves
                             // the PTE loop, flushes, and comes back).
                             applyZapRSS(mm, &rssDelta)
+                            noteClearedRun(tlb, &clearedFrom, clearedTo)
                             tlb.flush()
                             forceFlush = false
                         }
@@ -356,6 +369,7 @@ extension Machine {
                 b += Page.size
             }
             applyZapRSS(mm, &rssDelta)
+            noteClearedRun(tlb, &clearedFrom, clearedTo)
             // zap_pte_range()'s end with force_flush: TLB, delayed rmaps, then (after the
             // page-table lock) the frees.
             if forceFlush { tlb.flush() }
