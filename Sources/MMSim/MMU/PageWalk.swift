@@ -257,6 +257,7 @@ public struct PageWalk {
             return x86Fault(.nonCanonical, top, va, access, privilege, refs: 0)
         }
         let rsvdMask = x86RsvdMask
+        memo?.root = .max       // incomplete until this walk reaches a PTE table
         var pfn = root
         var level = top
         var refs = 0
@@ -483,7 +484,6 @@ final class WalkMemo {
         case 2: s2 = p; v2 = v
         default: s3 = p; v3 = v
         }
-        root = .max     // incomplete until `fill`
     }
 
     @inline(__always) func fill(root: UInt64, region: UInt64, gen: UInt64, rights: UInt64, nx: UInt64,
