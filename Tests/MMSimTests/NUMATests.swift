@@ -169,6 +169,24 @@ func numaMachine(nodes: Int = 2, cpus: Int = 2, memory: UInt64 = 8 * Size.GiB) t
     }
 
     /// Bad configurations name the field and the allowed range.
+    /// A node the machine does not have has no pages: the allocation fails (the kernel's
+    /// VM_BUG_ON in __alloc_pages_node()), nothing is counted, and a migration to it fails
+    /// and leaves the page where it was.
+    @Test(arguments: [1, 2])
+    func allocationForAMissingNodeFails(nodes: Int) throws {
+        let m = try numaMachine(nodes: nodes)
+        let before = m.counters[.pgallocNormal] + m.counters[.pgallocDma32]
+        #expect(m.allocator.allocPages(.highuserMovable, node: nodes) == nil)
+        #expect(m.allocator.allocPages([.highuserMovable, .thisNode], node: nodes + 3) == nil)
+        #expect(m.counters[.pgallocNormal] + m.counters[.pgallocDma32] == before)
+        let t = m.spawn(name: "p", cpu: 0)
+        _ = m.mmap(t, addr: rmapBase, length: 4 * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(t, addr: rmapBase, length: 4 * Page.size, kind: .write)
+        let r = try m.checked { m.migrateRange(t, addr: rmapBase, length: 4 * Page.size, toNode: nodes) }
+        #expect(r.moved == 0 && r.failed == 4 && m.counters[.pgmigrateFail] == 4)
+        try m.checkInvariants()
+    }
+
     @Test func badConfigRejected() throws {
         for (nodes, memory) in [(0, 8 * Size.GiB), (9, 8 * Size.GiB), (4, 512 * Size.MiB)] {
             var c = MachineConfig.small

@@ -921,6 +921,8 @@ public final class PageAllocator {
             }
             return nil
         }
+        // __alloc_pages_node() has VM_BUG_ON(nid >= MAX_NUMNODES): no node, no page.
+        guard node < nodeCount else { return nil }
         let highest = gfp.highestZone
         let preferred = node >= 0 ? node : currentNode
         var flags: AllocFlags = [.wmarkLow]
