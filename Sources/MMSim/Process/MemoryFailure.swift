@@ -112,7 +112,6 @@ extension Machine {
         var victims: [MM] = []
         rmapWalk(head) { h in
             guard h.level == .pte, let l = PTEFormat.decode(h.slot.pointee, level: .pte, arch: arch) else { return true }
-            let v = h.mm.vmas[h.vmaIndex]
             h.slot.pointee = dirty ? SoftEntry.make(.hwpoison, offset: head.raw, arch: arch) : 0
             flushTLBMMRange(h.mm, start: h.address, end: h.address + Page.size, strideShift: Page.shift, freedTables: false)
             if anon {
