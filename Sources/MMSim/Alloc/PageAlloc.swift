@@ -273,7 +273,11 @@ public final class PageAllocator {
 
     /// account_freepages(): NR_FREE_PAGES of the zone and the machine (isolated pages excluded).
     @inline(__always) func accountFreepages(_ zone: Zone, _ nr: Int64, _ mt: MigrateType) {
-        if mt == .isolate { return }
+        if mt != .isolate { addFreePages(zone, nr) }
+    }
+
+    /// NR_FREE_PAGES += nr for pages already known not to be isolated.
+    @inline(__always) func addFreePages(_ zone: Zone, _ nr: Int64) {
         zone.stats[VMStat.nrFreePages.rawValue] &+= nr
         counters.add(.nrFreePages, nr)
     }
@@ -386,13 +390,18 @@ public final class PageAllocator {
 
     /// __rmqueue_smallest()
     func rmqueueSmallest(_ zone: Zone, order: Int, _ mt: MigrateType) -> PFN? {
+        guard let (pfn, o) = smallestFree(zone, order: order, mt) else { return nil }
+        delAndExpand(zone, pfn, low: order, high: o, mt)
+        return pfn
+    }
+
+    /// __rmqueue_smallest()'s search: the first block on the lowest non-empty free list of
+    /// `mt` at `order` or above, and that list's order.
+    @inline(__always) func smallestFree(_ zone: Zone, order: Int, _ mt: MigrateType) -> (PFN, Int)? {
         var o = order
         while o <= PageOrder.max.raw {
-            if let pfn = firstFree(zone, order: o, mt) {
-                delAndExpand(zone, pfn, low: order, high: o, mt)
-                return pfn
-            }
-            o += 1
+            if let pfn = firstFree(zone, order: o, mt) { return (pfn, o) }
+            o &+= 1
         }
         return nil
     }
@@ -607,16 +616,7 @@ public final class PageAllocator {
     /// decomposition of the rest, at most one block per order, each alone on its list.
     @inline(__always) func rmqueueSmallestRun(_ zone: Zone, order low: Int, _ mt: MigrateType, max n: Int,
                                               _ list: UnsafeMutablePointer<PFNDeque>) -> Int {
-        var high = low
-        var found: PFN? = nil
-        while high <= PageOrder.max.raw {
-            if let pfn = firstFree(zone, order: high, mt) {
-                found = pfn
-                break
-            }
-            high &+= 1
-        }
-        guard let start = found else { return 0 }
+        guard let (start, high) = smallestFree(zone, order: low, mt) else { return 0 }
         let p = frames[start]
         delFromFreeList(zone, p, order: high, mt)
         let span = high &- low
@@ -741,7 +741,7 @@ public final class PageAllocator {
             } while count > 0 && !list.pointee.isEmpty
         }
         // account_freepages() of every block, once for the batch (isolated ones excluded).
-        if freed != 0 { accountFreepages(zone, freed, .movable) }
+        if freed != 0 { addFreePages(zone, freed) }
     }
 
     /// drain_pages_zone() for one CPU, or every CPU (drain_all_pages()).

@@ -112,16 +112,9 @@ extension Machine {
         var victims: [MM] = []
         rmapWalk(head) { h in
             guard h.level == .pte, let l = PTEFormat.decode(h.slot.pointee, level: .pte, arch: arch) else { return true }
-            h.slot.pointee = dirty ? SoftEntry.make(.hwpoison, offset: head.raw, arch: arch) : 0
-            flushTLBMMRange(h.mm, start: h.address, end: h.address + Page.size, strideShift: Page.shift, freedTables: false)
-            if anon {
-                h.mm.addRSS(.anonPages, -1)
-                removeAnonRmap(head)
-            } else {
-                if l.dirty { markFileDirty(head) }
-                h.mm.addRSS(.filePages, -1)
-                removeFileRmap(head)
-            }
+            // try_to_unmap() with TTU_HWPOISON: the same per-mapping work, a hwpoison entry in
+            // place of a dirty folio's PTE.
+            unmapPTE(h, head, l, anon: anon, replacement: dirty ? SoftEntry.make(.hwpoison, offset: head.raw, arch: arch) : 0)
             p.pointee.refcount -= 1
             if !victims.contains(where: { $0 === h.mm }) { victims.append(h.mm) }
             return true

@@ -232,20 +232,28 @@ extension Machine {
             if v.flags.contains(.locked) { return false }
             guard let l = PTEFormat.decode(h.slot.pointee, level: .pte, arch: arch) else { return true }
             if anon && (l.dirty || frames[head].pointee.flags.contains(.swapbacked)) { return false }
-            h.slot.pointee = 0
-            flushTLBMMRange(h.mm, start: h.address, end: h.address + Page.size, strideShift: Page.shift, freedTables: false)
-            if anon {
-                h.mm.addRSS(.anonPages, -1)
-                removeAnonRmap(head)
-            } else {
-                if l.dirty { markFileDirty(head) }
-                if case .shmem = v.kind { h.mm.addRSS(.shmemPages, -1) } else { h.mm.addRSS(.filePages, -1) }
-                removeFileRmap(head)
-            }
+            unmapPTE(h, head, l, anon: anon, replacement: 0)
             putPage(head)
             return true
         }
         return frames[head].pointee.mapcount == 0
+    }
+
+    /// try_to_unmap_one()'s work on one PTE mapping of `head` (decoded as `l`): the entry
+    /// becomes `replacement` (none, or a hwpoison entry for memory failure), the TLB is
+    /// flushed (ptep_clear_flush()), a dirty PTE dirties a file folio, and the RSS and rmap
+    /// go. The caller drops the mapping's reference.
+    func unmapPTE(_ h: RmapHit, _ head: PFN, _ l: LeafEntry, anon: Bool, replacement: UInt64) {
+        h.slot.pointee = replacement
+        flushTLBMMRange(h.mm, start: h.address, end: h.address + Page.size, strideShift: Page.shift, freedTables: false)
+        if anon {
+            h.mm.addRSS(.anonPages, -1)
+            removeAnonRmap(head)
+        } else {
+            if l.dirty { markFileDirty(head) }
+            if case .shmem = h.mm.vmas[h.vmaIndex].kind { h.mm.addRSS(.shmemPages, -1) } else { h.mm.addRSS(.filePages, -1) }
+            removeFileRmap(head)
+        }
     }
 
     // MARK: Checker
