@@ -234,11 +234,21 @@ public final class FrameTable {
 /// not used. Host-side only: nothing the model reports depends on it.
 enum HostChunks {
     static let bytes = 2 << 20
+    nonisolated(unsafe) static var useHugePages = getenv("MMSIM_NO_HOST_THP") == nil
 
     static func allocate() -> UnsafeMutableRawPointer {
         #if canImport(Glibc)
-        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              p != MAP_FAILED else { fatalError("mmsim: host out of memory (mmap of \(bytes) bytes)") }
+        // Reserve twice the size, keep the 2 MiB-aligned middle: the host kernel can then
+        // back the chunk with one transparent huge page (one fault instead of 512).
+        guard let raw = mmap(nil, 2 * bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              raw != MAP_FAILED else { fatalError("mmsim: host out of memory (mmap of \(2 * bytes) bytes)") }
+        let a = UInt(bitPattern: raw)
+        let aligned = (a + UInt(bytes) - 1) & ~(UInt(bytes) - 1)
+        if aligned > a { munmap(raw, Int(aligned - a)) }
+        let tail = aligned + UInt(bytes), end = a + UInt(2 * bytes)
+        if end > tail { munmap(UnsafeMutableRawPointer(bitPattern: tail), Int(end - tail)) }
+        let p = UnsafeMutableRawPointer(bitPattern: aligned)!
+        if useHugePages { madvise(p, bytes, MADV_HUGEPAGE) }
         return p
         #else
         let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
