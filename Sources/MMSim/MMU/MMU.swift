@@ -89,6 +89,17 @@ extension Machine {
         return translateMiss(cpu: cpu, va, access, privilege)
     }
 
+    /// `translate` of an access retried after its fault was handled: the same, except that
+    /// the TLB lookup is skipped when it is known to miss (`TLB.lookupAfterMiss`).
+    @inlinable @inline(__always)
+    func translateRetry(cpu: Int, _ va: VirtAddr, _ access: AccessKind, privilege: Privilege) -> AccessResult {
+        let hit = tlbRefs[cpu]._withUnsafeGuaranteedRef { $0.lookupAfterMiss(va, asid: cpuASIDs[cpu], access: access) }
+        if let t = hit, Self.permits(t.attrs, access, privilege) {
+            return .ok(t.physAddr(for: va))
+        }
+        return translateMiss(cpu: cpu, va, access, privilege)
+    }
+
     /// The walk half of `translate`, out of line so that the hit path stays small.
     @usableFromInline @inline(never)
     func translateMiss(cpu: Int, _ va: VirtAddr, _ access: AccessKind, _ privilege: Privilege) -> AccessResult {

@@ -239,7 +239,7 @@ public struct PageWalk {
             let p = m.pteTable.unsafelyUnwrapped + Int(truncatingIfNeeded: (va.raw &>> 12) & 511)
             let e = p.pointee
             if e & X86PTE.present == 0 {
-                return x86Fault(.notPresent, 0, va, access, privilege, refs: refs, slot: p)
+                return x86FaultInline(.notPresent, 0, va, access, privilege, refs: refs, slot: p)
             }
             if e & x86RsvdMask != 0 {
                 return x86Fault(.reservedBit, 0, va, access, privilege, refs: refs)
@@ -341,6 +341,13 @@ public struct PageWalk {
     @inline(never)
     private func x86Fault(_ reason: FaultReason, _ level: Int, _ va: VirtAddr, _ access: AccessKind,
                           _ privilege: Privilege, refs: Int, slot: UnsafeMutablePointer<UInt64>? = nil) -> PageWalkResult {
+        x86FaultInline(reason, level, va, access, privilege, refs: refs, slot: slot)
+    }
+
+    /// `x86Fault`, inlined where the fault is the common case (a PTE not present).
+    @inline(__always)
+    private func x86FaultInline(_ reason: FaultReason, _ level: Int, _ va: VirtAddr, _ access: AccessKind,
+                                _ privilege: Privilege, refs: Int, slot: UnsafeMutablePointer<UInt64>? = nil) -> PageWalkResult {
         var code: UInt32 = 0
         if reason != .nonCanonical {
             if access == .write { code |= X86PF.write }

@@ -273,6 +273,9 @@ struct TLBState {
     /// Fractured 1 GiB pieces currently valid in the iTLB 2 MiB array.
     @usableFromInline var fractured: Int = 0
     @usableFromInline var counters = TLBCounters()
+    /// `TLB.missKey` of the last lookup that missed at every level, 0 once any entry has
+    /// been filled since (host-side: lets `lookupAfterMiss` skip probes that cannot hit).
+    @usableFromInline var missKey: UInt64 = 0
 }
 
 /// One CPU's TLB hierarchy.
@@ -432,6 +435,7 @@ public final class TLB {
         let i = probe(.l2, usualWays: 12, vpn: vpn4K, key: Self.key(vpn: vpn4K, size: 0), asid: asid)
         if i >= 0 { return l2Hit(va, size: 0, i, asid: asid, access: access) }
         s.pointee.counters.l2Misses &+= 1
+        s.pointee.missKey = Self.missKey(vpn4K, asid: asid, access: access)
         return nil
     }
 
@@ -477,7 +481,31 @@ public final class TLB {
             if i >= 0 { return l2Hit(va, size: 2, i, asid: asid, access: access) }
         }
         s.pointee.counters.l2Misses &+= 1
+        s.pointee.missKey = Self.missKey(vpn4K, asid: asid, access: access)
         return nil
+    }
+
+    /// Names a lookup for `TLBState.missKey`: the 4 KiB VPN, the ASID and the side (data
+    /// or instruction). Never 0.
+    @inlinable @inline(__always)
+    static func missKey(_ vpn: UInt64, asid: UInt16, access: AccessKind) -> UInt64 {
+        Self.key(vpn: vpn, size: 0) | (access == .execute ? 4 : 0) | UInt64(asid) &<< 48
+    }
+
+    /// `lookup` for the access that just missed at every level and faulted, retried after
+    /// the fault handler: when no entry was filled since that miss (the handler made no
+    /// access through this TLB), the lookup is known to miss again at every level, so it
+    /// only counts what `lookup` would (an L1 miss and an L2 miss) without probing.
+    /// Invalidations in between cannot make a miss hit, so they need no check.
+    @inlinable @inline(__always)
+    public func lookupAfterMiss(_ va: VirtAddr, asid: ASID, access: AccessKind) -> Translation? {
+        let s = state
+        if s.pointee.missKey == Self.missKey(va.raw &>> 12, asid: asid.raw, access: access) {
+            if access == .execute { s.pointee.counters.l1iMisses &+= 1 } else { s.pointee.counters.l1dMisses &+= 1 }
+            s.pointee.counters.l2Misses &+= 1
+            return nil
+        }
+        return lookup(va, asid: asid, access: access)
     }
 
     /// A hit in an L1 large-page array: entry `i` of `level` (l1d2M, l1d1G or l1i2M).
@@ -697,6 +725,7 @@ public final class TLB {
         if leafSize != size { s.pointee.fractured &+= 1 }
         let clock = s.pointee.clock &+ 1
         s.pointee.clock = clock
+        s.pointee.missKey = 0
         keys[victim] = key
         a.pfns[victim] = pfn
         a.stamps[victim] = clock

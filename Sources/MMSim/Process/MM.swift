@@ -79,14 +79,24 @@ public final class MM {
         }
     }
 
+    /// The index `findVMAIndex` last returned (host-side, like the kernel's old per-thread
+    /// vmacache): tried first, and used only when that VMA contains the address.
+    private var lastVMAIndex = 0
+
     /// find_vma(): the first VMA that ends above `addr` (index), or nil.
     public func findVMAIndex(_ addr: UInt64) -> Int? {
-        var lo = 0, hi = vmas.count
+        let n = vmas.count
+        // VMAs are sorted and disjoint: one containing `addr` is the first ending above it.
+        let c = lastVMAIndex
+        if c < n && vmas[c].start <= addr && addr < vmas[c].end { return c }
+        var lo = 0, hi = n
         while lo < hi {
             let mid = (lo + hi) / 2
             if vmas[mid].end <= addr { lo = mid + 1 } else { hi = mid }
         }
-        return lo < vmas.count ? lo : nil
+        guard lo < n else { return nil }
+        lastVMAIndex = lo
+        return lo
     }
 
     /// vma_lookup(): the VMA containing `addr`, if any.

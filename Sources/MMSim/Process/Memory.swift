@@ -17,19 +17,23 @@ extension Machine {
 
     /// folio_add_lru() for a new anonymous folio: the inactive anon list, or the unevictable
     /// list for a VM_LOCKED mapping (mlock_new_folio()).
-    func lruAddAnon(_ pfn: PFN, locked: Bool) {
-        let p = frames[pfn]
+    func lruAddAnon(_ pfn: PFN, locked: Bool) { lruAddAnon(pfn, frames[pfn], locked: locked) }
+
+    /// `lruAddAnon` for a caller that holds the frame's record.
+    @inline(__always) func lruAddAnon(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>, locked: Bool) {
+        if locked { return lruAddMlocked(pfn, p) }
         p.pointee.flags.insert(.lru)
-        if locked {
-            p.pointee.flags.insert([.mlocked, .unevictable])
-            counters.add(.nrMlock, 1)
-            counters.add(.nrUnevictable, 1)
-            counters.add(.unevictablePgsMlocked, 1)
-            counters.add(.unevictablePgsCulled, 1)
-            allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] += 1
-        } else {
-            counters.add(.nrInactiveAnon, 1)
-        }
+        counters.add(.nrInactiveAnon, 1)
+    }
+
+    /// mlock_new_folio(): the unevictable list, counted as mlocked.
+    @inline(never) func lruAddMlocked(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
+        p.pointee.flags.insert([.lru, .mlocked, .unevictable])
+        counters.add(.nrMlock, 1)
+        counters.add(.nrUnevictable, 1)
+        counters.add(.unevictablePgsMlocked, 1)
+        counters.add(.unevictablePgsCulled, 1)
+        allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] += 1
     }
 
     /// Removes a folio from its LRU list on the final put (__folio_put() / lru_del).
@@ -138,7 +142,7 @@ extension Machine {
                 return
             }
             guard vma.isAnonymous else { throw .sigbus }
-            try doAnonymousPage(mm, vmaIndex, va, slot, write: access == .write)
+            try doAnonymousPage(mm, vmaIndex, vma, va, slot, write: access == .write)
             return
         }
         guard let leaf = PTEFormat.decode(pte, level: .pte, arch: arch), leaf.present else { throw .sigbus }
@@ -191,26 +195,32 @@ extension Machine {
     }
 
     /// do_anonymous_page(): a read maps the shared zero page; a write gets a new zeroed page.
-    func doAnonymousPage(_ mm: MM, _ vmaIndex: Int, _ va: VirtAddr, _ slot: UnsafeMutablePointer<UInt64>, write: Bool) throws(FaultError) {
-        let vma = mm.vmas[vmaIndex]
+    /// `vma` is `mm.vmas[vmaIndex]` as the caller read it.
+    func doAnonymousPage(_ mm: MM, _ vmaIndex: Int, _ vma: VMA, _ va: VirtAddr, _ slot: UnsafeMutablePointer<UInt64>, write: Bool) throws(FaultError) {
         if !write {
             slot.pointee = anonPTE(zeroPage, vma, writable: false, dirty: false, special: true)
             return
         }
         prepareAnonVMA(mm, vmaIndex)
         guard let pfn = allocator.allocPages([.highuserMovable, .zero]) else { throw .oom }
-        newAnonRmap(pfn, mm.vmas[vmaIndex], va)
-        lruAddAnon(pfn, locked: vma.flags.contains(.locked))
+        let p = frames[pfn]
+        // The anon_vma is the one anon_vma_prepare() may just have set.
+        newAnonRmap(p, anonVMA: mm.vmas[vmaIndex].anonVMA, index: vma.pgoff(of: va.raw))
+        lruAddAnon(pfn, p, locked: vma.flags.contains(.locked))
         mm.addRSS(.anonPages, 1)
         slot.pointee = anonPTE(pfn, vma, writable: vma.flags.contains(.write), dirty: true)
     }
 
     /// folio_add_new_anon_rmap(): first mapping of a new anonymous page, exclusive to this mm.
     func newAnonRmap(_ pfn: PFN, _ vma: VMA, _ va: VirtAddr) {
-        let p = frames[pfn]
+        newAnonRmap(frames[pfn], anonVMA: vma.anonVMA, index: vma.pgoff(of: va.raw))
+    }
+
+    /// `newAnonRmap` on the frame's record, with the VMA's anon_vma and the page's index.
+    @inline(__always) func newAnonRmap(_ p: UnsafeMutablePointer<PageMeta>, anonVMA: Int, index: UInt64) {
         p.pointee.mapcount = 1
-        p.pointee.mapping = PageMapping.anon(vma.anonVMA)
-        p.pointee.index = vma.pgoff(of: va.raw)
+        p.pointee.mapping = PageMapping.anon(anonVMA)
+        p.pointee.index = index
         p.pointee.flags.insert([.swapbacked, .anonExclusive, .uptodate])
         counters.add(.nrAnonPages, 1)
     }

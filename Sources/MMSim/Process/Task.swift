@@ -278,7 +278,9 @@ extension Machine {
         while a < end || (end < addr && a >= addr) {
             var tries = 0
             while true {
-                if case .ok(let pa) = translate(cpu: t.cpu, VirtAddr(a), kind, privilege: .user) {
+                let r = tries == 0 ? translate(cpu: t.cpu, VirtAddr(a), kind, privilege: .user)
+                                   : translateRetry(cpu: t.cpu, VirtAddr(a), kind, privilege: .user)
+                if case .ok(let pa) = r {
                     if validate { validateAccess(t, mm, a, kind, pa) }
                     if kind == .write { frames[pa.pfn].pointee.content &+= 1 }
                     report.accesses += 1
@@ -286,7 +288,7 @@ extension Machine {
                 }
                 tries += 1
                 report.faults += 1
-                if let sig = userFault(t, mm, a, kind, retry: tries > 1, pteSlot: cpus[t.cpu].faultPTESlot) {
+                if let sig = userFault(t, mm, a, kind, retry: tries > 1, pteSlot: cpuRefs[t.cpu]._withUnsafeGuaranteedRef { $0.faultPTESlot }) {
                     report.signal = sig
                     return report
                 }
