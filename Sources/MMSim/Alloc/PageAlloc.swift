@@ -913,6 +913,56 @@ public final class PageAllocator {
     /// (__alloc_pages_node(); default numa_node_id() of the current CPU); with
     /// __GFP_THISNODE the allocation stays on it.
     public func allocPages(_ gfp: GFP, order: Int = 0, node: Int = -1) -> PFN? {
+        if order == 0 && node < 1 && nodeCount == 1 {
+            let v = allocOrder0Pcp(gfp)
+            if v != Self.noPage { return PFN(v) }
+        }
+        return allocPagesSlow(gfp, order: order, node: node)
+    }
+
+    /// allocOrder0Pcp()'s "no page here": take the general path.
+    static let noPage = UInt64.max
+
+    /// The common case of get_page_from_freelist() for an order-0 allocation on a machine
+    /// with one node: the first usable zone of the zonelist passes the order-0 check of
+    /// zone_watermark_fast() at the low watermark and this CPU's pcp list of the migrate
+    /// type has a page (rmqueue_pcplist() without a refill). It takes that page exactly as
+    /// allocPagesSlow() would (pcp counts, PGALLOC, zone_statistics(), prep_new_page()) and
+    /// returns its PFN; in every other case it changes nothing and returns `noPage`.
+    /// ALLOC_NOFRAGMENT and ALLOC_KSWAPD play no part in taking a page off a pcp list.
+    @inline(__always) func allocOrder0Pcp(_ gfp: GFP) -> UInt64 {
+        let highest = gfp.highestZoneIndex
+        var zi = highest
+        // tryZone()'s skip of empty zones.
+        while zoneRefs[zi]._withUnsafeGuaranteedRef({ $0.presentPages == 0 || $0.managedPages == 0 }) {
+            if zi == 0 { return Self.noPage }
+            zi &-= 1
+        }
+        return zoneRefs[zi]._withUnsafeGuaranteedRef { zone -> UInt64 in
+            // __zone_watermark_ok() at order 0 with ALLOC_WMARK_LOW, no reserves.
+            let free = zone.stats[VMStat.nrFreePages.rawValue] &- Int64(truncatingIfNeeded: zone.reservedHighAtomic)
+            let mark = Int64(truncatingIfNeeded: zone.watermarks[Watermark.low.rawValue])
+            if free <= mark &+ Int64(truncatingIfNeeded: zone.lowmemReserve[highest]) { return Self.noPage }
+            let cpu = currentCPU
+            let pcp = zone.pcp.base + cpu
+            if pcp.pointee.highMax <= 0 { return Self.noPage }
+            // order_to_pindex() of order 0 is the migrate type.
+            let list = zone.pcpLists.base + (cpu &* PerCPUPages.listCount &+ gfp.migratetypeIndex)
+            if list.pointee.isEmpty { return Self.noPage }
+            pcp.pointee.freeCount >>= 1
+            let v = list.pointee.popFrontNonEmpty()
+            pcp.pointee.count &-= 1
+            counters.add(ZoneType.pgalloc(zoneIndex: zi), 1)
+            zoneStatistics(preferred: 0, node: 0)
+            prepNewPage(PFN(UInt64(v)), order: 0, gfp: gfp)
+            return UInt64(v)
+        }
+    }
+
+    /// allocPages() in general: any order, any node, a pcp list to refill, a zone to fall
+    /// back to, the slow path.
+    @inline(never)
+    func allocPagesSlow(_ gfp: GFP, order: Int, node: Int) -> PFN? {
         guard order >= 0, order <= PageOrder.max.raw else {
             // WARN_ON_ONCE_GFP(): once per boot, and never with __GFP_NOWARN.
             if !gfp.contains(.noWarn) && !warnedOrderAboveMax {
