@@ -614,45 +614,52 @@ public final class PageAllocator {
     /// block was last the head of a free block of order `low + ctz(i)` (i its index in the
     /// block; the block's own head keeps its list), and what stays free is the buddy
     /// decomposition of the rest, at most one block per order, each alone on its list.
+    /// (Orders and spans are at most MAX_PAGE_ORDER, so the shifts use the masking `&<<`:
+    /// no over-shift checks in the per-page loop.)
     @inline(__always) func rmqueueSmallestRun(_ zone: Zone, order low: Int, _ mt: MigrateType, max n: Int,
                                               _ list: UnsafeMutablePointer<PFNDeque>) -> Int {
         guard let (start, high) = smallestFree(zone, order: low, mt) else { return 0 }
         let p = frames[start]
         delFromFreeList(zone, p, order: high, mt)
         let span = high &- low
-        let k = Swift.min(n, 1 << span)
+        let k = Swift.min(n, 1 &<< span)
         let v = UInt32(truncatingIfNeeded: start.raw)
         p.pointee.state = .pcp
         p.pointee.order = UInt8(truncatingIfNeeded: low)
         if k > 1 {
             let lowOrder = UInt8(truncatingIfNeeded: low)
             let mtRaw = UInt8(truncatingIfNeeded: mt.rawValue)
+            // Zone.listIndex(low + t, mt, back: false) is listIndex(low, mt, back: false)
+            // plus t times the lists of one order.
+            let li0 = Zone.listIndex(low, mt, back: false)
+            let perOrder = MigrateType.count &* 2
+            let stride = 1 &<< low
+            var q = p
             var i = 1
             while i < k {
-                let off = i << low
-                let q = p + off
+                q += stride
                 q.pointee.state = .pcp
                 q.pointee.order = lowOrder
                 q.pointee.pcpMigratetype = mtRaw
-                q.pointee.spare = UInt32(truncatingIfNeeded: Zone.listIndex(low &+ i.trailingZeroBitCount, mt, back: false))
+                q.pointee.spare = UInt32(truncatingIfNeeded: li0 &+ i.trailingZeroBitCount &* perOrder)
                 q.pointee.next = FrameTable.nil
                 q.pointee.prev = FrameTable.nil
                 i &+= 1
             }
         }
-        list.pointee.pushBack(run: v, count: k, stride: UInt32(truncatingIfNeeded: 1 << low))
+        list.pointee.pushBack(run: v, count: k, stride: UInt32(truncatingIfNeeded: 1 &<< low))
         var added: Int64 = 0
-        if k < 1 << span {
+        if k < 1 &<< span {
             // The rest of the block, [k, 2^span) in blocks of `low`, smallest pieces first:
             // where the position has bit j set, a block of order low + j starts there.
             var pos = k
             var j = 0
             while j < span {
-                if pos & (1 << j) != 0 {
-                    let off = pos << low
+                if pos & (1 &<< j) != 0 {
+                    let off = pos &<< low
                     addToFreeList(zone, p + off, v &+ UInt32(truncatingIfNeeded: off), order: low &+ j, mt, tail: false, markTails: false)
                     added &+= Int64(1) << Int64(low &+ j)
-                    pos &+= 1 << j
+                    pos &+= 1 &<< j
                 }
                 j &+= 1
             }
