@@ -55,18 +55,29 @@ public struct GFP: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public static let kernelDMA32: GFP = [.kernel, .dma32]
 
     /// gfp_zone(): the highest zone this allocation may use.
-    public var highestZone: ZoneType {
-        if contains(.dma) { return .dma }
-        if contains(.dma32) { return .dma32 }
-        if contains(.movable) && contains(.highmem) { return .movable }
-        return .normal
+    /// __GFP_DMA wins, then __GFP_DMA32, then __GFP_MOVABLE with __GFP_HIGHMEM selects
+    /// ZONE_MOVABLE, else ZONE_NORMAL: a table lookup on the four zone bits, as the
+    /// kernel's GFP_ZONE_TABLE does.
+    @inline(__always) public var highestZone: ZoneType {
+        ZoneType(rawValue: highestZoneIndex).unsafelyUnwrapped
     }
 
-    /// gfp_migratetype()
-    public var migratetype: MigrateType {
-        if contains(.movable) { return .movable }
-        if contains(.reclaimable) { return .reclaimable }
-        return .unmovable
+    /// gfp_zone() as the zone's index. GFP_ZONE_TABLE: two bits per combination of
+    /// __GFP_DMA (bit 0), __GFP_HIGHMEM (1), __GFP_DMA32 (2), __GFP_MOVABLE (3).
+    @inline(__always) var highestZoneIndex: Int {
+        Int(truncatingIfNeeded: (UInt32(0x1132_1122) &>> ((rawValue & 0xF) &<< 1)) & 3)
+    }
+
+    /// gfp_migratetype(): __GFP_MOVABLE wins over __GFP_RECLAIMABLE, neither is
+    /// MIGRATE_UNMOVABLE (a two-bit table lookup on bits 3 and 4, as the kernel shifts
+    /// GFP_MOVABLE_MASK down).
+    @inline(__always) public var migratetype: MigrateType {
+        MigrateType(rawValue: migratetypeIndex).unsafelyUnwrapped
+    }
+
+    /// gfp_migratetype() as the type's index.
+    @inline(__always) var migratetypeIndex: Int {
+        Int(truncatingIfNeeded: (UInt32(0x64) &>> (((rawValue &>> 3) & 3) &<< 1)) & 3)
     }
 
     /// Parses "GFP_KERNEL", "GFP_ATOMIC|__GFP_ZERO", "kernel,zero" and similar spellings.

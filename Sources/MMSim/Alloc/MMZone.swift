@@ -236,6 +236,14 @@ public struct PFNDeque {
         return v
     }
 
+    /// popFront() of a deque known to be non-empty.
+    @inline(__always) mutating func popFrontNonEmpty() -> UInt32 {
+        let v = buf.unsafelyUnwrapped[start]
+        start = (start &+ 1) & (capacity &- 1)
+        count &-= 1
+        return v
+    }
+
     @inline(__always) public mutating func popBack() -> UInt32? {
         guard count > 0 else { return nil }
         count &-= 1

@@ -614,45 +614,52 @@ public final class PageAllocator {
     /// block was last the head of a free block of order `low + ctz(i)` (i its index in the
     /// block; the block's own head keeps its list), and what stays free is the buddy
     /// decomposition of the rest, at most one block per order, each alone on its list.
+    /// (Orders and spans are at most MAX_PAGE_ORDER, so the shifts use the masking `&<<`:
+    /// no over-shift checks in the per-page loop.)
     @inline(__always) func rmqueueSmallestRun(_ zone: Zone, order low: Int, _ mt: MigrateType, max n: Int,
                                               _ list: UnsafeMutablePointer<PFNDeque>) -> Int {
         guard let (start, high) = smallestFree(zone, order: low, mt) else { return 0 }
         let p = frames[start]
         delFromFreeList(zone, p, order: high, mt)
         let span = high &- low
-        let k = Swift.min(n, 1 << span)
+        let k = Swift.min(n, 1 &<< span)
         let v = UInt32(truncatingIfNeeded: start.raw)
         p.pointee.state = .pcp
         p.pointee.order = UInt8(truncatingIfNeeded: low)
         if k > 1 {
             let lowOrder = UInt8(truncatingIfNeeded: low)
             let mtRaw = UInt8(truncatingIfNeeded: mt.rawValue)
+            // Zone.listIndex(low + t, mt, back: false) is listIndex(low, mt, back: false)
+            // plus t times the lists of one order.
+            let li0 = Zone.listIndex(low, mt, back: false)
+            let perOrder = MigrateType.count &* 2
+            let stride = 1 &<< low
+            var q = p
             var i = 1
             while i < k {
-                let off = i << low
-                let q = p + off
+                q += stride
                 q.pointee.state = .pcp
                 q.pointee.order = lowOrder
                 q.pointee.pcpMigratetype = mtRaw
-                q.pointee.spare = UInt32(truncatingIfNeeded: Zone.listIndex(low &+ i.trailingZeroBitCount, mt, back: false))
+                q.pointee.spare = UInt32(truncatingIfNeeded: li0 &+ i.trailingZeroBitCount &* perOrder)
                 q.pointee.next = FrameTable.nil
                 q.pointee.prev = FrameTable.nil
                 i &+= 1
             }
         }
-        list.pointee.pushBack(run: v, count: k, stride: UInt32(truncatingIfNeeded: 1 << low))
+        list.pointee.pushBack(run: v, count: k, stride: UInt32(truncatingIfNeeded: 1 &<< low))
         var added: Int64 = 0
-        if k < 1 << span {
+        if k < 1 &<< span {
             // The rest of the block, [k, 2^span) in blocks of `low`, smallest pieces first:
             // where the position has bit j set, a block of order low + j starts there.
             var pos = k
             var j = 0
             while j < span {
-                if pos & (1 << j) != 0 {
-                    let off = pos << low
+                if pos & (1 &<< j) != 0 {
+                    let off = pos &<< low
                     addToFreeList(zone, p + off, v &+ UInt32(truncatingIfNeeded: off), order: low &+ j, mt, tail: false, markTails: false)
                     added &+= Int64(1) << Int64(low &+ j)
-                    pos &+= 1 << j
+                    pos &+= 1 &<< j
                 }
                 j &+= 1
             }
@@ -913,6 +920,56 @@ public final class PageAllocator {
     /// (__alloc_pages_node(); default numa_node_id() of the current CPU); with
     /// __GFP_THISNODE the allocation stays on it.
     public func allocPages(_ gfp: GFP, order: Int = 0, node: Int = -1) -> PFN? {
+        if order == 0 && node < 1 && nodeCount == 1 {
+            let v = allocOrder0Pcp(gfp)
+            if v != Self.noPage { return PFN(v) }
+        }
+        return allocPagesSlow(gfp, order: order, node: node)
+    }
+
+    /// allocOrder0Pcp()'s "no page here": take the general path.
+    static let noPage = UInt64.max
+
+    /// The common case of get_page_from_freelist() for an order-0 allocation on a machine
+    /// with one node: the first usable zone of the zonelist passes the order-0 check of
+    /// zone_watermark_fast() at the low watermark and this CPU's pcp list of the migrate
+    /// type has a page (rmqueue_pcplist() without a refill). It takes that page exactly as
+    /// allocPagesSlow() would (pcp counts, PGALLOC, zone_statistics(), prep_new_page()) and
+    /// returns its PFN; in every other case it changes nothing and returns `noPage`.
+    /// ALLOC_NOFRAGMENT and ALLOC_KSWAPD play no part in taking a page off a pcp list.
+    @inline(__always) func allocOrder0Pcp(_ gfp: GFP) -> UInt64 {
+        let highest = gfp.highestZoneIndex
+        var zi = highest
+        // tryZone()'s skip of empty zones.
+        while zoneRefs[zi]._withUnsafeGuaranteedRef({ $0.presentPages == 0 || $0.managedPages == 0 }) {
+            if zi == 0 { return Self.noPage }
+            zi &-= 1
+        }
+        return zoneRefs[zi]._withUnsafeGuaranteedRef { zone -> UInt64 in
+            // __zone_watermark_ok() at order 0 with ALLOC_WMARK_LOW, no reserves.
+            let free = zone.stats[VMStat.nrFreePages.rawValue] &- Int64(truncatingIfNeeded: zone.reservedHighAtomic)
+            let mark = Int64(truncatingIfNeeded: zone.watermarks[Watermark.low.rawValue])
+            if free <= mark &+ Int64(truncatingIfNeeded: zone.lowmemReserve[highest]) { return Self.noPage }
+            let cpu = currentCPU
+            let pcp = zone.pcp.base + cpu
+            if pcp.pointee.highMax <= 0 { return Self.noPage }
+            // order_to_pindex() of order 0 is the migrate type.
+            let list = zone.pcpLists.base + (cpu &* PerCPUPages.listCount &+ gfp.migratetypeIndex)
+            if list.pointee.isEmpty { return Self.noPage }
+            pcp.pointee.freeCount >>= 1
+            let v = list.pointee.popFrontNonEmpty()
+            pcp.pointee.count &-= 1
+            counters.add(ZoneType.pgalloc(zoneIndex: zi), 1)
+            zoneStatistics(preferred: 0, node: 0)
+            prepNewPage(PFN(UInt64(v)), order: 0, gfp: gfp)
+            return UInt64(v)
+        }
+    }
+
+    /// allocPages() in general: any order, any node, a pcp list to refill, a zone to fall
+    /// back to, the slow path.
+    @inline(never)
+    func allocPagesSlow(_ gfp: GFP, order: Int, node: Int) -> PFN? {
         guard order >= 0, order <= PageOrder.max.raw else {
             // WARN_ON_ONCE_GFP(): once per boot, and never with __GFP_NOWARN.
             if !gfp.contains(.noWarn) && !warnedOrderAboveMax {
