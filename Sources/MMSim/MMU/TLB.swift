@@ -104,6 +104,12 @@ struct TLBArray {
     /// Filter tags, `Self.tag(key)` for a valid entry, 0 for an invalid one; padded by 8
     /// bytes so that a set's last tag word can always be loaded whole.
     @usableFromInline let tags: UnsafeMutablePointer<UInt8>
+    /// Per set of the unified L2 (when it has at most 15 ways): its ways in order of their
+    /// last stamp write, one nibble each, the least recent in the low nibble. Every stamp
+    /// write makes its way the most recent (the clock only grows), so when every way is
+    /// valid (and so has been stamped) the low nibble is the way with the smallest stamp:
+    /// the LRU victim, found without reading the stamps.
+    @usableFromInline let order: UnsafeMutablePointer<UInt64>
     @usableFromInline let setMask: UInt64
     @usableFromInline let ways: Int
     @usableFromInline let count: Int
@@ -126,6 +132,10 @@ struct TLBArray {
         stamps.initialize(repeating: 0, count: g.entries)
         tags = .allocate(capacity: g.entries + 8)
         tags.initialize(repeating: 0, count: g.entries + 8)
+        order = .allocate(capacity: sets)
+        var identity: UInt64 = 0
+        if g.ways < 16 { for w in (0..<g.ways).reversed() { identity = identity &<< 4 | UInt64(w) } }
+        order.initialize(repeating: identity, count: sets)
         setMask = UInt64(sets - 1)
         ways = g.ways
         count = g.entries
@@ -138,6 +148,32 @@ struct TLBArray {
         pfns.deallocate()
         stamps.deallocate()
         tags.deallocate()
+        order.deallocate()
+    }
+
+    /// True when `order` is kept: the unified L2 with at most 15 ways (`level` and `ways`
+    /// are the array's, passed so that the test folds).
+    @inline(__always)
+    static func ordered(_ level: TLBLevel, ways: Int) -> Bool { level == .l2 && ways < 16 }
+
+    /// Makes way `w` of set `set` the most recent in `order` (after a stamp write).
+    @inline(__always)
+    func touch(set: Int, way w: Int, ways: Int) {
+        let o = order[set]
+        let top = UInt64(truncatingIfNeeded: (ways &- 1) &* 4)
+        let wv = UInt64(truncatingIfNeeded: w)
+        if o & 15 == wv {
+            // The LRU way (every fill of a full set): a shift.
+            order[set] = o &>> 4 | wv &<< top
+            return
+        }
+        // Nibble equal to w: exactly one, found with an exact zero-nibble test.
+        let sevens: UInt64 = 0x7777_7777_7777_7777
+        let x = o ^ (0x1111_1111_1111_1111 &* wv)
+        let zero = ~(((x & sevens) &+ sevens) | x | sevens) & ((1 &<< (top &+ 4)) &- 1)
+        let p = UInt64(truncatingIfNeeded: zero.trailingZeroBitCount) & ~3
+        let below = o & ((1 &<< p) &- 1)
+        order[set] = below | (o &>> (p &+ 4)) &<< p | wv &<< top
     }
 
     /// Index of the first way of the set `vpn` maps to.
@@ -145,9 +181,11 @@ struct TLBArray {
     func setBase(_ vpn: UInt64) -> Int { Int(truncatingIfNeeded: vpn & setMask) &* ways }
 
     /// The filter tag of a valid key: bit 7 set, 7 bits of a multiplicative hash of the
-    /// whole key (the set index bits are the VPN's low ones; the hash's top bits mix all).
+    /// key's VPN (the set index bits are the VPN's low ones; the hash's top bits mix all).
+    /// Keys of two sizes with the same VPN share a tag: a rare false candidate, which the
+    /// key compare rejects.
     @inlinable @inline(__always)
-    static func tag(_ key: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) &>> 57) | 0x80 }
+    static func tag(_ key: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: ((key &>> 3) &* 0x9E37_79B9_7F4A_7C15) &>> 57) | 0x80 }
 
     /// Tag word `j` of the set at `base`: ways `8j ..< 8j+8`, way `8j+b` in byte `b`.
     @inlinable @inline(__always)
@@ -269,6 +307,8 @@ struct TLBSlot {
 /// exclusivity checks on class properties.
 @usableFromInline
 struct TLBState {
+    /// Storage of `TLB.live` (first, so that the live counts are at the state's address).
+    @usableFromInline var live: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
     @usableFromInline var clock: UInt64 = 0
     /// Fractured 1 GiB pieces currently valid in the iTLB 2 MiB array.
     @usableFromInline var fractured: Int = 0
@@ -313,7 +353,9 @@ public final class TLB {
     @usableFromInline let state: UnsafeMutablePointer<TLBState>
     /// Valid entries per (array, size) slot: `TLBLevel.rawValue`, and 7 for the L2's 2M
     /// entries (slot 5 then counts its 4K ones). Lets lookups skip empty large-page arrays.
-    @usableFromInline let live: UnsafeMutablePointer<Int>
+    /// Kept at the start of `state`, so that one pointer reaches both.
+    @inlinable @inline(__always)
+    var live: UnsafeMutablePointer<Int> { UnsafeMutableRawPointer(state).assumingMemoryBound(to: Int.self) }
 
     public init(geometry: TLBGeometry = TLBGeometry()) {
         self.geometry = geometry
@@ -326,15 +368,13 @@ public final class TLB {
         l2_1G = TLBArray(geometry.l2_1G, level: .l2_1G)
         state = .allocate(capacity: 1)
         state.initialize(to: TLBState())
-        live = .allocate(capacity: 8)
-        live.initialize(repeating: 0, count: 8)
+        precondition(MemoryLayout<TLBState>.offset(of: \TLBState.live) == 0)
     }
 
     deinit {
         for a in allArrays { a.deallocate() }
         state.deinitialize(count: 1)
         state.deallocate()
-        live.deallocate()
     }
 
     /// The `live` slot of entries of `size` in array `level`.
@@ -393,6 +433,7 @@ public final class TLB {
                 s.pointee.counters.l1iHits &+= 1
                 return Self.translation(e, size: 0)
             }
+            return lookupSlowI(va, asid: asid.raw)
         } else if let e = l1d4K.findByTag(vpn: vpn, key: key, asid: asid.raw) {
             let s = state
             if access == .write && e.attrs & Self.dirtyBit == 0 {
@@ -404,7 +445,7 @@ public final class TLB {
             s.pointee.counters.l1dHits &+= 1
             return Self.translation(e, size: 0)
         }
-        return lookupSlow(va, asid: asid.raw, access: access)
+        return lookupSlowD(va, asid: asid.raw, access: access)
     }
 
     /// `TLBArray.probe` of array `level`, unrolled for its usual associativity.
@@ -422,20 +463,54 @@ public final class TLB {
         return a.probe(vpn: vpn, key: key, asid: asid, ways: a.ways)
     }
 
-    /// Everything after an L1 4K miss: L1 2M/1G, then L2. While the hierarchy holds only
-    /// 4 KiB entries (for this side) this is one probe of the L2; hits are finished out of line.
+    /// `lookupSlow` after an L1 dTLB 4K miss (a read or a write).
     @inline(never) @usableFromInline
-    func lookupSlow(_ va: VirtAddr, asid: UInt16, access: AccessKind) -> Translation? {
+    func lookupSlowD(_ va: VirtAddr, asid: UInt16, access: AccessKind) -> Translation? {
+        lookupSlow(va, asid: asid, access: access, execute: false)
+    }
+
+    /// `lookupSlow` after an L1 iTLB 4K miss.
+    @inline(never) @usableFromInline
+    func lookupSlowI(_ va: VirtAddr, asid: UInt16) -> Translation? {
+        lookupSlow(va, asid: asid, access: .execute, execute: true)
+    }
+
+    /// Everything after an L1 4K miss: L1 2M/1G, then L2. While the hierarchy holds only
+    /// 4 KiB entries this is a test of the L2 set's filter tags (and, if one matches, a
+    /// probe); hits are finished out of line. `execute` is `access == .execute`, a constant.
+    @inline(__always)
+    func lookupSlow(_ va: VirtAddr, asid: UInt16, access: AccessKind, execute: Bool) -> Translation? {
         let live = self.live
-        let large = access == .execute ? live[TLBLevel.l1i2M.rawValue] : live[TLBLevel.l1d2M.rawValue] | live[TLBLevel.l1d1G.rawValue]
-        if large | live[7] | live[TLBLevel.l2_1G.rawValue] != 0 { return lookupSlowAllSizes(va, asid: asid, access: access) }
+        // Any large-page entry, of either side (the other side's are skipped there).
+        if live[TLBLevel.l1d2M.rawValue] | live[TLBLevel.l1d1G.rawValue] | live[TLBLevel.l1i2M.rawValue]
+            | live[7] | live[TLBLevel.l2_1G.rawValue] != 0 { return lookupSlowAllSizes(va, asid: asid, access: access) }
         let s = state
-        if access == .execute { s.pointee.counters.l1iMisses &+= 1 } else { s.pointee.counters.l1dMisses &+= 1 }
+        if execute { s.pointee.counters.l1iMisses &+= 1 } else { s.pointee.counters.l1dMisses &+= 1 }
+        let l2 = self.l2
+        if l2.ways == 12 {
+            // The usual miss: no filter tag of the set matches, decided from two tag words.
+            let vpn4K = va.raw &>> 12
+            let base = l2.setBase(vpn4K)
+            let t = TLBArray.tag(Self.key(vpn: vpn4K, size: 0))
+            let c = TLBArray.candidates(l2.tagWord(base, 0), t)
+                | TLBArray.candidates(l2.tagWord(base, 1), t) & TLBArray.lanes(ways: 12, word: 1)
+            if c == 0 {
+                s.pointee.counters.l2Misses &+= 1
+                s.pointee.missKey = Self.missKey(vpn4K, asid: asid, access: access)
+                return nil
+            }
+        }
+        return lookupL2(va, asid: asid, access: access)
+    }
+
+    /// The L2 part of `lookupSlow` (4 KiB entries only): probe, then hit or miss.
+    @inline(never)
+    func lookupL2(_ va: VirtAddr, asid: UInt16, access: AccessKind) -> Translation? {
         let vpn4K = va.raw &>> 12
         let i = probe(.l2, usualWays: 12, vpn: vpn4K, key: Self.key(vpn: vpn4K, size: 0), asid: asid)
         if i >= 0 { return l2Hit(va, size: 0, i, asid: asid, access: access) }
-        s.pointee.counters.l2Misses &+= 1
-        s.pointee.missKey = Self.missKey(vpn4K, asid: asid, access: access)
+        state.pointee.counters.l2Misses &+= 1
+        state.pointee.missKey = Self.missKey(vpn4K, asid: asid, access: access)
         return nil
     }
 
@@ -542,6 +617,10 @@ public final class TLB {
         let clock = s.pointee.clock &+ 1
         s.pointee.clock = clock
         a.stamps[i] = clock
+        if size != 2 && TLBArray.ordered(.l2, ways: a.ways) {
+            let set = Int(truncatingIfNeeded: (va.raw &>> Self.shift(size)) & a.setMask)
+            a.touch(set: set, way: i &- set &* a.ways, ways: a.ways)
+        }
         s.pointee.counters.l2Hits &+= 1
         s.pointee.counters.refills &+= 1
         return fillL1(va, asid: UInt16(truncatingIfNeeded: m), size: size, pfn: a.pfns[i], attrs: attrs,
@@ -654,7 +733,8 @@ public final class TLB {
     func fillInline(_ a: TLBArray, _ level: TLBLevel, ways: Int, vpn: UInt64, key: UInt64, tag: UInt8, size: UInt8,
                     leafSize: UInt8, asid: UInt16, meta metaWord: UInt64, pfn: UInt64) {
         let s = state
-        let base = a.setBase(vpn)
+        let set = Int(truncatingIfNeeded: vpn & a.setMask)
+        let base = set &* ways
         let keys = a.keys, meta = a.meta
         let global = metaWord & TLBSlot.globalMeta != 0
         let words = TLBArray.words(ways)
@@ -689,16 +769,11 @@ public final class TLB {
             }
             // ...else the first way with the smallest stamp.
             if victim < 0 {
-                let stamps = a.stamps + base
-                var lru = 0
-                var oldest = stamps[0]
-                for w in 1..<ways {
-                    let st = stamps[w]
-                    let older = st < oldest
-                    lru = older ? w : lru
-                    oldest = older ? st : oldest
+                if TLBArray.ordered(level, ways: ways) {
+                    victim = base &+ Int(truncatingIfNeeded: a.order[set] & 15)
+                } else {
+                    victim = base &+ Self.lru(a.stamps + base, ways: ways)
                 }
-                victim = base &+ lru
             }
         }
         let old = keys[victim]
@@ -715,7 +790,7 @@ public final class TLB {
             // Only the iTLB 2M array holds fractured pieces.
             if level == .l1i2M && UInt8(truncatingIfNeeded: meta[victim] &>> 40) != oldSize { s.pointee.fractured &-= 1 }
             // Arrays other than the L2 hold one entry size: their count does not change.
-            if level == .l2 {
+            if level == .l2 && oldSize != size {
                 live[Self.slot(level, size: oldSize)] &-= 1
                 live[Self.slot(level, size: size)] &+= 1
             }
@@ -731,5 +806,24 @@ public final class TLB {
         a.stamps[victim] = clock
         meta[victim] = metaWord
         a.tags[victim] = tag
+        if TLBArray.ordered(level, ways: ways) { a.touch(set: set, way: victim &- base, ways: ways) }
+    }
+
+    /// The first way with the smallest of `ways` stamps: a tree of compares for 4 and 8
+    /// ways (an earlier way wins ties, as in a linear scan), else a linear scan.
+    @inline(__always)
+    static func lru(_ st: UnsafeMutablePointer<UInt64>, ways: Int) -> Int {
+        @inline(__always) func pick(_ a: Int, _ b: Int) -> Int { st[b] < st[a] ? b : a }
+        if ways == 4 { return pick(pick(0, 1), pick(2, 3)) }
+        if ways == 8 { return pick(pick(pick(0, 1), pick(2, 3)), pick(pick(4, 5), pick(6, 7))) }
+        var lru = 0
+        var oldest = st[0]
+        for w in 1..<ways {
+            let v = st[w]
+            let older = v < oldest
+            lru = older ? w : lru
+            oldest = older ? v : oldest
+        }
+        return lru
     }
 }
