@@ -89,15 +89,25 @@ extension Machine {
         return translateMiss(cpu: cpu, va, access, privilege)
     }
 
-    /// `translate` of an access retried after its fault was handled: the same, except that
-    /// the TLB lookup is skipped when it is known to miss (`TLB.lookupAfterMiss`).
+    /// `translate` for the access loop of a user task: the physical address, or nil when
+    /// the access faulted (the loop does not read the fault's details, so they are not
+    /// built). `retry`: the access is retried after its fault was handled, and its TLB
+    /// lookup is skipped when it is known to miss (`TLB.lookupAfterMiss`).
     @inlinable @inline(__always)
-    func translateRetry(cpu: Int, _ va: VirtAddr, _ access: AccessKind, privilege: Privilege) -> AccessResult {
-        let hit = tlbRefs[cpu]._withUnsafeGuaranteedRef { $0.lookupAfterMiss(va, asid: cpuASIDs[cpu], access: access) }
-        if let t = hit, Self.permits(t.attrs, access, privilege) {
-            return .ok(t.physAddr(for: va))
+    func userTranslate(cpu: Int, _ va: VirtAddr, _ access: AccessKind, retry: Bool) -> PhysAddr? {
+        let hit = tlbRefs[cpu]._withUnsafeGuaranteedRef {
+            retry ? $0.lookupAfterMiss(va, asid: cpuASIDs[cpu], access: access) : $0.lookup(va, asid: cpuASIDs[cpu], access: access)
         }
-        return translateMiss(cpu: cpu, va, access, privilege)
+        if let t = hit, Self.permits(t.attrs, access, .user) {
+            return t.physAddr(for: va)
+        }
+        return userTranslateMiss(cpu: cpu, va, access)
+    }
+
+    /// The walk half of `userTranslate`.
+    @usableFromInline @inline(never)
+    func userTranslateMiss(cpu: Int, _ va: VirtAddr, _ access: AccessKind) -> PhysAddr? {
+        cpuRefs[cpu]._withUnsafeGuaranteedRef { walkAndFill($0, va, access, .user, ok: { $0 }, fault: { _ in nil }) }
     }
 
     /// The walk half of `translate`, out of line so that the hit path stays small.
@@ -120,6 +130,14 @@ extension Machine {
 
     @usableFromInline @inline(never)
     func walkAndFill(_ c: CPU, _ va: VirtAddr, _ access: AccessKind, _ privilege: Privilege) -> AccessResult {
+        walkAndFill(c, va, access, privilege, ok: { .ok($0) }, fault: { .fault($0) })
+    }
+
+    /// The page walk after a TLB miss: fills the TLB from a translation (`ok` gets the
+    /// physical address), or raises the fault (`fault` gets it), as the hardware does.
+    @inline(__always)
+    func walkAndFill<R>(_ c: CPU, _ va: VirtAddr, _ access: AccessKind, _ privilege: Privilege,
+                        ok: (PhysAddr) -> R, fault: (PageFault) -> R) -> R {
         guard let root = c.root ?? c.kernelRoot else {
             c.faults &+= 1
             c.faultPTESlot = nil
@@ -128,9 +146,9 @@ extension Machine {
             if access == .write { code |= 2 }
             if privilege == .user { code |= 4 }
             if access == .execute { code |= 0x10 }
-            return .fault(PageFault(arch: arch, reason: .notPresent, level: arch.topLevel, address: va,
-                                    access: access, privilege: privilege, x86ErrorCode: arch.isX86 ? code : 0,
-                                    arm64ESR: 0))
+            return fault(PageFault(arch: arch, reason: .notPresent, level: arch.topLevel, address: va,
+                                   access: access, privilege: privilege, x86ErrorCode: arch.isX86 ? code : 0,
+                                   arm64ESR: 0))
         }
         let r = c.walker.walk(root: root, va: va, access: access, privilege: privilege, kernelRoot: c.kernelRoot, memo: c.walkMemo)
         c.walks &+= 1
@@ -138,14 +156,14 @@ extension Machine {
         switch r.outcome {
         case .translation(let t):
             c.tlb.insert(va, asid: c.asid, translation: t, instruction: access == .execute)
-            return .ok(t.physAddr(for: va))
+            return ok(t.physAddr(for: va))
         case .fault(let f):
             // A page fault invalidates the TLB entries for the faulting address (Intel SDM
             // 4.10.4.1). A not-present fault can have none: TLBs cache only present entries.
             if f.reason != .notPresent { c.tlb.flushPage(va, asid: c.asid) }
             c.faults &+= 1
             c.faultPTESlot = r.pteSlot
-            return .fault(f)
+            return fault(f)
         }
     }
 }

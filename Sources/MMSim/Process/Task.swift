@@ -278,9 +278,7 @@ extension Machine {
         while a < end || (end < addr && a >= addr) {
             var tries = 0
             while true {
-                let r = tries == 0 ? translate(cpu: t.cpu, VirtAddr(a), kind, privilege: .user)
-                                   : translateRetry(cpu: t.cpu, VirtAddr(a), kind, privilege: .user)
-                if case .ok(let pa) = r {
+                if let pa = userTranslate(cpu: t.cpu, VirtAddr(a), kind, retry: tries > 0) {
                     if validate { validateAccess(t, mm, a, kind, pa) }
                     if kind == .write { frames[pa.pfn].pointee.content &+= 1 }
                     report.accesses += 1
