@@ -267,9 +267,19 @@ public final class Zone {
     public internal(set) var startPFN: UInt64 = 0
     public internal(set) var spannedPages: UInt64 = 0
     /// Pages of RAM in the zone (holes excluded).
-    public internal(set) var presentPages: UInt64 = 0
+    public internal(set) var presentPages: UInt64 = 0 { didSet { usabilityChanged() } }
     /// Pages the buddy allocator manages (present minus reserved), zone_managed_pages().
-    public internal(set) var managedPages: UInt64 = 0
+    public internal(set) var managedPages: UInt64 = 0 { didSet { usabilityChanged() } }
+    /// The allocator's PageAllocator.firstUsableZone, which depends on every zone's present
+    /// and managed pages: forgotten whenever they change (nil once the allocator is gone).
+    var usableZoneCache: FixedArray<Int>? = nil
+
+    /// Present or managed pages changed: whether get_page_from_freelist() skips this zone
+    /// may have changed too.
+    private func usabilityChanged() {
+        guard let c = usableZoneCache else { return }
+        for i in 0..<c.count { c[i] = PageAllocator.usableZoneUnknown }
+    }
     /// _watermark[min, low, high, promo]
     public let watermarks = FixedArray<UInt64>(repeating: 0, count: 4)
     /// lowmem_reserve[]: pages kept back from allocations that could use a higher zone.

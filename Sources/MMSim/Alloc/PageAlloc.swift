@@ -47,6 +47,12 @@ public final class PageAllocator {
     static let numaItems = 6
     /// The zones again, unretained, for the hot paths (kept alive by `zones`).
     let zoneRefs: FixedArray<Unmanaged<Zone>>
+    /// For the order-0 fast path on one node (allocOrder0Pcp()): per highest allowed zone
+    /// index, the first zone at or below it that get_page_from_freelist() does not skip
+    /// (populated, with managed pages), -1 if none, `usableZoneUnknown` when not known.
+    /// Every zone forgets it when its present or managed pages change.
+    let firstUsableZone = FixedArray<Int>(repeating: PageAllocator.usableZoneUnknown, count: ZoneType.perNode)
+    static let usableZoneUnknown = -2
     /// The CPU on whose behalf allocations run (this_cpu for pcp lists).
     public var currentCPU = 0
     /// Pageblock migrate types (the usemap), one byte per pageblock.
@@ -81,9 +87,12 @@ public final class PageAllocator {
         pageblockTypes = .allocate(capacity: max(1, pageblockCount))
         // memmap_init_zone(): every pageblock starts MIGRATE_MOVABLE.
         pageblockTypes.initialize(repeating: UInt8(MigrateType.movable.rawValue), count: max(1, pageblockCount))
+        for z in zones { z.usableZoneCache = firstUsableZone }
     }
 
     deinit {
+        for z in zones { z.usableZoneCache = nil }
+        firstUsableZone.deallocate()
         pageblockTypes.deallocate()
         zoneRefs.deallocate()
         cpuNodes.deallocate()
@@ -937,13 +946,14 @@ public final class PageAllocator {
     /// allocPagesSlow() would (pcp counts, PGALLOC, zone_statistics(), prep_new_page()) and
     /// returns its PFN; in every other case it changes nothing and returns `noPage`.
     /// ALLOC_NOFRAGMENT and ALLOC_KSWAPD play no part in taking a page off a pcp list.
+    /// The zones skipped before the first usable one come from firstUsableZone.
     @inline(__always) func allocOrder0Pcp(_ gfp: GFP) -> UInt64 {
         let highest = gfp.highestZoneIndex
-        var zi = highest
-        // tryZone()'s skip of empty zones.
-        while zoneRefs[zi]._withUnsafeGuaranteedRef({ $0.presentPages == 0 || $0.managedPages == 0 }) {
-            if zi == 0 { return Self.noPage }
-            zi &-= 1
+        var zi = firstUsableZone[highest]
+        if zi < 0 {
+            if zi != Self.usableZoneUnknown { return Self.noPage }
+            zi = findFirstUsableZone(highest)
+            if zi < 0 { return Self.noPage }
         }
         return zoneRefs[zi]._withUnsafeGuaranteedRef { zone -> UInt64 in
             // __zone_watermark_ok() at order 0 with ALLOC_WMARK_LOW, no reserves.
@@ -964,6 +974,15 @@ public final class PageAllocator {
             prepNewPage(PFN(UInt64(v)), order: 0, gfp: gfp)
             return UInt64(v)
         }
+    }
+
+    /// tryZone()'s skip of empty zones, from zone `highest` of node 0 down: the first zone
+    /// it does not skip, or -1; remembered in firstUsableZone.
+    @inline(never) func findFirstUsableZone(_ highest: Int) -> Int {
+        var zi = highest
+        while zi >= 0 && (zones[zi].presentPages == 0 || zones[zi].managedPages == 0) { zi -= 1 }
+        firstUsableZone[highest] = zi
+        return zi
     }
 
     /// allocPages() in general: any order, any node, a pcp list to refill, a zone to fall
