@@ -81,9 +81,9 @@ public struct TLBEntryInfo: Sendable, Hashable {
     public var isGlobal: Bool { translation.attrs.contains(.global) }
 }
 
-/// One set-associative array: `sets * ways` entries, set-major, stored as parallel
-/// columns so that a probe reads only the tags (8 bytes) and the ASID/attribute words
-/// (4 bytes) of its set: a 12-way L2 set is 144 bytes, not 12 whole entries.
+/// One set-associative array: `sets * ways` entries, set-major, each entry's key, meta,
+/// frame and stamp in 32 contiguous bytes (one pointer reaches every field; a hit reads
+/// one entry), plus a separate byte column of filter tags.
 ///
 /// A byte column of filter tags (`0x80 | 7 hash bits of the key` when valid, 0 when
 /// invalid) lets the miss paths (lookups past L1, fills, flushes) test a whole set with
@@ -91,16 +91,19 @@ public struct TLBEntryInfo: Sendable, Hashable {
 /// it also tells invalid ways apart without reading the keys.
 @usableFromInline
 struct TLBArray {
+    /// The entries, 32 bytes each (key, meta, pfn, stamp), set-major: an entry is one
+    /// half cache line, and every column is reached from this one pointer.
+    @usableFromInline let entries: UnsafeMutablePointer<UInt64>
     /// (VPN at the entry size) << 3 | size << 1 | 1; 0 = invalid.
-    @usableFromInline let keys: UnsafeMutablePointer<UInt64>
+    @inlinable @inline(__always) var keys: TLBColumn { TLBColumn(entries) }
     /// ASID | ASID mask << 16 | TranslationAttrs << 32 | leaf PageSize << 40. The ASID
     /// mask is 0xFFFF, or 0 for a global entry, so that one compare tests tag and ASID;
     /// the leaf size differs from the key's size for a fractured piece.
-    @usableFromInline let meta: UnsafeMutablePointer<UInt64>
+    @inlinable @inline(__always) var meta: TLBColumn { TLBColumn(entries + 1) }
     /// First frame of the cached translation (aligned to the entry size).
-    @usableFromInline let pfns: UnsafeMutablePointer<UInt64>
+    @inlinable @inline(__always) var pfns: TLBColumn { TLBColumn(entries + 2) }
     /// LRU use stamps: larger = more recently used.
-    @usableFromInline let stamps: UnsafeMutablePointer<UInt64>
+    @inlinable @inline(__always) var stamps: TLBColumn { TLBColumn(entries + 3) }
     /// Filter tags, `Self.tag(key)` for a valid entry, 0 for an invalid one; padded by 8
     /// bytes so that a set's last tag word can always be loaded whole.
     @usableFromInline let tags: UnsafeMutablePointer<UInt8>
@@ -122,14 +125,8 @@ struct TLBArray {
         precondition(g.ways > 0 && g.entries > 0 && g.entries % g.ways == 0, "TLB \(level): \(g.entries) entries / \(g.ways) ways")
         let sets = g.entries / g.ways
         precondition(sets & (sets - 1) == 0, "TLB \(level): set count \(sets) is not a power of two")
-        keys = .allocate(capacity: g.entries)
-        keys.initialize(repeating: 0, count: g.entries)
-        meta = .allocate(capacity: g.entries)
-        meta.initialize(repeating: 0, count: g.entries)
-        pfns = .allocate(capacity: g.entries)
-        pfns.initialize(repeating: 0, count: g.entries)
-        stamps = .allocate(capacity: g.entries)
-        stamps.initialize(repeating: 0, count: g.entries)
+        entries = .allocate(capacity: 4 * g.entries)
+        entries.initialize(repeating: 0, count: 4 * g.entries)
         tags = .allocate(capacity: g.entries + 8)
         tags.initialize(repeating: 0, count: g.entries + 8)
         order = .allocate(capacity: sets)
@@ -143,10 +140,7 @@ struct TLBArray {
     }
 
     func deallocate() {
-        keys.deallocate()
-        meta.deallocate()
-        pfns.deallocate()
-        stamps.deallocate()
+        entries.deallocate()
         tags.deallocate()
         order.deallocate()
     }
@@ -272,6 +266,17 @@ struct TLBArray {
             j &-= 1
         }
         return -1
+    }
+}
+
+/// One field of every entry of a `TLBArray`, indexed by entry.
+@usableFromInline
+struct TLBColumn {
+    @usableFromInline let p: UnsafeMutablePointer<UInt64>
+    @inlinable @inline(__always) init(_ p: UnsafeMutablePointer<UInt64>) { self.p = p }
+    @inlinable @inline(__always) subscript(i: Int) -> UInt64 {
+        get { p[i &<< 2] }
+        nonmutating set { p[i &<< 2] = newValue }
     }
 }
 
@@ -735,51 +740,71 @@ public final class TLB {
         let s = state
         let set = Int(truncatingIfNeeded: vpn & a.setMask)
         let base = set &* ways
-        let keys = a.keys, meta = a.meta
-        let global = metaWord & TLBSlot.globalMeta != 0
-        let words = TLBArray.words(ways)
-        // A way with the same tag: the filter tags name the candidates (usually none).
-        var victim = -1
-        var j = words &- 1
-        search: while j >= 0 {
-            var c = TLBArray.candidates(a.tagWord(base, j), tag) & TLBArray.lanes(ways: ways, word: j)
-            while c != 0 {
-                let lane = TLBArray.highestLane(c)
-                let i = base &+ j &* 8 &+ lane
-                let m = meta[i]
-                if keys[i] == key && (global || UInt16(truncatingIfNeeded: m) == asid || m & TLBSlot.globalMeta != 0) {
-                    victim = i
-                    break search
-                }
-                c &= ~(UInt64(0x80) &<< UInt64(truncatingIfNeeded: lane &* 8))
+        var victim: Int
+        var replacing = false
+        // Whether the victim is known to be valid (a full set's LRU way) or invalid.
+        var evicting = false
+        if ways <= 16 {
+            // At most two tag words: load them once for the same-tag and the invalid-way tests.
+            let l0 = TLBArray.lanes(ways: ways, word: 0)
+            let l1 = ways > 8 ? TLBArray.lanes(ways: ways, word: 1) : 0
+            let w0 = a.tagWord(base, 0)
+            let w1 = ways > 8 ? a.tagWord(base, 1) : 0
+            victim = -1
+            if TLBArray.candidates(w0, tag) & l0 | TLBArray.candidates(w1, tag) & l1 != 0 {
+                victim = sameTagWay(a, ways: ways, base: base, key: key, tag: tag, asid: asid, meta: metaWord)
+                replacing = victim >= 0
             }
-            j &-= 1
-        }
-        let replacing = victim >= 0
-        if !replacing {
-            // The last invalid way (filter tag 0)...
-            j = words &- 1
-            while j >= 0 {
-                let free = ~a.tagWord(base, j) & TLBArray.lanes(ways: ways, word: j)
-                if free != 0 {
-                    victim = base &+ j &* 8 &+ TLBArray.highestLane(free)
-                    break
-                }
-                j &-= 1
-            }
-            // ...else the first way with the smallest stamp.
-            if victim < 0 {
-                if TLBArray.ordered(level, ways: ways) {
-                    victim = base &+ Int(truncatingIfNeeded: a.order[set] & 15)
-                } else {
-                    victim = base &+ Self.lru(a.stamps + base, ways: ways)
-                }
-            }
-        }
-        let old = keys[victim]
-        let live = self.live
-        if old != 0 {
             if !replacing {
+                // Every way valid: bit 7 of every lane (12 ways: 8 lanes of w0, 4 of w1).
+                let full = ways == 12 ? (w0 & (w0 &>> 32) & w1) & 0x8080_8080 == 0x8080_8080
+                                      : w0 & l0 == l0 && w1 & l1 == l1
+                if full {
+                    // The first way with the smallest stamp.
+                    evicting = true
+                    if TLBArray.ordered(level, ways: ways) {
+                        // The head of the recency order, which then moves to its end.
+                        let o = a.order[set]
+                        let lru = o & 15
+                        a.order[set] = o &>> 4 | lru &<< UInt64(truncatingIfNeeded: (ways &- 1) &* 4)
+                        victim = base &+ Int(truncatingIfNeeded: lru)
+                    } else {
+                        victim = base &+ Self.lru(a.stamps, base: base, ways: ways)
+                    }
+                } else {
+                    // The last invalid way (filter tag 0).
+                    let free0 = ~w0 & l0, free1 = ~w1 & l1
+                    victim = free1 != 0 ? base &+ 8 &+ TLBArray.highestLane(free1) : base &+ TLBArray.highestLane(free0)
+                }
+            }
+        } else {
+            victim = sameTagWay(a, ways: ways, base: base, key: key, tag: tag, asid: asid, meta: metaWord)
+            replacing = victim >= 0
+            if !replacing {
+                // The last invalid way (filter tag 0)...
+                var j = TLBArray.words(ways) &- 1
+                while j >= 0 {
+                    let free = ~a.tagWord(base, j) & TLBArray.lanes(ways: ways, word: j)
+                    if free != 0 {
+                        victim = base &+ j &* 8 &+ TLBArray.highestLane(free)
+                        break
+                    }
+                    j &-= 1
+                }
+                // ...else the first way with the smallest stamp.
+                if victim < 0 {
+                    evicting = true
+                    victim = base &+ Self.lru(a.stamps, base: base, ways: ways)
+                }
+            }
+        }
+        let keys = a.keys, meta = a.meta
+        let live = self.live
+        // A way is valid exactly when its filter tag is nonzero: only a replaced (same-tag)
+        // or an evicted way holds an entry.
+        if replacing || evicting {
+            let old = keys[victim]
+            if evicting {
                 switch level {
                 case .l2, .l2_1G: s.pointee.counters.l2Evictions &+= 1
                 case .l1i4K, .l1i2M: s.pointee.counters.l1iEvictions &+= 1
@@ -806,13 +831,37 @@ public final class TLB {
         a.stamps[victim] = clock
         meta[victim] = metaWord
         a.tags[victim] = tag
-        if TLBArray.ordered(level, ways: ways) { a.touch(set: set, way: victim &- base, ways: ways) }
+        if TLBArray.ordered(level, ways: ways) && !(evicting && ways <= 16) { a.touch(set: set, way: victim &- base, ways: ways) }
+    }
+
+    /// The way of the set at `base` holding `key` under `asid` (the same ASID, or either
+    /// entry global), searched from the last way down; -1 if none.
+    @inline(__always)
+    func sameTagWay(_ a: TLBArray, ways: Int, base: Int, key: UInt64, tag: UInt8, asid: UInt16, meta metaWord: UInt64) -> Int {
+        let keys = a.keys, meta = a.meta
+        let global = metaWord & TLBSlot.globalMeta != 0
+        var j = TLBArray.words(ways) &- 1
+        while j >= 0 {
+            var c = TLBArray.candidates(a.tagWord(base, j), tag) & TLBArray.lanes(ways: ways, word: j)
+            while c != 0 {
+                let lane = TLBArray.highestLane(c)
+                let i = base &+ j &* 8 &+ lane
+                let m = meta[i]
+                if keys[i] == key && (global || UInt16(truncatingIfNeeded: m) == asid || m & TLBSlot.globalMeta != 0) {
+                    return i
+                }
+                c &= ~(UInt64(0x80) &<< UInt64(truncatingIfNeeded: lane &* 8))
+            }
+            j &-= 1
+        }
+        return -1
     }
 
     /// The first way with the smallest of `ways` stamps: a tree of compares for 4 and 8
     /// ways (an earlier way wins ties, as in a linear scan), else a linear scan.
     @inline(__always)
-    static func lru(_ st: UnsafeMutablePointer<UInt64>, ways: Int) -> Int {
+    static func lru(_ stamps: TLBColumn, base: Int, ways: Int) -> Int {
+        let st = TLBColumn(stamps.p + base &* 4)
         @inline(__always) func pick(_ a: Int, _ b: Int) -> Int { st[b] < st[a] ? b : a }
         if ways == 4 { return pick(pick(0, 1), pick(2, 3)) }
         if ways == 8 { return pick(pick(pick(0, 1), pick(2, 3)), pick(pick(4, 5), pick(6, 7))) }
