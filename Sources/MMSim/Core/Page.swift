@@ -3,7 +3,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 
 /// PG_* page flags (include/linux/page-flags.h), the subset the model uses.
 public struct PageFlags: OptionSet, Sendable, Hashable {
@@ -144,10 +143,6 @@ public final class FrameTable {
     }
 
     deinit {
-        for (_, c) in prefaulting {
-            c.done.wait()
-            HostChunks.free(c.chunk)
-        }
         for s in 0..<sectionCount {
             if let p = sections[s] { HostChunks.free(UnsafeMutableRawPointer(p)) }
         }
@@ -179,29 +174,12 @@ public final class FrameTable {
     @inline(never) private func materialize(_ s: Int) -> UnsafeMutablePointer<PageMeta> {
         precondition(s < sectionCount, "PFN beyond the end of physical memory")
         // One section of records is exactly one host chunk (32768 x 64 bytes = 2 MiB), zeroed.
-        let chunk: UnsafeMutableRawPointer
-        if let c = prefaulting.removeValue(forKey: s) {
-            c.done.wait()
-            chunk = c.chunk
-        } else {
-            chunk = HostChunks.allocate()
-        }
-        let p = chunk.bindMemory(to: PageMeta.self, capacity: Self.framesPerSection)
+        let p = HostChunks.allocate().bindMemory(to: PageMeta.self, capacity: Self.framesPerSection)
         sections[s] = p
         materializedSections += 1
         initializer(PFN(UInt64(s) << Self.sectionShift), p)
-        // The page allocator hands out boot memory upwards (free lists in address order), so
-        // the next sections are likely next: have their host memory faulted in meanwhile.
-        for n in s + 1...s + Self.prefaultAhead where n < sectionCount && sections[n] == nil && prefaulting[n] == nil {
-            prefaulting[n] = HostChunks.prefault()
-        }
         return p
     }
-
-    /// Sections whose host chunk is being faulted in ahead of use (see `HostChunks.prefault`).
-    private var prefaulting: [Int: HostChunks.Prefault] = [:]
-    /// Sections past a newly materialized one prefaulted ahead of use.
-    static let prefaultAhead = 2
 
     // MARK: Page-table frame storage
 
@@ -277,30 +255,6 @@ enum HostChunks {
         p.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         return p
         #endif
-    }
-
-    /// A chunk whose host pages a background thread is faulting in; `done` is signalled
-    /// when it has. Only host memory is touched (the chunk stays all zero), so the model's
-    /// state and output do not depend on when it finishes.
-    struct Prefault {
-        let chunk: UnsafeMutableRawPointer
-        let done: DispatchSemaphore
-    }
-
-    /// A new chunk, faulted in on a background thread: the first touch of host memory
-    /// (~1 ms per 2 MiB on a VM, mostly the host kernel clearing pages) then overlaps the
-    /// simulation instead of stalling it, as the kernel's pgdatinit threads initialize
-    /// struct pages while boot goes on. Wait on `done` before using the chunk.
-    static func prefault() -> Prefault {
-        let c = Prefault(chunk: allocate(), done: DispatchSemaphore(value: 0))
-        let addr = UInt(bitPattern: c.chunk), done = c.done
-        DispatchQueue.global(qos: .utility).async {
-            let p = UnsafeMutableRawPointer(bitPattern: addr)!
-            // Writing a zero per host page faults it in and leaves the chunk zeroed.
-            for off in stride(from: 0, to: bytes, by: 4096) { p.storeBytes(of: 0, toByteOffset: off, as: UInt8.self) }
-            done.signal()
-        }
-        return c
     }
 
     static func free(_ p: UnsafeMutableRawPointer) {
