@@ -26,7 +26,7 @@ extension Machine {
         counters.add(.nrInactiveAnon, 1)
     }
 
-    /// mlock_new_folio(): the unevictable list, counted as mlocked.
+    /// mlock_new_folio() / mlock_folio(): to the unevictable list, counted as mlocked.
     @inline(never) func lruAddMlocked(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
         p.pointee.flags.insert([.lru, .mlocked, .unevictable])
         counters.add(.nrMlock, 1)

@@ -165,12 +165,7 @@ extension Machine {
         let p = frames[pfn]
         guard !p.pointee.flags.contains(.mlocked) else { return }
         lruDel(pfn)
-        p.pointee.flags.insert([.lru, .mlocked, .unevictable])
-        counters.add(.nrMlock, 1)
-        counters.add(.nrUnevictable, 1)
-        counters.add(.unevictablePgsMlocked, 1)
-        counters.add(.unevictablePgsCulled, 1)
-        allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] += 1
+        lruAddMlocked(pfn, p)
     }
 
     /// munlock_folio(): back to the inactive list (unevictable_pgs_munlocked).
