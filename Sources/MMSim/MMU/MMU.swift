@@ -86,34 +86,30 @@ extension Machine {
         }
         // A miss, a write through a clean entry, or cached permissions that forbid the
         // access: the hardware walks (and a fault drops the cached entry).
-        return translateMiss(cpu: cpu, va, access, privilege)
+        return cpuRefs[cpu]._withUnsafeGuaranteedRef { walkAndFill($0, va, access, privilege) }
     }
 
     /// `translate` for the access loop of a user task: the physical address, or nil when
     /// the access faulted (the loop does not read the fault's details, so they are not
     /// built). `retry`: the access is retried after its fault was handled, and its TLB
-    /// lookup is skipped when it is known to miss (`TLB.lookupAfterMiss`).
+    /// lookup is skipped when it is known to miss (`TLB.countKnownMiss`).
     @inlinable @inline(__always)
     func userTranslate(cpu: Int, _ va: VirtAddr, _ access: AccessKind, retry: Bool) -> PhysAddr? {
-        let hit = tlbRefs[cpu]._withUnsafeGuaranteedRef {
-            retry ? $0.lookupAfterMiss(va, asid: cpuASIDs[cpu], access: access) : $0.lookup(va, asid: cpuASIDs[cpu], access: access)
+        let hit = tlbRefs[cpu]._withUnsafeGuaranteedRef { tlb -> Translation? in
+            let asid = cpuASIDs[cpu]
+            if retry && tlb.countKnownMiss(va, asid: asid, access: access) { return nil }
+            return tlb.lookup(va, asid: asid, access: access)
         }
         if let t = hit, Self.permits(t.attrs, access, .user) {
             return t.physAddr(for: va)
         }
-        return userTranslateMiss(cpu: cpu, va, access)
+        return cpuRefs[cpu]._withUnsafeGuaranteedRef { userTranslateMiss($0, va, access) }
     }
 
-    /// The walk half of `userTranslate`.
+    /// The walk half of `userTranslate`, out of line.
     @usableFromInline @inline(never)
-    func userTranslateMiss(cpu: Int, _ va: VirtAddr, _ access: AccessKind) -> PhysAddr? {
-        cpuRefs[cpu]._withUnsafeGuaranteedRef { walkAndFill($0, va, access, .user, ok: { $0 }, fault: { _ in nil }) }
-    }
-
-    /// The walk half of `translate`, out of line so that the hit path stays small.
-    @usableFromInline @inline(never)
-    func translateMiss(cpu: Int, _ va: VirtAddr, _ access: AccessKind, _ privilege: Privilege) -> AccessResult {
-        cpuRefs[cpu]._withUnsafeGuaranteedRef { walkAndFill($0, va, access, privilege) }
+    func userTranslateMiss(_ c: CPU, _ va: VirtAddr, _ access: AccessKind) -> PhysAddr? {
+        walkAndFill(c, va, access, .user, ok: { $0 }, fault: { _ in nil })
     }
 
     /// The permission check a TLB hit needs (the walk computes the same from the entries).
@@ -128,6 +124,7 @@ extension Machine {
         return a.rawValue & need == need && a.rawValue & forbid == 0
     }
 
+    /// The walk half of `translate`, out of line so that the hit path stays small.
     @usableFromInline @inline(never)
     func walkAndFill(_ c: CPU, _ va: VirtAddr, _ access: AccessKind, _ privilege: Privilege) -> AccessResult {
         walkAndFill(c, va, access, privilege, ok: { .ok($0) }, fault: { .fault($0) })

@@ -319,7 +319,7 @@ struct TLBState {
     @usableFromInline var fractured: Int = 0
     @usableFromInline var counters = TLBCounters()
     /// `TLB.missKey` of the last lookup that missed at every level, 0 once any entry has
-    /// been filled since (host-side: lets `lookupAfterMiss` skip probes that cannot hit).
+    /// been filled since (host-side: lets `countKnownMiss` skip probes that cannot hit).
     @usableFromInline var missKey: UInt64 = 0
 }
 
@@ -572,20 +572,19 @@ public final class TLB {
         Self.key(vpn: vpn, size: 0) | (access == .execute ? 4 : 0) | UInt64(asid) &<< 48
     }
 
-    /// `lookup` for the access that just missed at every level and faulted, retried after
-    /// the fault handler: when no entry was filled since that miss (the handler made no
-    /// access through this TLB), the lookup is known to miss again at every level, so it
-    /// only counts what `lookup` would (an L1 miss and an L2 miss) without probing.
-    /// Invalidations in between cannot make a miss hit, so they need no check.
+    /// For the access that just missed at every level and faulted, retried after the
+    /// fault handler: when no entry was filled since that miss (the handler made no access
+    /// through this TLB), its lookup is known to miss again at every level; this counts
+    /// what `lookup` would (an L1 miss and an L2 miss) and returns true, so the caller
+    /// skips the probes. Invalidations in between cannot make a miss hit, so they need no
+    /// check. Otherwise returns false and counts nothing.
     @inlinable @inline(__always)
-    public func lookupAfterMiss(_ va: VirtAddr, asid: ASID, access: AccessKind) -> Translation? {
+    public func countKnownMiss(_ va: VirtAddr, asid: ASID, access: AccessKind) -> Bool {
         let s = state
-        if s.pointee.missKey == Self.missKey(va.raw &>> 12, asid: asid.raw, access: access) {
-            if access == .execute { s.pointee.counters.l1iMisses &+= 1 } else { s.pointee.counters.l1dMisses &+= 1 }
-            s.pointee.counters.l2Misses &+= 1
-            return nil
-        }
-        return lookup(va, asid: asid, access: access)
+        guard s.pointee.missKey == Self.missKey(va.raw &>> 12, asid: asid.raw, access: access) else { return false }
+        if access == .execute { s.pointee.counters.l1iMisses &+= 1 } else { s.pointee.counters.l1dMisses &+= 1 }
+        s.pointee.counters.l2Misses &+= 1
+        return true
     }
 
     /// A hit in an L1 large-page array: entry `i` of `level` (l1d2M, l1d1G or l1i2M).
