@@ -98,6 +98,36 @@ struct TLBReplacementTests {
 
 @Suite("TLB levels and counters")
 struct TLBLevelTests {
+    /// The fault retry's shortcut (TLB.countKnownMiss) claims a miss only when a real
+    /// lookup would miss at every level: right after a full miss of the same page, ASID
+    /// and side with nothing filled since; it then counts what that lookup would.
+    @Test func knownMissOnlyAfterAFullMissWithNoFillSince() {
+        let tlb = TLB()
+        #expect(!tlb.countKnownMiss(va(7), asid: a1, access: .write))      // no miss recorded yet
+        #expect(tlb.lookup(va(7), asid: a1, access: .write) == nil)
+        let before = tlb.counters
+        #expect(tlb.countKnownMiss(va(7), asid: a1, access: .write))
+        #expect(tlb.counters.l1dMisses == before.l1dMisses + 1 && tlb.counters.l2Misses == before.l2Misses + 1)
+        #expect(tlb.lookup(va(7), asid: a1, access: .write) == nil)        // the real lookup agrees
+        // Another ASID, the other side or another page: not the recorded miss.
+        #expect(!tlb.countKnownMiss(va(7), asid: a2, access: .write))
+        #expect(!tlb.countKnownMiss(va(7), asid: a1, access: .execute))
+        #expect(!tlb.countKnownMiss(va(8), asid: a1, access: .write))
+        // A fill since the miss (here of the page itself) voids it: the lookup now hits.
+        tlb.insert(va(7), asid: a1, translation: t4K(9), instruction: false)
+        #expect(!tlb.countKnownMiss(va(7), asid: a1, access: .write))
+        #expect(tlb.lookup(va(7), asid: a1, access: .write)?.basePFN == PFN(UInt64(9)))
+        // A dirty miss (a write through a clean entry) records nothing.
+        tlb.insert(va(20), asid: a1, translation: t4K(3, [.writable, .user]), instruction: false)
+        #expect(tlb.lookup(va(20), asid: a1, access: .write) == nil)
+        #expect(!tlb.countKnownMiss(va(20), asid: a1, access: .write))
+        // So does an L2 hit that refills the L1 (a fill).
+        for i: UInt64 in 1...4 { tlb.insert(va(7 + 16 * i), asid: a1, translation: t4K(i), instruction: false) }
+        #expect(tlb.lookup(va(7), asid: a1, access: .read) != nil)
+        #expect(!tlb.countKnownMiss(va(7), asid: a1, access: .read))
+        #expect(countsConsistent(tlb))
+    }
+
     @Test func hitMissCountersAndRefill() {
         let tlb = TLB()
         #expect(tlb.lookup(va(1), asid: a1, access: .read) == nil)
