@@ -356,6 +356,9 @@ public final class TLB {
     @usableFromInline let l2: TLBArray
     @usableFromInline let l2_1G: TLBArray
     @usableFromInline let state: UnsafeMutablePointer<TLBState>
+    /// The L1 dTLB 4K array has 4 ways and the L2 12: `insert` of a 4 KiB data
+    /// translation takes `fillData4K`.
+    @usableFromInline let usualData4K: Bool
     /// Valid entries per (array, size) slot: `TLBLevel.rawValue`, and 7 for the L2's 2M
     /// entries (slot 5 then counts its 4K ones). Lets lookups skip empty large-page arrays.
     /// Kept at the start of `state`, so that one pointer reaches both.
@@ -373,6 +376,7 @@ public final class TLB {
         l2_1G = TLBArray(geometry.l2_1G, level: .l2_1G)
         state = .allocate(capacity: 1)
         state.initialize(to: TLBState())
+        usualData4K = l1d4K.ways == 4 && l2.ways == 12
         precondition(MemoryLayout<TLBState>.offset(of: \TLBState.live) == 0)
     }
 
@@ -639,11 +643,13 @@ public final class TLB {
     /// overwritten in place (e.g. after a dirty-miss walk); otherwise an invalid way,
     /// else the LRU way of the set, is used.
     public func insert(_ va: VirtAddr, asid: ASID, translation t: Translation, instruction: Bool) {
-        if t.size.rawValue == 0 && !instruction && l1d4K.ways == 4 && l2.ways == 12 {
+        if t.size.rawValue == 0 && !instruction && usualData4K {
             // The common case: a 4 KiB data page after a walk, with the default geometry.
             state.pointee.counters.inserts &+= 1
-            fillData4K(vpn: va.raw &>> 12, meta: Self.metaWord(asid: asid.raw, attrs: t.attrs.rawValue, leafSize: 0),
-                       pfn: t.basePFN.raw)
+            // metaWord(asid:attrs:leafSize: 0), the ASID mask without a branch.
+            let attrs = UInt64(t.attrs.rawValue)
+            let asidMask = ((attrs &>> 3) & 1 &- 1) & 0xFFFF_0000
+            fillData4K(vpn: va.raw &>> 12, meta: UInt64(asid.raw) | asidMask | attrs &<< 32, pfn: t.basePFN.raw)
             return
         }
         insertAny(va, asid: asid, translation: t, instruction: instruction)
@@ -805,16 +811,45 @@ public final class TLB {
             live[TLBLevel.l1d4K.rawValue] &+= 1
             victim = base &+ TLBArray.highestLane(~w & 0x8080_8080)
         }
+        // The clock is stored once, after the L2 fill (or before the general one).
         let clock = s.pointee.clock &+ 1
-        s.pointee.clock = clock
         s.pointee.missKey = 0
+        let key = vpn &<< 3 | 1
         let e = a.entries + victim &<< 2
-        e[0] = vpn &<< 3 | 1
+        e[0] = key
         e[2] = pfn
         e[3] = clock
         e[1] = mw
         a.tags[victim] = tag
-        fillL2Data4K(vpn: vpn, meta: mw, pfn: pfn)
+        // The L2: `fillL2Data4K` inline, sharing the tag, the state and the clock.
+        let l2 = self.l2
+        let set = Int(truncatingIfNeeded: vpn & l2.setMask)
+        let base2 = set &* 12
+        let w0 = l2.tagWord(base2, 0)
+        let w1 = UInt64(UInt32(littleEndian: UnsafeRawPointer(l2.tags + (base2 &+ 8)).loadUnaligned(as: UInt32.self)))
+        let b = TLBArray.ones &* UInt64(tag)
+        let x0 = w0 ^ b, x1 = w1 ^ b
+        if ((x0 &- TLBArray.ones) & ~x0 | (x1 &- TLBArray.ones) & ~x1) & TLBArray.lanes != 0
+            || (w0 & (w0 &>> 32) & w1) & 0x8080_8080 != 0x8080_8080 {
+            s.pointee.clock = clock
+            return fillL2Data4KAny(vpn: vpn, meta: mw, pfn: pfn)
+        }
+        s.pointee.counters.l2Evictions &+= 1
+        let o = l2.order[set]
+        let lru = o & 15
+        l2.order[set] = o &>> 4 | lru &<< 44
+        let victim2 = base2 &+ Int(truncatingIfNeeded: lru)
+        if live[7] != 0 && Self.entrySize(l2.keys[victim2]) == 1 {
+            live[TLBLevel.l2.rawValue] &+= 1
+            live[7] &-= 1
+        }
+        s.pointee.clock = clock &+ 1
+        let e2 = l2.entries + victim2 &<< 2
+        e2[0] = key
+        e2[2] = pfn
+        e2[3] = clock &+ 1
+        e2[1] = mw
+        l2.tags[victim2] = tag
     }
 
     /// `fillL2Data4KAny` when no filter tag of the L2 set matches (no same-tag way) and
