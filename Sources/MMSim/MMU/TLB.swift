@@ -811,17 +811,9 @@ public final class TLB {
             live[TLBLevel.l1d4K.rawValue] &+= 1
             victim = base &+ TLBArray.highestLane(~w & 0x8080_8080)
         }
-        // The clock is stored once, after the L2 fill (or before the general one).
-        let clock = s.pointee.clock &+ 1
-        s.pointee.missKey = 0
+        // The L2 set (the same test as `fillL2Data4K`), before either entry is written, so
+        // that the two entries are written together.
         let key = vpn &<< 3 | 1
-        let e = a.entries + victim &<< 2
-        e[0] = key
-        e[2] = pfn
-        e[3] = clock
-        e[1] = mw
-        a.tags[victim] = tag
-        // The L2: `fillL2Data4K` inline, sharing the tag, the state and the clock.
         let l2 = self.l2
         let set = Int(truncatingIfNeeded: vpn & l2.setMask)
         let base2 = set &* 12
@@ -829,9 +821,17 @@ public final class TLB {
         let w1 = UInt64(UInt32(littleEndian: UnsafeRawPointer(l2.tags + (base2 &+ 8)).loadUnaligned(as: UInt32.self)))
         let b = TLBArray.ones &* UInt64(tag)
         let x0 = w0 ^ b, x1 = w1 ^ b
+        let e = a.entries + victim &<< 2
         if ((x0 &- TLBArray.ones) & ~x0 | (x1 &- TLBArray.ones) & ~x1) & TLBArray.lanes != 0
             || (w0 & (w0 &>> 32) & w1) & 0x8080_8080 != 0x8080_8080 {
+            let clock = s.pointee.clock &+ 1
             s.pointee.clock = clock
+            s.pointee.missKey = 0
+            e[0] = key
+            e[2] = pfn
+            e[3] = clock
+            e[1] = mw
+            a.tags[victim] = tag
             return fillL2Data4KAny(vpn: vpn, meta: mw, pfn: pfn)
         }
         s.pointee.counters.l2Evictions &+= 1
@@ -843,12 +843,19 @@ public final class TLB {
             live[TLBLevel.l2.rawValue] &+= 1
             live[7] &-= 1
         }
+        let clock = s.pointee.clock &+ 1
         s.pointee.clock = clock &+ 1
+        s.pointee.missKey = 0
         let e2 = l2.entries + victim2 &<< 2
+        e[0] = key
         e2[0] = key
+        e[2] = pfn
         e2[2] = pfn
+        e[3] = clock
         e2[3] = clock &+ 1
+        e[1] = mw
         e2[1] = mw
+        a.tags[victim] = tag
         l2.tags[victim2] = tag
     }
 
