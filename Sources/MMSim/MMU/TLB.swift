@@ -645,10 +645,8 @@ public final class TLB {
         if t.size.rawValue == 0 && !instruction && usualData4K {
             // The common case: a 4 KiB data page after a walk, with the default geometry.
             state.pointee.counters.inserts &+= 1
-            // metaWord(asid:attrs:leafSize: 0), the ASID mask without a branch.
-            let attrs = UInt64(t.attrs.rawValue)
-            let asidMask = ((attrs &>> 3) & 1 &- 1) & 0xFFFF_0000
-            fillData4K(vpn: va.raw &>> 12, meta: UInt64(asid.raw) | asidMask | attrs &<< 32, pfn: t.basePFN.raw)
+            fillData4K(vpn: va.raw &>> 12, meta: Self.metaWord(asid: asid.raw, attrs: t.attrs.rawValue, leafSize: 0),
+                       pfn: t.basePFN.raw)
             return
         }
         insertAny(va, asid: asid, translation: t, instruction: instruction)
@@ -694,104 +692,28 @@ public final class TLB {
         }
     }
 
-    /// `fillInline` of a 4 KiB data translation into the L1 dTLB 4K array when it has 4 ways,
-    /// then (`fillL2Data4K`) into the L2 when it has 12: the same victims, counters, stamps
-    /// and order, with only what those arrays need (the L1 dTLB 4K array holds one size and
-    /// no fractured pieces, so a replaced or evicted entry changes no `live` count).
-    /// `meta` is the entry's meta word (leaf size 0).
-    @inline(never) @usableFromInline
-    func fillData4KAny(vpn: UInt64, meta mw: UInt64, pfn: UInt64) {
-        let s = state
-        let a = l1d4K
-        let key = vpn &<< 3 | 1
-        let tag = TLBArray.tag(key)
-        let base = Int(truncatingIfNeeded: vpn & a.setMask) &<< 2
-        // The set's 4 filter tags.
-        let w = UInt64(UInt32(littleEndian: UnsafeRawPointer(a.tags + base).loadUnaligned(as: UInt32.self)))
-        let x = w ^ (0x0101_0101 &* UInt64(tag))
-        var victim = -1
-        if (x &- 0x0101_0101) & ~x & 0x8080_8080 != 0 {
-            victim = sameTagWay(a, ways: 4, base: base, key: key, tag: tag, asid: UInt16(truncatingIfNeeded: mw), meta: mw)
-        }
-        if victim < 0 {
-            if w & 0x8080_8080 == 0x8080_8080 {
-                // Full: the first way with the smallest stamp.
-                s.pointee.counters.l1dEvictions &+= 1
-                victim = base &+ Self.lru4(a.entries + (base &<< 2 | 3))
-            } else {
-                // The last invalid way (filter tag 0).
-                live[TLBLevel.l1d4K.rawValue] &+= 1
-                victim = base &+ TLBArray.highestLane(~w & 0x8080_8080)
-            }
-        }
-        let clock = s.pointee.clock &+ 1
-        s.pointee.clock = clock
-        s.pointee.missKey = 0
-        let e = a.entries + victim &<< 2
-        e[0] = key
-        e[2] = pfn
-        e[3] = clock
-        e[1] = mw
-        a.tags[victim] = tag
-        fillL2Data4K(vpn: vpn, meta: mw, pfn: pfn)
+    /// `fillData4K` when a filter tag of the L1 set matches: the general fills, L1 then L2.
+    @inline(never)
+    func fill4KGeneral(vpn: UInt64, meta mw: UInt64, pfn: UInt64) {
+        let key = Self.key(vpn: vpn, size: 0), tag = TLBArray.tag(key), asid = UInt16(truncatingIfNeeded: mw)
+        fillInline(l1d4K, .l1d4K, ways: 4, vpn: vpn, key: key, tag: tag, size: 0, leafSize: 0, asid: asid, meta: mw, pfn: pfn)
+        fillL2General(vpn: vpn, meta: mw, pfn: pfn)
     }
 
-    /// The L2 half of `fillData4KAny` (12 ways).
-    @inline(never) @usableFromInline
-    func fillL2Data4KAny(vpn: UInt64, meta mw: UInt64, pfn: UInt64) {
-        let s = state
-        let a = l2
-        let key = vpn &<< 3 | 1
-        let tag = TLBArray.tag(key)
-        let set = Int(truncatingIfNeeded: vpn & a.setMask)
-        let base = set &* 12
-        let w0 = a.tagWord(base, 0)
-        let w1 = UInt64(UInt32(littleEndian: UnsafeRawPointer(a.tags + (base &+ 8)).loadUnaligned(as: UInt32.self)))
-        let b = TLBArray.ones &* UInt64(tag)
-        let x0 = w0 ^ b, x1 = w1 ^ (b & 0xFFFF_FFFF)
-        var victim = -1
-        if (x0 &- TLBArray.ones) & ~x0 & TLBArray.lanes | (x1 &- 0x0101_0101) & ~x1 & 0x8080_8080 != 0 {
-            victim = sameTagWay(a, ways: 12, base: base, key: key, tag: tag, asid: UInt16(truncatingIfNeeded: mw), meta: mw)
-        }
-        let live = self.live
-        if victim >= 0 {
-            // Same tag: overwritten in place, made the most recent.
-            if Self.entrySize(a.keys[victim]) == 1 {
-                live[TLBLevel.l2.rawValue] &+= 1
-                live[7] &-= 1
-            }
-            a.touch(set: set, way: victim &- base, ways: 12)
-        } else if (w0 & (w0 &>> 32) & w1) & 0x8080_8080 == 0x8080_8080 {
-            // Full: the head of the recency order (the LRU way), which moves to its end.
-            s.pointee.counters.l2Evictions &+= 1
-            let o = a.order[set]
-            let lru = o & 15
-            a.order[set] = o &>> 4 | lru &<< 44
-            victim = base &+ Int(truncatingIfNeeded: lru)
-            if Self.entrySize(a.keys[victim]) == 1 {
-                live[TLBLevel.l2.rawValue] &+= 1
-                live[7] &-= 1
-            }
-        } else {
-            // The last invalid way (filter tag 0), made the most recent.
-            live[TLBLevel.l2.rawValue] &+= 1
-            let free0 = ~w0 & TLBArray.lanes, free1 = ~w1 & 0x8080_8080
-            victim = free1 != 0 ? base &+ 8 &+ TLBArray.highestLane(free1) : base &+ TLBArray.highestLane(free0)
-            a.touch(set: set, way: victim &- base, ways: 12)
-        }
-        let clock = s.pointee.clock &+ 1
-        s.pointee.clock = clock
-        s.pointee.missKey = 0
-        let e = a.entries + victim &<< 2
-        e[0] = key
-        e[2] = pfn
-        e[3] = clock
-        e[1] = mw
-        a.tags[victim] = tag
+    /// `fillData4K`'s L2 fill when the set has a same-tag or an invalid way: the general fill.
+    @inline(never)
+    func fillL2General(vpn: UInt64, meta mw: UInt64, pfn: UInt64) {
+        let key = Self.key(vpn: vpn, size: 0)
+        fillInline(l2, .l2, ways: 12, vpn: vpn, key: key, tag: TLBArray.tag(key), size: 0, leafSize: 0,
+                   asid: UInt16(truncatingIfNeeded: mw), meta: mw, pfn: pfn)
     }
 
-    /// `fillData4KAny` when no filter tag of the L1 set matches (no same-tag way): without
-    /// the same-tag search, whose loop would cost the common path registers.
+    /// The fill of a 4 KiB data translation with the default geometry (L1 dTLB 4K array of
+    /// 4 ways, L2 of 12), specialised for the usual case: no way of either set has the same
+    /// filter tag and the L2 set is full (its LRU way comes from the recency order). The
+    /// same victims, counters, stamps and order as `fillInline` of the L1 array then the L2,
+    /// which the other cases take (`fill4KGeneral`, `fillL2General`). `meta` is the
+    /// entry's meta word (leaf size 0).
     @inline(never) @usableFromInline
     func fillData4K(vpn: UInt64, meta mw: UInt64, pfn: UInt64) {
         let a = l1d4K
@@ -800,7 +722,7 @@ public final class TLB {
         let base = Int(truncatingIfNeeded: vpn & a.setMask) &<< 2
         let w = UInt64(UInt32(littleEndian: UnsafeRawPointer(a.tags + base).loadUnaligned(as: UInt32.self)))
         let x = w ^ (0x0101_0101 &* UInt64(tag))
-        if (x &- 0x0101_0101) & ~x & 0x8080_8080 != 0 { return fillData4KAny(vpn: vpn, meta: mw, pfn: pfn) }
+        if (x &- 0x0101_0101) & ~x & 0x8080_8080 != 0 { return fill4KGeneral(vpn: vpn, meta: mw, pfn: pfn) }
         let s = state
         var victim: Int
         if w & 0x8080_8080 == 0x8080_8080 {
@@ -810,8 +732,8 @@ public final class TLB {
             live[TLBLevel.l1d4K.rawValue] &+= 1
             victim = base &+ TLBArray.highestLane(~w & 0x8080_8080)
         }
-        // The L2 set (the same test as `fillL2Data4K`), before either entry is written, so
-        // that the two entries are written together.
+        // The L2 set, tested before either entry is written, so that the two entries are
+        // written together.
         let key = vpn &<< 3 | 1
         let l2 = self.l2
         let set = Int(truncatingIfNeeded: vpn & l2.setMask)
@@ -831,7 +753,7 @@ public final class TLB {
             e[3] = clock
             e[1] = mw
             a.tags[victim] = tag
-            return fillL2Data4KAny(vpn: vpn, meta: mw, pfn: pfn)
+            return fillL2General(vpn: vpn, meta: mw, pfn: pfn)
         }
         s.pointee.counters.l2Evictions &+= 1
         let o = l2.order[set]
@@ -856,49 +778,6 @@ public final class TLB {
         e2[1] = mw
         a.tags[victim] = tag
         l2.tags[victim2] = tag
-    }
-
-    /// `fillL2Data4KAny` when no filter tag of the L2 set matches (no same-tag way) and
-    /// every way is valid: the LRU victim, from the recency order.
-    @inline(never) @usableFromInline
-    func fillL2Data4K(vpn: UInt64, meta mw: UInt64, pfn: UInt64) {
-        let a = l2
-        let tag = UInt8(truncatingIfNeeded: (vpn &* 0x9E37_79B9_7F4A_7C15) &>> 57) | 0x80
-        let set = Int(truncatingIfNeeded: vpn & a.setMask)
-        let base = set &* 12
-        let w0 = a.tagWord(base, 0)
-        let w1 = UInt64(UInt32(littleEndian: UnsafeRawPointer(a.tags + (base &+ 8)).loadUnaligned(as: UInt32.self)))
-        // The candidates of both words at once: the 4 high lanes of x1 hold the tag itself
-        // (bit 7 set), so they are never candidates.
-        let b = TLBArray.ones &* UInt64(tag)
-        let x0 = w0 ^ b, x1 = w1 ^ b
-        if ((x0 &- TLBArray.ones) & ~x0 | (x1 &- TLBArray.ones) & ~x1) & TLBArray.lanes != 0 {
-            return fillL2Data4KAny(vpn: vpn, meta: mw, pfn: pfn)
-        }
-        // A set with an invalid way: the general fill (which also moves that way to the end
-        // of the recency order), out of the way of the usual full set.
-        if (w0 & (w0 &>> 32) & w1) & 0x8080_8080 != 0x8080_8080 { return fillL2Data4KAny(vpn: vpn, meta: mw, pfn: pfn) }
-        // Full: the head of the recency order (the LRU way), which moves to its end.
-        let s = state
-        s.pointee.counters.l2Evictions &+= 1
-        let o = a.order[set]
-        let lru = o & 15
-        a.order[set] = o &>> 4 | lru &<< 44
-        let victim = base &+ Int(truncatingIfNeeded: lru)
-        // A 2 MiB victim (only while the L2 holds any) leaves the 2M count for the 4K one.
-        if live[7] != 0 && Self.entrySize(a.keys[victim]) == 1 {
-            live[TLBLevel.l2.rawValue] &+= 1
-            live[7] &-= 1
-        }
-        let clock = s.pointee.clock &+ 1
-        s.pointee.clock = clock
-        s.pointee.missKey = 0
-        let e = a.entries + victim &<< 2
-        e[0] = vpn &<< 3 | 1
-        e[2] = pfn
-        e[3] = clock
-        e[1] = mw
-        a.tags[victim] = tag
     }
 
     /// `lru(_:base:ways:)` for 4 ways, from the set's first stamp (every 4th word): the
