@@ -150,6 +150,21 @@ struct TLBArray {
     @inline(__always)
     static func ordered(_ level: TLBLevel, ways: Int) -> Bool { level == .l2 && ways < 16 }
 
+    /// The LRU way of a full set of an `ordered` array (the head of its recency order),
+    /// made the most recent: the victim of a fill, as an index into the array.
+    @inline(__always)
+    func takeLRU(set: Int, ways: Int) -> Int {
+        let o = order[set]
+        let lru = o & 15
+        order[set] = o &>> 4 | lru &<< UInt64(truncatingIfNeeded: (ways &- 1) &* 4)
+        return set &* ways &+ Int(truncatingIfNeeded: lru)
+    }
+
+    /// Every way of a 12-way set valid, from its two tag words (8 lanes of `w0`, the low 4
+    /// of `w1`): bit 7 of each of those lanes is set.
+    @inline(__always)
+    static func allValid12(_ w0: UInt64, _ w1: UInt64) -> Bool { (w0 & (w0 &>> 32) & w1) & 0x8080_8080 == 0x8080_8080 }
+
     /// Makes way `w` of set `set` the most recent in `order` (after a stamp write).
     @inline(__always)
     func touch(set: Int, way w: Int, ways: Int) {
@@ -717,34 +732,29 @@ public final class TLB {
     @inline(never) @usableFromInline
     func fillData4K(vpn: UInt64, meta mw: UInt64, pfn: UInt64) {
         let a = l1d4K
-        // TLBArray.tag(key) (the key's VPN is `vpn`, below 2^52).
-        let tag = UInt8(truncatingIfNeeded: (vpn &* 0x9E37_79B9_7F4A_7C15) &>> 57) | 0x80
-        let base = Int(truncatingIfNeeded: vpn & a.setMask) &<< 2
-        let w = UInt64(UInt32(littleEndian: UnsafeRawPointer(a.tags + base).loadUnaligned(as: UInt32.self)))
-        let x = w ^ (0x0101_0101 &* UInt64(tag))
-        if (x &- 0x0101_0101) & ~x & 0x8080_8080 != 0 { return fill4KGeneral(vpn: vpn, meta: mw, pfn: pfn) }
+        let key = Self.key(vpn: vpn, size: 0), tag = TLBArray.tag(key)
+        let base = Int(truncatingIfNeeded: vpn & a.setMask) &<< 2     // setBase(vpn), 4 ways
+        let lanes4 = TLBArray.lanes(ways: 4, word: 0)
+        let w = a.tagWord(base, 0)     // lanes 4-7 are the next set's: masked off below
+        if TLBArray.candidates(w, tag) & lanes4 != 0 { return fill4KGeneral(vpn: vpn, meta: mw, pfn: pfn) }
         let s = state
         var victim: Int
-        if w & 0x8080_8080 == 0x8080_8080 {
+        if w & lanes4 == lanes4 {
             s.pointee.counters.l1dEvictions &+= 1
-            victim = base &+ Self.lru4(a.entries + (base &<< 2 | 3))
+            victim = base &+ Self.lru(a.stamps, base: base, ways: 4)
         } else {
             live[TLBLevel.l1d4K.rawValue] &+= 1
-            victim = base &+ TLBArray.highestLane(~w & 0x8080_8080)
+            victim = base &+ TLBArray.highestLane(~w & lanes4)
         }
         // The L2 set, tested before either entry is written, so that the two entries are
         // written together.
-        let key = vpn &<< 3 | 1
         let l2 = self.l2
         let set = Int(truncatingIfNeeded: vpn & l2.setMask)
         let base2 = set &* 12
-        let w0 = l2.tagWord(base2, 0)
-        let w1 = UInt64(UInt32(littleEndian: UnsafeRawPointer(l2.tags + (base2 &+ 8)).loadUnaligned(as: UInt32.self)))
-        let b = TLBArray.ones &* UInt64(tag)
-        let x0 = w0 ^ b, x1 = w1 ^ b
+        let w0 = l2.tagWord(base2, 0), w1 = l2.tagWord(base2, 1)
         let e = a.entries + victim &<< 2
-        if ((x0 &- TLBArray.ones) & ~x0 | (x1 &- TLBArray.ones) & ~x1) & TLBArray.lanes != 0
-            || (w0 & (w0 &>> 32) & w1) & 0x8080_8080 != 0x8080_8080 {
+        if TLBArray.candidates(w0, tag) | TLBArray.candidates(w1, tag) & TLBArray.lanes(ways: 12, word: 1) != 0
+            || !TLBArray.allValid12(w0, w1) {
             let clock = s.pointee.clock &+ 1
             s.pointee.clock = clock
             s.pointee.missKey = 0
@@ -756,10 +766,7 @@ public final class TLB {
             return fillL2General(vpn: vpn, meta: mw, pfn: pfn)
         }
         s.pointee.counters.l2Evictions &+= 1
-        let o = l2.order[set]
-        let lru = o & 15
-        l2.order[set] = o &>> 4 | lru &<< 44
-        let victim2 = base2 &+ Int(truncatingIfNeeded: lru)
+        let victim2 = l2.takeLRU(set: set, ways: 12)
         if live[7] != 0 && Self.entrySize(l2.keys[victim2]) == 1 {
             live[TLBLevel.l2.rawValue] &+= 1
             live[7] &-= 1
@@ -871,17 +878,12 @@ public final class TLB {
             }
             if !replacing {
                 // Every way valid: bit 7 of every lane (12 ways: 8 lanes of w0, 4 of w1).
-                let full = ways == 12 ? (w0 & (w0 &>> 32) & w1) & 0x8080_8080 == 0x8080_8080
-                                      : w0 & l0 == l0 && w1 & l1 == l1
+                let full = ways == 12 ? TLBArray.allValid12(w0, w1) : w0 & l0 == l0 && w1 & l1 == l1
                 if full {
                     // The first way with the smallest stamp.
                     evicting = true
                     if TLBArray.ordered(level, ways: ways) {
-                        // The head of the recency order, which then moves to its end.
-                        let o = a.order[set]
-                        let lru = o & 15
-                        a.order[set] = o &>> 4 | lru &<< UInt64(truncatingIfNeeded: (ways &- 1) &* 4)
-                        victim = base &+ Int(truncatingIfNeeded: lru)
+                        victim = a.takeLRU(set: set, ways: ways)
                     } else {
                         victim = base &+ Self.lru(a.stamps, base: base, ways: ways)
                     }
@@ -977,7 +979,7 @@ public final class TLB {
     static func lru(_ stamps: TLBColumn, base: Int, ways: Int) -> Int {
         let st = TLBColumn(stamps.p + base &* 4)
         @inline(__always) func pick(_ a: Int, _ b: Int) -> Int { st[b] < st[a] ? b : a }
-        if ways == 4 { return pick(pick(0, 1), pick(2, 3)) }
+        if ways == 4 { return lru4(st.p) }
         if ways == 8 { return pick(pick(pick(0, 1), pick(2, 3)), pick(pick(4, 5), pick(6, 7))) }
         var lru = 0
         var oldest = st[0]
