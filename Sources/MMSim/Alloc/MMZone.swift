@@ -229,11 +229,7 @@ public struct PFNDeque {
     }
 
     @inline(__always) public mutating func popFront() -> UInt32? {
-        guard count > 0 else { return nil }
-        let v = buf.unsafelyUnwrapped[start]
-        start = (start &+ 1) & (capacity &- 1)
-        count &-= 1
-        return v
+        count > 0 ? popFrontNonEmpty() : nil
     }
 
     /// popFront() of a deque known to be non-empty.
