@@ -66,6 +66,12 @@ public final class PageAllocator {
     /// Frames the allocator refused to free because their state was wrong (bad_page()).
     public internal(set) var badPages = 0
 
+    /// The allocator's way into page reclaim (__alloc_pages_slowpath()'s kswapd wake and
+    /// direct reclaim), set by the machine: (gfp, order, attempt) -> try the freelists again.
+    var reclaimer: ((GFP, Int, Int) -> Bool)?
+    /// PF_MEMALLOC: reclaim's own allocations do not recurse into reclaim.
+    var inReclaim = false
+
     init(frames: FrameTable, counters: VMCounters, log: KernelLog = KernelLog(), cpus: Int,
          nodes: Int = 1, cpuToNode: (Int) -> Int = { _ in 0 }) {
         self.frames = frames
@@ -1015,6 +1021,17 @@ public final class PageAllocator {
                 if order > 0 { slow.insert(.highAtomic) }
             }
             result = getPageFromFreelist(order: order, gfp: gfp, slow, highest: highest, preferred: preferred)
+            // __alloc_pages_slowpath(): kswapd, then direct reclaim, each followed by a retry
+            // (the reclaim itself lives in mm/vmscan.c: Vmscan.swift).
+            var attempt = 0
+            while result == nil, let reclaim = reclaimer, !inReclaim {
+                inReclaim = true
+                let again = reclaim(gfp, order, attempt)
+                inReclaim = false
+                guard again else { break }
+                attempt += 1
+                result = getPageFromFreelist(order: order, gfp: gfp, slow, highest: highest, preferred: preferred)
+            }
         }
         guard let (pfn, zi) = result else {
             if !gfp.contains(.noWarn) {

@@ -7,6 +7,8 @@ public final class CPU {
     public let tlb: TLB
     /// Root of the user page table loaded (CR3 / TTBR0_EL1), nil when none is.
     public internal(set) var root: PFN?
+    /// current: the task the model last ran on this CPU (the context of its syscalls and faults).
+    public internal(set) var task: Task?
     /// Tag of the loaded address space (PCID / ASID); 0 when tagging is off.
     public internal(set) var asid = ASID(0)
     /// arm64 TTBR1_EL1: the kernel's page table, for upper-half addresses.

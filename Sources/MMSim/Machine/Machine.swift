@@ -105,6 +105,12 @@ public final class Machine {
     public internal(set) var vmemmap: Vmemmap!
     /// Hot-added memory blocks (MemoryHotplug.swift).
     public internal(set) var memoryBlocks: [MemoryBlock] = []
+    /// Memory cgroups: the hierarchy, charges, stocks (Memcontrol.swift).
+    public let memcg: MemcgState
+    /// Swap areas and the swap sysctls (Swapfile.swift, SwapState.swift).
+    public let swap = SwapState()
+    /// Every CPU's lru_add batch (Swap.swift, mm/swap.c's cpu_fbatches).
+    let fbatches: FolioBatches
     /// Pages isolated by memory failure (HardwareCorrupted).
     public internal(set) var hardwareCorruptedPages: Int64 = 0
 
@@ -150,7 +156,12 @@ public final class Machine {
         tlbs = TLBStateTable(cpus: config.cpus)
         shootdown = ShootdownStats(cpus: config.cpus)
         rcu = RCUState(cpus: config.cpus)
+        memcg = MemcgState(nodes: config.nodes, cpus: config.cpus)
+        fbatches = FolioBatches(cpus: config.cpus)
         try boot(early)
+        allocator.reclaimer = { [unowned self] gfp, order, attempt in
+            self.allocSlowpathReclaim(gfp: gfp, order: order, attempt: attempt)
+        }
     }
 
     deinit {
@@ -193,6 +204,12 @@ public final class Machine {
     }
 
     // MARK: Convenience
+
+    /// vm.swappiness (vm_swappiness: the root memory cgroup's swappiness).
+    public var vmSwappiness: Int {
+        get { memcg.groups[0].swappiness }
+        set { memcg.groups[0].swappiness = newValue }
+    }
 
     public var zones: [Zone] { allocator.zones }
     /// totalram_pages()

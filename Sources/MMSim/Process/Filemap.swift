@@ -8,6 +8,8 @@ public final class SimFile {
     public internal(set) var pages: UInt64
     /// Page-cache pages by index (nil = not cached).
     var cache: [PFN?]
+    /// Workingset shadows of evicted pages, by index (looked up only, never iterated).
+    var shadows: [Int: UInt64] = [:]
     init(id: Int, name: String, pages: UInt64) {
         self.id = id
         self.name = name
@@ -40,16 +42,26 @@ extension Machine {
     public func file(named name: String) -> SimFile? { files.last { $0.name == name } }
 
     /// filemap_add_folio(): a new clean, uptodate page at `index` (nr_file_pages, inactive file LRU).
+    /// The page is charged to the memcg of the task running on this CPU
+    /// (mem_cgroup_charge() in __filemap_add_folio()), its shadow checked for a refault
+    /// (workingset_refault()), and it waits in the lru_add batch (folio_add_lru()).
     func addToPageCache(_ f: SimFile, _ index: UInt64) -> PFN? {
         if let p = f.cache[Int(index)] { return p }
         guard let pfn = allocator.allocPages(.highuserMovable) else { return nil }
         let m = frames[pfn]
-        m.pointee.flags.insert([.uptodate, .lru])
+        if let mm = cpus[currentCPU].task?.mm, mm.memcg != 0 {
+            guard memcgCharge(mm.memcg, m) == .ok else {
+                allocator.freePages(pfn)
+                return nil
+            }
+        }
+        m.pointee.flags.insert(.uptodate)
         m.pointee.mapping = UInt32(truncatingIfNeeded: 0x2000_0000 | f.id)
         m.pointee.index = index
         f.cache[Int(index)] = pfn
-        counters.add(.nrFilePages, 1)
-        counters.add(.nrInactiveFile, 1)
+        modFolioStat(m, .nrFilePages, 1)
+        if let shadow = f.shadows.removeValue(forKey: Int(index)) { workingsetRefault(m, shadow: shadow) }
+        folioAddLRU(pfn, m)
         return pfn
     }
 
@@ -86,6 +98,8 @@ extension Machine {
             }
             i += 1
         }
+        // filemap_read(): the first folio of the batch copied is marked accessed.
+        if let pfn = f.cache[Int(first)] { folioMarkAccessed(pfn) }
     }
 
     /// POSIX_FADV_DONTNEED: drop the clean, unmapped pages from the cache.
@@ -95,9 +109,9 @@ extension Machine {
             let m = frames[pfn]
             if m.pointee.mapcount > 0 || m.pointee.flags.contains(.dirty) { continue }
             f.cache[i] = nil
-            counters.add(.nrFilePages, -1)
-            counters.add(.nrInactiveFile, -1)
-            m.pointee.flags.remove(.lru)
+            f.shadows[i] = nil
+            modFolioStat(m, .nrFilePages, -1)
+            lruDel(pfn, m)
             m.pointee.mapping = 0
             allocator.freePages(pfn)
         }

@@ -49,6 +49,8 @@ public final class MM {
     public internal(set) var flushPending = 0
     /// hugetlb_usage: base pages of hugetlb folios mapped (HugetlbPages).
     public internal(set) var hugetlbUsage: Int64 = 0
+    /// The memory cgroup charged for its pages (mm->owner's, get_mem_cgroup_from_mm()); 0 = root.
+    public internal(set) var memcg = 0
 
     init(id: Int, pageTable: PageTable, arch: Architecture, cpus: Int) {
         self.id = id

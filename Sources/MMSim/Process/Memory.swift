@@ -15,44 +15,40 @@ public enum FaultError: Error, Sendable, Hashable {
 extension Machine {
     // MARK: LRU and page references
 
-    /// folio_add_lru() for a new anonymous folio: the inactive anon list, or the unevictable
-    /// list for a VM_LOCKED mapping (mlock_new_folio()).
+    /// folio_add_lru() for a new anonymous folio: the lru_add batch (then the inactive anon
+    /// list), or the unevictable list for a VM_LOCKED mapping (mlock_new_folio()).
     func lruAddAnon(_ pfn: PFN, locked: Bool) { lruAddAnon(pfn, frames[pfn], locked: locked) }
 
     /// `lruAddAnon` for a caller that holds the frame's record.
     @inline(__always) func lruAddAnon(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>, locked: Bool) {
         if locked { return lruAddMlocked(pfn, p) }
-        p.pointee.flags.insert(.lru)
-        counters.add(.nrInactiveAnon, 1)
+        folioAddLRU(pfn, p)
     }
 
     /// mlock_new_folio() / mlock_folio(): to the unevictable list, counted as mlocked.
     @inline(never) func lruAddMlocked(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
-        p.pointee.flags.insert([.lru, .mlocked, .unevictable])
+        p.pointee.flags.remove(.active)
+        p.pointee.flags.insert([.mlocked, .unevictable])
         counters.add(.nrMlock, 1)
-        counters.add(.nrUnevictable, 1)
         counters.add(.unevictablePgsMlocked, 1)
         counters.add(.unevictablePgsCulled, 1)
-        allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] += 1
+        allocator.zones[Int(p.pointee.zone)].stats[VMStat.nrMlock.rawValue] += 1
+        lruvecAdd(folioLruvec(p), pfn, p)
     }
 
-    /// Removes a folio from its LRU list on the final put (__folio_put() / lru_del).
+    /// Removes a folio from its LRU list (or lru_add batch) on the final put (__folio_put():
+    /// lruvec_del_folio(), mlock count), and uncharges it (mem_cgroup_uncharge()).
     func lruDel(_ pfn: PFN) { lruDel(pfn, frames[pfn]) }
 
     @inline(__always) func lruDel(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
-        guard p.pointee.flags.contains(.lru) else { return }
-        if p.pointee.flags.contains(.unevictable) {
-            counters.add(.nrUnevictable, -1)
-            if p.pointee.flags.contains(.mlocked) {
-                counters.add(.nrMlock, -1)
-                allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] -= 1
-                counters.add(.unevictablePgsCleared, 1)
-            }
-        } else if p.pointee.flags.contains(.active) {
-            counters.add(.nrActiveAnon, -1)
-        } else {
-            counters.add(.nrInactiveAnon, -1)
+        let f = p.pointee.flags
+        if f.contains(.lru) || f.contains(.lruBatched) { lruTake(pfn, p) }
+        if f.contains(.mlocked) {
+            counters.add(.nrMlock, -1)
+            allocator.zones[Int(p.pointee.zone)].stats[VMStat.nrMlock.rawValue] -= 1
+            counters.add(.unevictablePgsCleared, 1)
         }
+        if f.contains(.memcgCharged) { memcgUncharge(p) }
         p.pointee.flags.remove([.lru, .unevictable, .mlocked, .active])
     }
 
@@ -60,6 +56,7 @@ extension Machine {
     func putPage(_ pfn: PFN) { putPage(pfn, frames[pfn]) }
 
     @inline(__always) func putPage(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
+        if p.pointee.flags.contains(.swapcache) && p.pointee.mapcount == 0 { freeSwapCache(p) }
         if p.pointee.refcount == 1 { lruDel(pfn, p) }
         allocator.freePages(pfn, p, order: 0)
     }
@@ -98,7 +95,7 @@ extension Machine {
     @inline(__always) func removeAnonRmap(_ p: UnsafeMutablePointer<PageMeta>) {
         p.pointee.mapcount -= 1
         if p.pointee.mapcount == 0 {
-            counters.add(.nrAnonPages, -1)
+            modFolioStat(p, .nrAnonPages, -1)
             p.pointee.flags.remove(.anonExclusive)
         }
     }
@@ -121,6 +118,7 @@ extension Machine {
                        pteSlot: UnsafeMutablePointer<UInt64>? = nil) throws(FaultError) {
         counters.add(.pgfault, 1)
         task.minFlt &+= 1
+        if mm.memcg != 0 { memcgEvent(mm, .pgfault) }
         let vma = mm.vmas[vmaIndex]
         let va = VirtAddr(addr & ~Page.offsetMask)
         if vma.flags.contains(.hugetlb) { return try hugetlbFault(task, mm, vmaIndex, addr, access) }
@@ -144,6 +142,9 @@ extension Machine {
             guard vma.isAnonymous else { throw .sigbus }
             try doAnonymousPage(mm, vmaIndex, vma, va, slot, write: access == .write)
             return
+        }
+        if let e = SoftEntry.decodeSwap(pte, arch: arch) {
+            return try doSwapPage(task, mm, vmaIndex, va, slot, e, write: access == .write)
         }
         guard let leaf = PTEFormat.decode(pte, level: .pte, arch: arch), leaf.present else { throw .sigbus }
         if access == .write && !leaf.writable {
@@ -204,11 +205,20 @@ extension Machine {
         prepareAnonVMA(mm, vmaIndex)
         guard let pfn = allocator.allocPages([.highuserMovable, .zero]) else { throw .oom }
         let p = frames[pfn]
+        if mm.memcg != 0 { try chargeNewFolio(mm, pfn, p) }
         // The anon_vma is the one anon_vma_prepare() may just have set.
         newAnonRmap(p, anonVMA: mm.vmas[vmaIndex].anonVMA, index: vma.pgoff(of: va.raw))
         lruAddAnon(pfn, p, locked: vma.flags.contains(.locked))
         mm.addRSS(.anonPages, 1)
         slot.pointee = anonPTE(pfn, vma, writable: vma.flags.contains(.write), dirty: true)
+    }
+
+    /// mem_cgroup_charge() of a new user folio; a failed charge frees it (VM_FAULT_OOM).
+    @inline(never) func chargeNewFolio(_ mm: MM, _ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) throws(FaultError) {
+        guard memcgCharge(mm.memcg, p) == .ok else {
+            allocator.freePages(pfn, p, order: 0)
+            throw .oom
+        }
     }
 
     /// folio_add_new_anon_rmap(): first mapping of a new anonymous page, exclusive to this mm.
@@ -222,7 +232,7 @@ extension Machine {
         p.pointee.mapping = PageMapping.anon(anonVMA)
         p.pointee.index = index
         p.pointee.flags.insert([.swapbacked, .anonExclusive, .uptodate])
-        counters.add(.nrAnonPages, 1)
+        modFolioStat(p, .nrAnonPages, 1)
     }
 
     /// do_wp_page(): a write to a read-only present page. The zero page and shared pages are
@@ -374,6 +384,10 @@ extension Machine {
                             tlb.flush()
                             forceFlush = false
                         }
+                    } else if let e = SoftEntry.decodeSwap(pte, arch: arch) {
+                        // zap_nonpresent_ptes(): free_swap_and_cache().
+                        mm.addRSS(.swapEnts, -1)
+                        freeSwapAndCache(e)
                     }
                 }
                 b += Page.size
@@ -456,6 +470,10 @@ extension Machine {
                             pte = PTEFormat.wrprotect(pte, arch: arch)
                             srcTable[idx] = pte
                         }
+                    } else if let e = SoftEntry.decodeSwap(pte, arch: arch) {
+                        // copy_nonpresent_pte(): the child refers to the slot too.
+                        swapDuplicate(e)
+                        dst.addRSS(.swapEnts, 1)
                     }
                     dstTable![idx] = pte
                 }

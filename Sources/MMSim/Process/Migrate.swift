@@ -32,6 +32,8 @@ extension Machine {
     public func migrateFolio(_ src: PFN, toNode: Int? = nil) -> Result<PFN, MigrateError> {
         let (head, order) = folioHead(src)
         let p = frames[head]
+        // migrate_prep(): lru_add_drain_all() so that a new folio is on its list.
+        if p.pointee.flags.contains(.lruBatched) { lruAddDrainAll() }
         guard p.pointee.state == .allocated, p.pointee.mapping != 0, p.pointee.flags.contains(.lru),
               head != zeroPage, head != hugeZeroPFN else {
             counters.add(.pgmigrateFail, 1)
@@ -85,7 +87,11 @@ extension Machine {
         let carried: PageFlags = [.uptodate, .dirty, .swapbacked, .referenced, .active, .workingset, .lru,
                                   .mlocked, .unevictable]
         d.pointee.content = p.pointee.content
-        d.pointee.flags = p.pointee.flags.intersection(carried)
+        // folio_isolate_lru() of the old folio; the new one takes its list, flags and memcg.
+        lruvecDel(folioLruvec(p), head, p)
+        d.pointee.flags = p.pointee.flags.intersection(carried.union(.memcgCharged)).subtracting(.lru)
+        d.pointee.spare = p.pointee.spare
+        lruvecAdd(folioLruvec(d), dst, d)
         d.pointee.mapping = p.pointee.mapping
         d.pointee.index = p.pointee.index
         d.pointee.refcount = refsBefore - unmapped     // the page cache's reference moves too
@@ -159,14 +165,17 @@ extension Machine {
         }
         let d = frames[dst]
         for i in 0..<PageOrder.pmd.pages { frames[dst + i].pointee.content = frames[head + i].pointee.content }
+        lruvecDel(folioLruvec(p), head, p)
         d.pointee.flags = p.pointee.flags.intersection([.uptodate, .dirty, .swapbacked, .referenced, .active, .workingset,
-                                                        .lru, .mlocked, .unevictable]).union(.head)
+                                                        .mlocked, .unevictable, .memcgCharged]).union(.head)
+        d.pointee.spare = p.pointee.spare
         d.pointee.mapping = p.pointee.mapping
         d.pointee.index = p.pointee.index
         d.pointee.refcount = 0
         d.pointee.mapcount = 0
         frames[dst + 1].pointee.mapcount = 0
         frames[dst + 1].pointee.spare = 0
+        lruvecAdd(folioLruvec(d), dst, d)
         rmapForEachVMA(dst) { id in
             guard let (mm, i, addr) = vmaAddress(id, pgoff: d.pointee.index),
                   let slot = mm.pageTable.slot(VirtAddr(addr), level: .pmd),

@@ -119,6 +119,7 @@ extension Machine {
     /// context_switch() -> switch_mm_irqs_off()).
     func run(_ t: Task, _ mm: MM) {
         currentCPU = t.cpu
+        cpus[t.cpu].task = t
         t.sleeping = false
         switchMM(mm, cpu: t.cpu)
     }

@@ -223,6 +223,8 @@ extension Machine {
             }
         case .populateRead, .populateWrite:
             populate(t, mm, addr, end, forceWrite: advice == .populateWrite)
+        case .cold, .pageout:
+            madviseColdOrPageout(mm, addr, end, pageout: advice == .pageout)
         }
         return mapped ? .success(()) : .failure(.ENOMEM)
     }

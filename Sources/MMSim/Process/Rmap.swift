@@ -30,8 +30,27 @@ public enum SoftEntry {
     /// offset inverted from bit 9 (L1TF); arm64 the type in bits 3-7 and the offset from bit 12.
     /// Present and PROT_NONE bits stay clear, so the MMU and pte_present() ignore it.
     public static func make(_ type: SoftEntryType, offset: UInt64, arch: Architecture) -> UInt64 {
-        if arch.isX86 { return (type.rawValue << 59) | ((~offset << 14) >> 5) }
-        return (type.rawValue << 3) | ((offset << 12) & 0x3FFF_FFFF_FFFF_F000)
+        make(rawType: type.rawValue, offset: offset, arch: arch)
+    }
+
+    /// `make` for any type number (swap areas are types 0 ..< MAX_SWAPFILES).
+    public static func make(rawType: UInt64, offset: UInt64, arch: Architecture) -> UInt64 {
+        if arch.isX86 { return (rawType << 59) | ((~offset << 14) >> 5) }
+        return (rawType << 3) | ((offset << 12) & 0x3FFF_FFFF_FFFF_F000)
+    }
+
+    /// pte_to_swp_entry() of a swap PTE (is_swap_pte() with a swap type): area and slot.
+    @inline(__always) public static func decodeSwap(_ raw: UInt64, arch: Architecture) -> SwapEntry? {
+        guard raw != 0, PTEFormat.classify(raw, level: .pte, arch: arch) == .nonPresent else { return nil }
+        let t = arch.isX86 ? raw >> 59 : (raw >> 3) & 0x1F
+        guard t < UInt64(SwapState.maxSwapfiles) else { return nil }
+        let off = arch.isX86 ? (~(raw << 5) >> 14) & ((1 << 50) - 1) : (raw & 0x3FFF_FFFF_FFFF_F000) >> 12
+        return SwapEntry(type: Int(t), offset: Int(off))
+    }
+
+    /// swp_entry_to_pte() of a swap slot.
+    @inline(__always) public static func swapPTE(_ e: SwapEntry, arch: Architecture) -> UInt64 {
+        make(rawType: UInt64(e.type), offset: UInt64(e.offset), arch: arch)
     }
 
     /// pte_to_swp_entry(): type and offset of a non-present, non-none entry.

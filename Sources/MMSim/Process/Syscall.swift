@@ -66,7 +66,8 @@ public struct MapFlags: OptionSet, Sendable, Hashable {
 /// madvise() advice values (MADV_*).
 public enum Advice: Int32, Sendable, CaseIterable {
     case normal = 0, random = 1, sequential = 2, willneed = 3, dontneed = 4, free = 8,
-         dontfork = 10, dofork = 11, hugepage = 14, nohugepage = 15, populateRead = 22, populateWrite = 23
+         dontfork = 10, dofork = 11, hugepage = 14, nohugepage = 15, cold = 20, pageout = 21,
+         populateRead = 22, populateWrite = 23
 }
 
 /// mremap() flags.

@@ -38,6 +38,8 @@ public final class Task {
     public internal(set) var signals: [Signal] = []
     /// The errno of the last memory syscall (nil = it succeeded).
     public internal(set) var lastErrno: Errno?
+    /// The OOM killer chose this task while it ran (the kill happens as its fault unwinds).
+    var oomKillPending = false
     /// Blocked (its CPU may be idle); the next thing it does wakes it.
     public internal(set) var sleeping = false
 
@@ -326,6 +328,11 @@ extension Machine {
         } catch .sigbus {
             noteHWPoisonFault(t, mm, addr)
             return kill(.bus(addr))
+        } catch .oom where t.oomKillPending {
+            // The OOM killer chose this task while it was charging (memcg OOM): SIGKILL.
+            t.oomKillPending = false
+            exit(t, code: 137)
+            return t.signals.last
         } catch .oom {
             log.append("Out of memory: Killed process \(t.pid) (\(t.name))")
             counters.add(.oomKill, 1)

@@ -58,6 +58,8 @@ public struct VMA: Sendable, Hashable {
     public var id: UInt32 = 0
     /// A hugetlb mapping's reservation map id (HugetlbState.resvMaps index + 1; 0 = none).
     public var hugetlbResv: Int = 0
+    /// vma->swap_readahead_info: the last swap fault's page, window and readahead hits.
+    public var swapRA = SwapReadahead()
 
     public var length: UInt64 { end - start }
     public var pages: UInt64 { length >> Page.shift }
@@ -83,4 +85,11 @@ public struct VMA: Sendable, Hashable {
         guard hugetlbResv == next.hugetlbResv else { return false }
         return anonVMA == 0 || next.anonVMA == 0 || anonVMA == next.anonVMA
     }
+}
+
+/// The VMA's swap readahead state (SWAP_RA_VAL(): address, window, hits).
+public struct SwapReadahead: Sendable, Hashable {
+    public var page: UInt64 = 0
+    public var win = 0
+    public var hits = 0
 }

@@ -77,7 +77,7 @@ public enum ScenarioCatalog {
         ("normal", .normal), ("random", .random), ("sequential", .sequential), ("willneed", .willneed),
         ("dontneed", .dontneed), ("free", .free), ("dontfork", .dontfork), ("dofork", .dofork),
         ("hugepage", .hugepage), ("nohugepage", .nohugepage), ("populate_read", .populateRead),
-        ("populate_write", .populateWrite),
+        ("populate_write", .populateWrite), ("cold", .cold), ("pageout", .pageout),
     ]
 
     /// mmap() flags by scenario name (lower case, without MAP_).
