@@ -222,6 +222,8 @@ public enum CounterSource: Sendable, Hashable {
     /// /sys/kernel/mm/hugepages/hugepages-NkB/FIELD (nr_hugepages, free_hugepages,
     /// resv_hugepages, surplus_hugepages, nr_overcommit_hugepages).
     case hugepages(sizeKB: UInt64, field: String)
+    /// A memory cgroup's value (`memcg.PATH.FIELD`, see Machine.memcgValue()).
+    case memcg(path: String, field: String)
 }
 
 public enum RusageField: String, Sendable, Hashable, CaseIterable {
@@ -255,6 +257,8 @@ public enum Comparison: String, Sendable, Hashable, CaseIterable {
 public enum ExpectationKind: Sendable, Hashable {
     /// A counter (or its change since a mark) compared with a value (in the counter's unit).
     case counter(CounterRef, since: String?, Comparison, Int64)
+    /// `expect X [since m] in A..B`: inside [A, B] (for counters the kernel does not repeat exactly).
+    case counterRange(CounterRef, since: String?, Int64, Int64)
     /// The last syscall's result of a process: nil = success ("ok").
     case errno(process: String, Comparison, Errno?)
     /// The last signal delivered to a process, by name: nil = none.
@@ -312,6 +316,10 @@ public enum StatementKind: Sendable, Hashable {
     case tunable(name: String, value: UInt64)
     /// `rcu sync` (synchronize_rcu()) or `rcu qs cpu=N` (one CPU passes a quiescent state).
     case rcu(cpu: Int?)
+    /// swapon NAME SIZE [prio=N] / swapoff NAME
+    case swap(on: Bool, name: String, size: UInt64, priority: Int?)
+    /// cgroup create PATH / cgroup set PATH FILE=VALUE / cgroup attach PATH PROC / cgroup remove PATH
+    case cgroup(verb: String, path: String, key: String, value: String)
     /// `poison PFN`: memory_failure() on a frame (as /sys/devices/system/memory/hard_offline_page).
     case poison(pfn: UInt64)
     /// `poison NAME ADDR`: memory_failure() on the frame NAME maps at ADDR (an error found by

@@ -181,6 +181,44 @@ public struct ScenarioParser {
             default:
                 throw ScenarioError(c.location(of: verb), "unknown file command '\(verb.text)'; known: \(known)")
             }
+        case "swapon", "swapoff":
+            let n = try c.word("a swap file name after '\(first.text)'")
+            var size: UInt64 = 0
+            var prio: Int?
+            if first.text == "swapon" {
+                size = try parseLength(&c, "the swap area size")
+                while let t = c.next() {
+                    let (k, v) = try keyValue(t, &c)
+                    guard k == "prio", let n = Int(v.text), (-1...32767).contains(n) else {
+                        throw ScenarioError(c.location(of: t), "unknown swapon option '\(t.text)'; known: prio=N (-1...32767)")
+                    }
+                    prio = n
+                }
+            }
+            try c.expectEnd()
+            try boot(loc)
+            append(.swap(on: first.text == "swapon", name: n.text, size: size, priority: prio), loc, text)
+        case "cgroup":
+            let verb = try c.word("create, set, attach or remove after 'cgroup'")
+            guard ["create", "set", "attach", "remove"].contains(verb.text) else {
+                throw ScenarioError(c.location(of: verb), "unknown cgroup command '\(verb.text)'; known: cgroup create PATH, cgroup set PATH FILE=VALUE, cgroup attach PATH PROCESS, cgroup remove PATH")
+            }
+            let path = try c.word("a cgroup path after 'cgroup \(verb.text)'")
+            var key = "", value = ""
+            if verb.text == "set" {
+                guard let t = c.next() else { throw c.missing("FILE=VALUE, such as memory.limit_in_bytes=64M") }
+                let (k, v) = try keyValue(t, &c)
+                guard v.text == "max" || v.text == "-1" || parseNumber(v.text) != nil else { throw badNumber(v.text, c.location(of: v)) }
+                key = k
+                value = v.text
+            } else if verb.text == "attach" {
+                let p = try c.word("a process name after the cgroup path")
+                guard processes.contains(p.text) else { throw unknownProcess(p.text, c.location(of: p)) }
+                key = p.text
+            }
+            try c.expectEnd()
+            try boot(loc)
+            append(.cgroup(verb: verb.text, path: path.text, key: key, value: value), loc, text)
         case "mark":
             let n = try c.word("a mark name after 'mark'")
             try checkIdentifier(n.text, c.location(of: n), what: "mark name")
@@ -915,6 +953,14 @@ public struct ScenarioParser {
             }
             _ = name
             counter = CounterRef(source: .shootdown(lhs.text), text: lhs.text, isKB: false)
+        case "memcg":
+            guard parts.count >= 3 else {
+                throw ScenarioError(lloc, "unknown counter '\(lhs.text)'; memory cgroup counters are memcg.PATH.FIELD (usage_kB, failcnt, rss_kB, swap_kB, pgscan_anon, ...)")
+            }
+            var field = parts.dropFirst(2).joined(separator: ".")
+            let isKB = field.hasSuffix("_kB") || ["usage", "max_usage", "memsw_usage", "memsw_max_usage", "limit"].contains(field)
+            if field.hasSuffix("_kB") { field = String(field.dropLast(3)) }
+            counter = CounterRef(source: .memcg(path: String(parts[1]), field: field), text: lhs.text, isKB: isKB)
         case "vmstat":
             let name = parts.dropFirst().joined(separator: ".")
             guard let item = VMStat(name: name) else {
@@ -980,6 +1026,15 @@ public struct ScenarioParser {
             default:
                 throw ScenarioError(lloc, "unknown counter '\(lhs.text)'; a process has status.FIELD, minflt, majflt, cminflt, cmajflt, maps.count, errno, signal")
             }
+        }
+        if c.peek?.text == "in" {
+            _ = c.next()
+            guard let r = c.next() else { throw c.missing("a range A..B after 'in'") }
+            let ends = r.text.components(separatedBy: "..")
+            guard ends.count == 2, let lo = Int64(ends[0]), let hi = Int64(ends[1]), lo <= hi else {
+                throw ScenarioError(c.location(of: r), "expected a range of integers A..B with A <= B, found '\(r.text)'")
+            }
+            return .counterRange(counter, since: since, lo, hi)
         }
         let op = try comparison()
         guard let vt = c.next() else { throw c.missing("the value to compare \(lhs.text) with") }

@@ -121,6 +121,9 @@ public final class ScenarioRunner {
             if case .expect(.counter(let c, let since?, _, _)) = s.kind, !(sinceCounters[since]?.contains(c) ?? false) {
                 sinceCounters[since, default: []].append(c)
             }
+            if case .expect(.counterRange(let c, let since?, _, _)) = s.kind, !(sinceCounters[since]?.contains(c) ?? false) {
+                sinceCounters[since, default: []].append(c)
+            }
         }
     }
 
@@ -150,6 +153,8 @@ public final class ScenarioRunner {
         if options.trace { machine.tracer.keep = Int.max / 4 }
         for s in scenario.statements {
             try execute(s)
+            // The I/O model: writes submitted during a statement complete at its end.
+            machine.completeWrites()
             if options.trace {
                 for r in machine.tracer.drain() { report.output.append(.trace(r.text)) }
             }
@@ -211,6 +216,30 @@ public final class ScenarioRunner {
             report.output.append(.view(path: path, text: try render(view, path, loc), location: loc))
         case .echo(let text):
             report.output.append(.echo(text))
+        case .swap(let on, let name, let size, let prio):
+            do {
+                if on { try machine.swapon(name: name, size: size, priority: prio) } else { try machine.swapoff(name: name) }
+            } catch {
+                throw ScenarioError(loc, "\(on ? "swapon" : "swapoff") \(name): \(error)")
+            }
+        case .cgroup(let verb, let path, let key, let value):
+            do {
+                switch verb {
+                case "create": try machine.memcgCreate(path: path)
+                case "remove": try machine.memcgRemove(path: path)
+                default:
+                    guard let g = machine.memcg.group(path: path) else { throw Errno.ENOENT }
+                    if verb == "attach" {
+                        guard let t = procs[key] else { throw Errno.EINVAL }
+                        machine.memcgAttach(t, to: g)
+                    } else {
+                        let v: Int64 = value == "max" || value == "-1" ? -1 : Int64(clamping: parseNumber(value) ?? 0)
+                        try machine.memcgWrite(g, key, v)
+                    }
+                }
+            } catch {
+                throw ScenarioError(loc, "cgroup \(verb) \(path): \(error)")
+            }
         case .tunable(let name, let value):
             do {
                 try machine.tunables.set(name, value)
@@ -553,6 +582,10 @@ public final class ScenarioRunner {
             return Int64(f.value)
         case .vmstat(let item):
             return machine.vmstatValue(item)
+        case .memcg(let path, let field):
+            guard let g = machine.memcg.group(path: path) else { throw ScenarioError(loc, "no memory cgroup '\(path)' (create it with 'cgroup create')") }
+            guard let v = machine.memcgValue(g, field) else { throw ScenarioError(loc, "memory cgroup '\(path)' has no value '\(field)'") }
+            return v
         case .status(let p, let field):
             guard let t = procs[p] else { return 0 }
             return modelStatus(t)[field] ?? 0
@@ -599,6 +632,18 @@ public final class ScenarioRunner {
             }
             return ExpectationResult(location: s.location, statement: s.text, passed: op.holds(now, expected),
                                      expected: "\(op.rawValue) \(expected)\(unit)", actual: "\(now)\(unit)", detail: nil)
+        case .counterRange(let c, let since, let lo, let hi):
+            let now = try read(c, at: s.location)
+            var v = now
+            if let m = since {
+                guard let at = markValues[m]?[c] else {
+                    throw ScenarioError(s.location, "mark '\(m)' has not been set yet when this runs")
+                }
+                v = now - at
+            }
+            let unit = c.isKB ? " kB" : ""
+            return ExpectationResult(location: s.location, statement: s.text, passed: v >= lo && v <= hi,
+                                     expected: "in \(lo)..\(hi)\(unit)", actual: "\(v)\(unit)", detail: nil)
         case .errno(let p, let op, let want):
             _ = try task(p, s.location)
             let got = lastErrno[p]
