@@ -49,7 +49,7 @@ import MMSimTestSupport
     }
 
     @Test(arguments: ["zero-page", "populate", "mprotect-split", "madvise-dontneed", "mremap-grow", "brk", "mlock", "file-fault-around", "thp", "page-cache", "threads-shootdown",
-                      "bad-access", "syscall-errors", "rmap"])
+                      "bad-access", "syscall-errors", "rmap", "oom-killer"])
     func examplePasses(_ name: String) throws {
         let path = Self.root.appendingPathComponent("examples/\(name).mmsim").path
         let text = try String(contentsOfFile: path, encoding: .utf8)

@@ -99,6 +99,10 @@ public final class Machine {
     }
     /// vm_committed_as in pages (Committed_AS).
     public internal(set) var committedAS: Int64 = 0
+    /// The overcommit sysctls (Util.swift).
+    public var overcommit = OvercommitPolicy()
+    /// The OOM killer's sysctls and record (OOMKill.swift).
+    public let oom = OOMState()
     /// HugeTLB pools and HVO (mm/hugetlb.c, mm/hugetlb_vmemmap.c).
     public let hugetlb = HugetlbState()
     /// The vmemmap: struct pages mapped by kernel page tables (set up at boot).
@@ -162,6 +166,7 @@ public final class Machine {
         allocator.reclaimer = { [unowned self] gfp, order, attempt in
             self.allocSlowpathReclaim(gfp: gfp, order: order, attempt: attempt)
         }
+        initOvercommitReserves()
     }
 
     deinit {

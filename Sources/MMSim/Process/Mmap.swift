@@ -96,10 +96,6 @@ extension Machine {
         }
     }
 
-    /// __vm_enough_memory() with vm.overcommit_memory = 0 (heuristic): refuse only what
-    /// could never fit: more pages than RAM plus swap.
-    func vmEnoughMemory(_ pages: UInt64) -> Bool { pages <= totalRAMPages }
-
     // MARK: Syscall entry
 
     /// The common entry of the memory syscalls: the task must be alive with an mm; the
@@ -179,7 +175,7 @@ extension Machine {
         let accountable = !flags.contains(.noreserve) && (
             (!flags.contains(.shared) && prot.contains(.write)) || (flags.contains(.shared) && file == nil))
         if accountable {
-            guard vmEnoughMemory(len >> Page.shift) else { return .failure(.ENOMEM) }
+            guard vmEnoughMemory(len >> Page.shift, task: t, mm: mm) else { return .failure(.ENOMEM) }
             vmFlags.insert(.account)
         }
         // MAP_FIXED replaces what was there (do_vmi_munmap() first).
@@ -296,7 +292,7 @@ extension Machine {
         // Growing: the new range and a guard page above must be free.
         guard newAligned + Page.size <= mm.taskSize, vmaRange(mm, oldAligned, newAligned + Page.size).isEmpty else { return mm.brk }
         let pages = (newAligned - oldAligned) >> Page.shift
-        guard vmEnoughMemory(pages) else { return mm.brk }
+        guard vmEnoughMemory(pages, task: t, mm: mm) else { return mm.brk }
         // do_brk_flags(): extend the heap VMA when it ends at the old break, else a new one.
         let flags: VMFlags = [.read, .write, .mayRead, .mayWrite, .mayExec, .account]
         committedAS += Int64(pages)

@@ -31,10 +31,17 @@ extension Machine {
     /// mprotect(): new protections for every VMA of the range, the page tables changed to
     /// match (change_protection()), the TLB flushed for the entries that lost rights.
     public func mprotect(_ t: Task, addr: UInt64, length: UInt64, prot: Prot) -> SyscallResult<Void> {
-        syscall(t) { doMprotect($0, addr, length, prot) }
+        syscall(t) { doMprotect($0, addr, length, prot, task: t) }
     }
 
-    func doMprotect(_ mm: MM, _ addr: UInt64, _ length: UInt64, _ prot: Prot) -> SyscallResult<Void> {
+    /// mprotect_fixup(): a VMA gaining write that is not already accounted, shared,
+    /// MAP_NORESERVE or hugetlb is charged to Committed_AS.
+    static func mprotectCharges(_ old: VMFlags, _ newProt: VMFlags) -> Bool {
+        newProt.contains(.write) && !old.contains(.account) && !old.contains(.shared) && !old.contains(.noreserve)
+            && !old.contains(.hugetlb) && !old.contains(.write)
+    }
+
+    func doMprotect(_ mm: MM, _ addr: UInt64, _ length: UInt64, _ prot: Prot, task: Task? = nil) -> SyscallResult<Void> {
         let end: UInt64
         switch checkRange(mm, addr, length) {
         case .success(let e): end = e
@@ -48,12 +55,21 @@ extension Machine {
             let v = mm.vmas[i]
             if newProt.contains(.write) && !v.flags.contains(.mayWrite) { return .failure(.EACCES) }
         }
+        // mprotect_fixup() asks security_vm_enough_memory_mm() for each VMA it will charge,
+        // in address order (checked here before any VMA changes).
+        var charged: Int64 = 0
+        for i in vmaRange(mm, addr, end) where Self.mprotectCharges(mm.vmas[i].flags, newProt) {
+            let v = mm.vmas[i]
+            let pages = (min(v.end, end) - max(v.start, addr)) >> Page.shift
+            guard vmEnoughMemory(pages, task: task, mm: mm, extraCommitted: charged) else { return .failure(.ENOMEM) }
+            charged += Int64(pages)
+        }
         var changed = false
         modifyVMAs(mm, addr, end) { v in
             let old = v.flags
             var nf = old.subtracting(VMFlags.protMask).union(newProt)
             // mprotect_fixup(): a private mapping becoming writable is charged now.
-            if nf.contains(.write) && !old.contains(.account) && !old.contains(.shared) && !old.contains(.noreserve) {
+            if Self.mprotectCharges(old, newProt) {
                 nf.insert(.account)
                 committedAS += Int64(v.pages)
             }
@@ -285,7 +301,7 @@ extension Machine {
         if !flags.contains(.fixed) && addr + oldLen == v.end && addr + newLen <= mm.taskSize
             && vmaRange(mm, v.end, addr + newLen).isEmpty {
             if v.flags.contains(.account) {
-                guard vmEnoughMemory(UInt64(pages)) else { return .failure(.ENOMEM) }
+                guard vmEnoughMemory(UInt64(pages), task: t, mm: mm) else { return .failure(.ENOMEM) }
                 committedAS += pages
             }
             mm.vmas[i].end = addr + newLen
@@ -309,6 +325,10 @@ extension Machine {
         } else {
             guard let d = unmappedArea(mm, len: newLen, hint: 0, anonymous: mm.vmas[i].isAnonymous && !mm.vmas[i].isShared) else { return .failure(.ENOMEM) }
             dest = d
+        }
+        // vrm_calc_charge(): an accounted mapping is charged the growth before it moves.
+        if v.flags.contains(.account) && pages > 0 {
+            guard vmEnoughMemory(UInt64(pages), task: t, mm: mm) else { return .failure(.ENOMEM) }
         }
         guard let j = mm.findVMAIndex(addr), mm.vmas[j].start <= addr else { return .failure(.EFAULT) }
         splitVMA(mm, at: addr)

@@ -42,6 +42,8 @@ public final class Task {
     var oomKillPending = false
     /// Blocked (its CPU may be idle); the next thing it does wakes it.
     public internal(set) var sleeping = false
+    /// signal_struct: shared by the threads of a process (oom_score_adj; OOMKill.swift).
+    public internal(set) var signal = SignalStruct()
 
     init(pid: Int, name: String, cpu: Int) {
         self.pid = pid
@@ -136,6 +138,11 @@ extension Machine {
         rmap.locks.acquire(.mmapLock)       // mmap_write_lock(oldmm), then the new mm nested
         defer { rmap.locks.release(.mmapLock) }
         for v in src.vmas where !v.flags.contains(.dontcopy) {
+            // dup_mmap(): an accounted VMA is charged again for the child first.
+            if v.flags.contains(.account) && !vmEnoughMemory(UInt64(v.pages), task: parent, mm: src) {
+                releaseMM(child, dst)
+                return .failure(.ENOMEM)
+            }
             var copy = v
             copy.id = 0
             dst.vmas.append(copy)
@@ -162,6 +169,7 @@ extension Machine {
         // which on x86 is flush_tlb_mm_range(mm, 0, TLB_FLUSH_ALL, 0, true).
         flushTLBMMRange(src, start: 0, end: .max, strideShift: Page.shift, freedTables: true)
         child.mm = dst
+        child.signal = parent.signal.copy()     // copy_signal(): oom_score_adj is inherited
         child.parent = parent.pid
         parent.children.append(child.pid)
         tasks.append(child)
@@ -176,6 +184,7 @@ extension Machine {
         nextPID += 1
         t.mm = mm
         t.threadGroupLeader = parent.threadGroupLeader ?? parent.pid
+        t.signal = parent.signal                // CLONE_THREAD shares signal_struct
         mm.users += 1
         tasks.append(t)
         return .success(t)
@@ -321,25 +330,30 @@ extension Machine {
         case .execute: allowed = f.contains(.exec)
         }
         guard allowed else { return kill(.segv(addr)) }
-        do {
-            rmap.locks.acquire(.mmapLock)       // lock_mm_and_find_vma(): mmap_read_lock
-            defer { rmap.locks.release(.mmapLock) }
-            try handleMMFault(t, mm, i, addr, kind, pteSlot: pteSlot)
-        } catch .sigbus {
-            noteHWPoisonFault(t, mm, addr)
-            return kill(.bus(addr))
-        } catch .oom where t.oomKillPending {
-            // The OOM killer chose this task while it was charging (memcg OOM): SIGKILL.
-            t.oomKillPending = false
-            exit(t, code: 137)
-            return t.signals.last
-        } catch .oom {
-            log.append("Out of memory: Killed process \(t.pid) (\(t.name))")
-            counters.add(.oomKill, 1)
-            return kill(Signal(number: 9, address: addr))
-        } catch {
-            return kill(.segv(addr))
+        var slot = pteSlot
+        while true {
+            do {
+                rmap.locks.acquire(.mmapLock)       // lock_mm_and_find_vma(): mmap_read_lock
+                defer { rmap.locks.release(.mmapLock) }
+                try handleMMFault(t, mm, i, addr, kind, pteSlot: slot)
+            } catch .sigbus {
+                noteHWPoisonFault(t, mm, addr)
+                return kill(.bus(addr))
+            } catch .oom where t.oomKillPending {
+                // The memcg OOM killer chose this task while it was charging: SIGKILL.
+                t.oomKillPending = false
+                exit(t, code: 137)
+                return t.signals.last
+            } catch .oom {
+                // VM_FAULT_OOM: the OOM killer picks a victim (OOMKill.swift); the fault is
+                // retried unless this task died. Each round kills a process, so it ends.
+                if let s = faultOutOfMemory(t) { return s }
+                slot = nil
+                continue
+            } catch {
+                return kill(.segv(addr))
+            }
+            return nil
         }
-        return nil
     }
 }

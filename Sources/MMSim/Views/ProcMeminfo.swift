@@ -21,8 +21,8 @@ extension Machine {
         return max(available, 0)
     }
 
-    /// vm_commit_limit(): (totalram - hugetlb) * overcommit_ratio / 100 + swap.
-    public var commitLimitPages: UInt64 { (totalRAMPages - min(hugetlbTotalPages, totalRAMPages)) * 50 / 100 }
+    /// vm_commit_limit(): (totalram - hugetlb) * overcommit_ratio / 100 + swap (Util.swift).
+    public var commitLimitPages: UInt64 { vmCommitLimit() }
 
     /// VmallocTotal in kB for the architecture (VMALLOC_END - VMALLOC_START).
     var vmallocTotalKB: UInt64 {

@@ -177,6 +177,8 @@ public enum ProcessAction: Sendable, Hashable {
     case movePages(addr: AddressExpr, length: UInt64, node: Int?)
     /// madvise(MADV_HWPOISON): inject a memory failure into each page of the range.
     case hwpoison(addr: AddressExpr, length: UInt64)
+    /// A write of N to /proc/self/oom_score_adj (-1000 ... 1000).
+    case oomScoreAdj(Int)
 
     /// The syscall's name as strace prints it (accesses: "read"/"write"/"exec").
     public var name: String {
@@ -201,6 +203,7 @@ public enum ProcessAction: Sendable, Hashable {
         case .access(let a): a.kind == .read ? "read" : a.kind == .write ? "write" : "exec"
         case .movePages: "move_pages"
         case .hwpoison: "madvise"
+        case .oomScoreAdj: "write"
         }
     }
 }
@@ -224,6 +227,8 @@ public enum CounterSource: Sendable, Hashable {
     case hugepages(sizeKB: UInt64, field: String)
     /// A memory cgroup's value (`memcg.PATH.FIELD`, see Machine.memcgValue()).
     case memcg(path: String, field: String)
+    /// /proc/PID/oom_score (adj = false) or /proc/PID/oom_score_adj.
+    case oom(process: String, adj: Bool)
 }
 
 public enum RusageField: String, Sendable, Hashable, CaseIterable {
@@ -287,6 +292,10 @@ public enum ProcView: Sendable, Hashable {
     case vmemmap(process: String, address: UInt64)
     /// `/sys/devices/system/node/nodeN/meminfo` (numastat = false) or `.../numastat`.
     case node(Int, numastat: Bool)
+    /// `/proc/NAME/oom_score` (adj = false) or `/proc/NAME/oom_score_adj`.
+    case oomScore(process: String, adj: Bool)
+    /// `/dev/kmsg`: the kernel messages logged since boot, or since the last `cat /dev/kmsg`.
+    case kmsg
 
     /// The path as written in the file (process views keep the name or PID written).
     public func path(written: String) -> String { written }

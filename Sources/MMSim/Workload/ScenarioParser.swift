@@ -305,7 +305,7 @@ public struct ScenarioParser {
     static let commandWords = ["machine", "sysctl", "sysfs", "spawn", "file", "mark", "expect", "cat", "echo", "tunable", "rcu", "poison"]
     static let actionWords = ["mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "mlock", "munlock",
                               "mlockall", "munlockall", "fork", "thread", "exit", "wait", "execve", "read", "write",
-                              "exec", "touch", "sleep", "gup", "move_pages", "migrate", "hwpoison"]
+                              "exec", "touch", "sleep", "gup", "move_pages", "migrate", "hwpoison", "oom_score_adj"]
 
     private mutating func append(_ kind: StatementKind, _ loc: ScenarioLocation, _ text: String) {
         statements.append(Statement(kind: kind, location: loc, text: text))
@@ -482,6 +482,7 @@ public struct ScenarioParser {
         "vm.nr_hugepages": 0...Int64.max, "vm.swappiness": 0...200, "vm.drop_caches": 1...4,
         "kernel.randomize_va_space": 0...2, "vm.lowmem_reserve_ratio": 0...Int64(Int32.max),
         "vm.hugetlb_optimize_vmemmap": 0...1, "vm.memory_failure_early_kill": 0...1, "vm.nr_overcommit_hugepages": 0...Int64.max, "vm.compact_memory": 1...1, "vm.stat_refresh": 0...Int64.max,
+        "vm.panic_on_oom": 0...2, "vm.user_reserve_kbytes": 0...Int64.max, "vm.admin_reserve_kbytes": 0...Int64.max,
     ]
 
     private mutating func parseSysfs(_ c: inout Cursor, _ loc: ScenarioLocation, _ text: String) throws {
@@ -659,6 +660,13 @@ public struct ScenarioParser {
             return .wait(child: nil)
         case "sleep":
             return .sleep
+        case "oom_score_adj":
+            // echo N > /proc/self/oom_score_adj
+            guard let v = c.next() else { throw c.missing("a value -1000 ... 1000 after 'oom_score_adj'") }
+            guard let n = parseSignedInteger(v.text), (Int64(oomScoreAdjMin)...Int64(oomScoreAdjMax)).contains(n) else {
+                throw ScenarioError(c.location(of: v), "oom_score_adj takes an integer -1000 ... 1000, not '\(v.text)'")
+            }
+            return .oomScoreAdj(Int(n))
         case "gup", "gup_fast":
             return .gup(try parseAddress(&c, "the address to walk"))
         case "move_pages", "migrate":
@@ -1017,6 +1025,8 @@ public struct ScenarioParser {
                     throw ScenarioError(lloc, "unknown counter '\(lhs.text)': /proc/PID/status has no memory field '\(field)'\(hint)")
                 }
                 counter = CounterRef(source: .status(process: proc, field: field), text: lhs.text, isKB: true)
+            case ("oom_score", nil), ("oom_score_adj", nil):
+                counter = CounterRef(source: .oom(process: proc, adj: what == "oom_score_adj"), text: lhs.text, isKB: false)
             case ("maps", "count"), ("maps", "nvma"):
                 counter = CounterRef(source: .mapsCount(process: proc), text: lhs.text, isKB: false)
             case (let w, nil) where RusageField(rawValue: w) != nil:
@@ -1024,7 +1034,7 @@ public struct ScenarioParser {
             case (let w, nil) where w.hasPrefix("ru_") && RusageField(rawValue: String(w.dropFirst(3))) != nil:
                 counter = CounterRef(source: .rusage(process: proc, field: RusageField(rawValue: String(w.dropFirst(3)))!), text: lhs.text, isKB: false)
             default:
-                throw ScenarioError(lloc, "unknown counter '\(lhs.text)'; a process has status.FIELD, minflt, majflt, cminflt, cmajflt, maps.count, errno, signal")
+                throw ScenarioError(lloc, "unknown counter '\(lhs.text)'; a process has status.FIELD, minflt, majflt, cminflt, cmajflt, maps.count, oom_score, oom_score_adj, errno, signal")
             }
         }
         if c.peek?.text == "in" {
@@ -1077,6 +1087,7 @@ public struct ScenarioParser {
         case "/proc/pagetypeinfo": return .pagetypeinfo
         case "/sys/kernel/debug/mmsim/tlb": return .tlbState
         case "/sys/kernel/mm/hugepages": return .hugepages
+        case "/dev/kmsg": return .kmsg
         default: break
         }
         let parts = t.text.split(separator: "/").map(String.init)
@@ -1087,6 +1098,10 @@ public struct ScenarioParser {
         if t.text.hasPrefix("/proc/"), parts.count == 4, parts[2] == "pagemap" {
             if parseNumber(parts[1]) == nil, !processes.contains(parts[1]) { throw unknownProcess(parts[1], loc) }
             return .pagemap(process: parts[1], addr: try parseAddressExpr(parts[3], loc))
+        }
+        if t.text.hasPrefix("/proc/"), parts.count == 3, ["oom_score", "oom_score_adj"].contains(parts[2]) {
+            if parseNumber(parts[1]) == nil, !processes.contains(parts[1]) { throw unknownProcess(parts[1], loc) }
+            return .oomScore(process: parts[1], adj: parts[2] == "oom_score_adj")
         }
         if t.text.hasPrefix("/proc/"), parts.count == 3, ["status", "maps"].contains(parts[2]) {
             let who = parts[1]
@@ -1107,7 +1122,7 @@ public struct ScenarioParser {
             }
             return .node(n, numastat: parts[5] == "numastat")
         }
-        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps (NAME or PID), /proc/kpageflags/PFN, /proc/NAME/pagemap/ADDR, /proc/NAME/vmemmap/ADDR, /sys/kernel/mm/hugepages, /sys/kernel/debug/mmsim/tlb, /sys/devices/system/node/nodeN/{meminfo,numastat}")
+        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps, /proc/NAME/oom_score, /proc/NAME/oom_score_adj (NAME or PID), /dev/kmsg, /proc/kpageflags/PFN, /proc/NAME/pagemap/ADDR, /proc/NAME/vmemmap/ADDR, /sys/kernel/mm/hugepages, /sys/kernel/debug/mmsim/tlb, /sys/devices/system/node/nodeN/{meminfo,numastat}")
     }
 }
 

@@ -67,7 +67,9 @@ extension ScenarioReport {
         } else {
             out += "signals: \(signals.count)\n"
             for s in signals {
-                out += "  \(s.location): \(s.process)[\(s.pid)]: \(s.signal) at \(hex(s.address)) (killed)\n"
+                // SIGKILL (the OOM killer's) has no faulting address.
+                let at = s.signal == "SIGKILL" ? "" : " at \(hex(s.address))"
+                out += "  \(s.location): \(s.process)[\(s.pid)]: \(s.signal)\(at) (killed)\n"
             }
         }
         out += "result: \(passed ? "PASS" : "FAIL")\n"

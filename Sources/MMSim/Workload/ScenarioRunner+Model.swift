@@ -136,8 +136,35 @@ extension ScenarioRunner {
     /// Applies a sysctl after boot; false when the model does not take it (the runner warns).
     func modelSysctl(_ name: String, _ values: [Int64]) -> Bool {
         switch name {
-        case "vm.overcommit_memory" where values[0] == 0:
-            return true // the heuristic mode (__vm_enough_memory() with OVERCOMMIT_GUESS) is the model's
+        case "vm.overcommit_memory":
+            guard let m = OvercommitMode(rawValue: Int(values[0])) else { return false }
+            machine.overcommit.mode = m
+            return true
+        case "vm.overcommit_ratio":
+            // overcommit_ratio_handler(): a ratio written clears overcommit_kbytes.
+            machine.overcommit.ratio = UInt64(max(values[0], 0))
+            machine.overcommit.kbytes = 0
+            return true
+        case "vm.overcommit_kbytes":
+            // overcommit_kbytes_handler(): kbytes written clears the ratio.
+            machine.overcommit.kbytes = UInt64(max(values[0], 0))
+            machine.overcommit.ratio = 0
+            return true
+        case "vm.user_reserve_kbytes":
+            machine.overcommit.userReserveKbytes = UInt64(max(values[0], 0))
+            return true
+        case "vm.admin_reserve_kbytes":
+            machine.overcommit.adminReserveKbytes = UInt64(max(values[0], 0))
+            return true
+        case "vm.panic_on_oom":
+            machine.oom.panicOnOOM = Int(values[0])
+            return true
+        case "vm.oom_kill_allocating_task":
+            machine.oom.killAllocatingTask = values[0] != 0
+            return true
+        case "vm.oom_dump_tasks":
+            machine.oom.dumpTasks = values[0] != 0
+            return true
         case "vm.hugetlb_optimize_vmemmap":
             machine.setHugetlbOptimizeVmemmap(values[0] != 0)
             return true

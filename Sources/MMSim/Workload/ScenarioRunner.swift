@@ -112,6 +112,10 @@ public final class ScenarioRunner {
     private var markValues: [String: [CounterRef: Int64]] = [:]
     private var sinceCounters: [String: [CounterRef]] = [:]
     private var report: ScenarioReport
+    /// How far `cat /dev/kmsg` has read the kernel log (the boot messages are skipped).
+    private var kmsgRead = 0
+    /// Whether the OOM killer's panic has been reported.
+    private var panicReported = false
 
     public init(_ scenario: Scenario, options: ScenarioOptions = ScenarioOptions()) {
         self.scenario = scenario
@@ -151,10 +155,15 @@ public final class ScenarioRunner {
         // them so a violation can show the history of its frame.
         machine.tracer.enabled = options.trace || options.checkInvariants
         if options.trace { machine.tracer.keep = Int.max / 4 }
+        kmsgRead = machine.log.count
         for s in scenario.statements {
             try execute(s)
             // The I/O model: writes submitted during a statement complete at its end.
             machine.completeWrites()
+            if !panicReported, let p = machine.oom.panicMessage {
+                panicReported = true
+                report.output.append(.warning(s.location, "Kernel panic - not syncing: \(p) (the model goes on; the machine would have stopped here)"))
+            }
             if options.trace {
                 for r in machine.tracer.drain() { report.output.append(.trace(r.text)) }
             }
@@ -476,6 +485,12 @@ public final class ScenarioRunner {
             }
             noteKilled(running, loc)
             result = .ok(nil)
+        case .oomScoreAdj(let n):
+            call = "write(\"/proc/self/oom_score_adj\", \"\(n)\")"
+            switch machine.setOOMScoreAdj(t, n) {
+            case .success: result = .ok(nil)
+            case .failure(let e): result = .failed(e)
+            }
         case .access(let spec):
             let start = try value(spec.start)
             let length: UInt64
@@ -487,7 +502,10 @@ public final class ScenarioRunner {
                 length = end - start
             }
             try checkRange(start, length, spec.start.location)
+            let others = machine.tasks.filter { $0.state == .running && $0 !== t }
             let r = machine.access(t, addr: start, length: length, kind: spec.kind, stride: spec.stride)
+            // The OOM killer may have chosen another process for this task's fault.
+            noteKilled(others, loc)
             if options.trace {
                 var line = "\(t.name)[\(t.pid)]: \(action.name) \(hex(start))..\(hex(start &+ length)) stride \(spec.stride): \(r.accesses) accesses, \(r.faults) faults"
                 if let sig = r.signal { line += ", --- \(sig.name) {si_addr=\(hex(sig.address))} --- +++ killed by \(sig.name) +++" }
@@ -613,6 +631,9 @@ public final class ScenarioRunner {
             case "surplus_hugepages": return Int64(h.surplusHugePages)
             default: return Int64(h.nrOvercommitHugePages)
             }
+        case .oom(let p, let adj):
+            guard let t = procs[p], t.state == .running else { return 0 }
+            return adj ? Int64(machine.oomScoreAdj(t)) : machine.oomScore(t)
         }
     }
 
@@ -686,6 +707,18 @@ public final class ScenarioRunner {
             }
             if case .status = view { return modelStatusText(t) }
             return modelMapsText(t)
+        case .oomScore(let who, let adj):
+            let t: Task
+            if let pid = parseNumber(who), let found = machine.task(pid: Int(truncatingIfNeeded: pid)) { t = found } else { t = try task(who, loc) }
+            guard t.state != .dead else {
+                throw ScenarioError(loc, "cat: \(path): No such file or directory ('\(who)' has been reaped)")
+            }
+            // A zombie has no mm: oom_score 0, its oom_score_adj as it was.
+            return "\(adj ? Int64(machine.oomScoreAdj(t)) : machine.oomScore(t))\n"
+        case .kmsg:
+            let lines = machine.log.lines[min(kmsgRead, machine.log.count)...]
+            kmsgRead = machine.log.count
+            return lines.map { $0 + "\n" }.joined()
         case .kpage(let pfn):
             guard pfn < machine.maxPFN else { throw ScenarioError(loc, "cat: \(path): PFN \(hex(pfn)) is beyond the end of memory (max_pfn \(hex(machine.maxPFN)))") }
             return machine.pageReport(PFN(pfn))
