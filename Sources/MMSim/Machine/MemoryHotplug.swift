@@ -167,7 +167,9 @@ extension Machine {
             }
         }
         // start_isolate_page_range(), do_migrate_range(), test_pages_isolated(): the steps of
-        // alloc_contig_range() (Hugetlb+Gigantic.swift), without its compaction counters.
+        // alloc_contig_range() (Hugetlb+Gigantic.swift), without its compaction counters;
+        // lru_add_drain_all() first, as migrate_prep() does.
+        lruAddDrainAll()
         switch allocContigRange(zone, s, e, mode: .memoryOffline) {
         case .success: break
         case .failure(.noMemory): throw .busy("memory\(id): no memory to migrate its pages to")

@@ -488,6 +488,10 @@ extension Machine {
     /// synchronously), then direct reclaim while it makes progress (should_reclaim_retry(),
     /// MAX_RECLAIM_RETRIES). Returns true when the caller should try the freelists again.
     func allocSlowpathReclaim(gfp: GFP, order: Int, attempt: Int) -> Bool {
+        // Nothing on any LRU list or batch to reclaim: skip the reclaim paths (the model
+        // counts no stall for a machine with no user pages, e.g. the allocator's own tests).
+        let lru = counters[.nrInactiveFile] + counters[.nrActiveFile] + counters[.nrInactiveAnon] + counters[.nrActiveAnon]
+        if lru == 0 && (0..<cpuCount).allSatisfy({ fbatches.counts[$0] == 0 }) { return false }
         if attempt == 0 && gfp.contains(.kswapdReclaim) {
             kswapdBalance(order: order)
             return true
