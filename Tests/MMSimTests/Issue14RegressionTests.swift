@@ -88,4 +88,204 @@ import MMSimTestSupport
         // The variable is still the mapping's address: the write lands in it.
         #expect(r.signals.isEmpty && r.failedSyscalls.isEmpty)
     }
+
+    @Test func populateAndLockedMmapOfProtNoneFaultNothingAndAReadStillSegfaults() throws {
+        for flag in ["populate", "locked"] {
+            let r = try run(Self.small + """
+                spawn p
+                mark m
+                p: a = mmap 2M none private anon \(flag)
+                expect p.errno == ok
+                expect p.minflt since m == 0
+                expect p.status.VmRSS since m == 0 kB
+                p: read a
+                expect p.signal == SIGSEGV
+                """)
+            #expect(r.passed, "\(flag): \(r.summaryText())")
+        }
+    }
+
+    @Test func mlockOfProtNoneIsENOMEMAndFaultsNothingIn() throws {
+        // As measured on Linux 6.18: the VMAs are locked (VmLck), the accessible one before the
+        // PROT_NONE one is populated, the one after it is not, and the call fails with ENOMEM.
+        let r = try run(Self.small + """
+            spawn p
+            p: a = mmap 3M rw private anon nohugepage
+            p: mprotect a+1M 1M none
+            mark m
+            p: mlock a 3M
+            expect p.errno == ENOMEM
+            expect p.status.VmLck since m == 3M
+            expect p.minflt since m == 256
+            p: read a+1M
+            expect p.signal == SIGSEGV
+            """)
+        #expect(r.passed, "\(r.summaryText())")
+        // MADV_POPULATE_READ of PROT_NONE is EINVAL.
+        let pop = try run(Self.small + "spawn p\np: a = mmap 1M none private anon\np: madvise a 1M populate_read\nexpect p.errno == EINVAL\n")
+        #expect(pop.passed, "\(pop.summaryText())")
+    }
+
+    @Test func madvFreeOfSharedAnonymousAndPrivateFileMappingsIsEINVAL() throws {
+        let r = try run(Self.small + """
+            file create f.bin 1M
+            spawn p
+            p: a = mmap 1M rw shared anon
+            p: write a +1M
+            p: madvise a 1M free
+            expect p.errno == EINVAL
+            p: b = mmap 1M rw private file=f.bin
+            p: write b +1M
+            p: madvise b 1M free
+            expect p.errno == EINVAL
+            p: c = mmap 1M rw private anon
+            p: write c +1M
+            p: madvise c 1M free
+            expect p.errno == ok
+            expect vmstat.pglazyfree == 256
+            """)
+        #expect(r.passed, "\(r.summaryText())")
+    }
+
+    @Test func aFatalSignalInOneThreadKillsTheWholeThreadGroup() throws {
+        let r = try run(Self.small + """
+            spawn p
+            p: thread t
+            p: thread u
+            p: a = mmap 4K none private anon
+            t: read a
+            expect t.signal == SIGSEGV
+            expect p.signal == SIGSEGV
+            expect u.signal == SIGKILL
+            """)
+        #expect(r.passed, "\(r.summaryText())")
+        #expect(r.processes.allSatisfy { $0.state != "running" }, "\(r.summaryText())")
+        #expect(r.processes.allSatisfy { $0.exitCode == 139 })
+        #expect(r.output.contains { if case .warning = $0 { true } else { false } } == false)
+    }
+
+    @Test func execveKillsTheOtherThreads() throws {
+        // From the leader: the threads die of SIGKILL, the process runs on.
+        let r = try run(Self.small + """
+            spawn p
+            p: thread t
+            p: execve
+            expect t.signal == SIGKILL
+            p: a = mmap 4K rw private anon
+            p: write a
+            expect p.signal == none
+            """)
+        #expect(r.passed, "\(r.summaryText())")
+        #expect(r.processes.map(\.state) == ["running", "dead"])
+        // From a thread: it takes over the leader's pid (de_thread()), the leader and the
+        // other threads are gone.
+        let th = try run(Self.small + """
+            spawn p
+            p: thread t
+            p: thread u
+            t: execve
+            t: a = mmap 4K rw private anon
+            t: write a
+            t: fork c
+            c: exit 0
+            t: wait c
+            expect u.signal == SIGKILL
+            """)
+        #expect(th.passed, "\(th.summaryText())")
+        let byName = Dictionary(uniqueKeysWithValues: th.processes.map { ($0.name, $0) })
+        #expect(byName["t"]?.pid == 1 && byName["t"]?.state == "running")
+        #expect(byName["p"]?.state == "dead" && byName["u"]?.state == "dead")
+    }
+
+    @Test func forkStopsWithEAGAINAtThreadsMax() throws {
+        // kernel.threads-max defaults to RAM / 128 KiB (set_max_threads()).
+        let m = try Machine(.small)
+        #expect(m.maxThreads <= Int(m.totalRAMPages / 32) && m.maxThreads > 1600, "\(m.maxThreads)")
+        #expect(Machine.defaultMaxThreads(totalRAMPages: (24 << 30) >> 12) == 196_608)
+        var text = Self.small + "sysctl kernel.threads-max=20\nspawn p\n"
+        for i in 0..<20 { text += "p: fork c\(i)\n" }
+        text += "expect p.errno == EAGAIN\nc0: exit 0\np: wait c0\np: fork d\nexpect p.errno == ok\n"
+        let r = try run(text)
+        #expect(r.passed, "\(r.summaryText())")
+        // p and 19 children hold 20 pids: the 20th fork fails, one reaped child lets one more in.
+        #expect(r.failedSyscalls.map(\.call) == ["fork()"])
+        #expect(r.failedSyscalls.first?.errno == .EAGAIN)
+        // A skipped fork's child says why when used.
+        let e = scenarioError(text + "c19: write 0\n")
+        #expect(e?.message.contains("failed with EAGAIN") == true, "\(String(describing: e))")
+    }
+
+    @Test func madvHWPoisonReportsTheSignalAtThePoisonedAddress() throws {
+        let r = try run(Self.small + """
+            spawn p
+            p: thread t
+            p: a = mmap 8K rw private anon
+            p: write a +8K
+            t: hwpoison a+4K
+            expect t.signal == SIGBUS
+            expect p.signal == SIGBUS
+            """)
+        #expect(r.passed, "\(r.summaryText())")
+        let sig = try #require(r.signals.first { $0.process == "t" })
+        #expect(sig.signal == "SIGBUS" && sig.address == 0x7fff_f7ff_e000, "\(r.signals)")
+    }
+
+    // MARK: Broken invariants under --check
+
+    @Test func arm64WithoutASIDsForkFlushesTheWriteProtectedEntries() throws {
+        // The TLB tags every entry 0 when ASIDs are off; the TLBI must name that tag.
+        _ = try run("machine arch=arm64 pcid=off\nspawn p4\np4: fork p5\n")
+        _ = try run("machine arch=arm64 pcid=off cpus=4\nspawn p\np: thread t cpu=3\np: a = mmap 4M rw private hugepage\np: write a +4M\nt: read a +4M\np: fork c\nt: write a\nc: write a+2M\n")
+    }
+
+    @Test func arm64WithoutASIDsPartialMunmapOfATHPLeavesNoStaleEntries() throws {
+        _ = try run("machine arch=arm64 cpus=8 pcid=off\nspawn p1\np1: v2 = mmap 2M rw private\np1: write v2 +2M\np1: munmap v2+1916K 44K\n")
+    }
+
+    @Test func mprotectInsideATHPSplitsThePMDSoForkCopiesItOnce() throws {
+        // vma_adjust_trans_huge(): the huge PMD across the new VMA edges is split; fork then
+        // copies 512 PTEs once, not the same huge PMD once per VMA (mapcount 4, rmap 2).
+        let r = try run("""
+            machine cpus=8
+            spawn p2
+            p2: thread t4
+            p2: v1 = mmap 2M rw private hugepage
+            t4: write v1
+            expect meminfo.AnonHugePages == 2M
+            t4: mprotect v1+636K 4K r
+            expect meminfo.AnonHugePages == 0 kB
+            expect vmstat.thp_split_pmd == 1
+            p2: fork p6
+            p2: write v1+636K
+            expect p2.signal == SIGSEGV
+            """)
+        #expect(r.passed, "\(r.summaryText())")
+    }
+
+    @Test func mprotectOfAWholeTHPChangesTheHugePMD() throws {
+        // change_huge_pmd(): read-only stays huge and refuses writes; PROT_NONE refuses reads.
+        // (1 GiB: hugepage_init() leaves THP off below 512 MiB.)
+        let r = try run("machine memory=1G\n" + """
+            spawn p
+            p: v = mmap 2M rw private hugepage
+            p: write v
+            p: mprotect v 2M r
+            p: read v+8K
+            expect meminfo.AnonHugePages == 2M
+            expect p.signal == none
+            p: mprotect v 2M rw
+            p: write v+8K
+            expect p.signal == none
+            p: mprotect v 2M r
+            p: write v+8K
+            expect p.signal == SIGSEGV
+            spawn q
+            q: w = mmap 2M rw private hugepage
+            q: write w
+            q: mprotect w 2M none
+            q: read w+8K
+            expect q.signal == SIGSEGV
+            """)
+        #expect(r.passed, "\(r.summaryText())")
+    }
 }

@@ -453,6 +453,7 @@ public struct ScenarioParser {
 
     static let sysctlRanges: [String: ClosedRange<Int64>] = [
         "vm.overcommit_memory": 0...2, "vm.overcommit_ratio": 0...Int64(Int32.max),
+        "kernel.threads-max": 20...0x3fff_ffff,
         "vm.overcommit_kbytes": 0...Int64.max, "vm.min_free_kbytes": 0...Int64(Int32.max),
         "vm.watermark_scale_factor": 1...3000, "vm.max_map_count": 0...Int64(Int32.max),
         "vm.nr_hugepages": 0...Int64.max, "vm.swappiness": 0...200, "vm.drop_caches": 1...4,

@@ -402,7 +402,7 @@ public final class ScenarioRunner {
         case .exit(let code):
             call = "exit_group(\(code))"
             trace(t, call, .ok(nil))
-            machine.exit(t, code: code)
+            machine.exitGroup(t, code: code)
             lastErrno[name] = nil
             return
         case .wait(let childName):
@@ -519,7 +519,7 @@ public final class ScenarioRunner {
         guard options.trace else { return }
         let res: String
         switch r {
-        case .ok(let v?): res = call.hasPrefix("fork") || call.hasPrefix("wait") ? String(v) : hex(v)
+        case .ok(let v?): res = call.hasPrefix("fork") || call.hasPrefix("clone") || call.hasPrefix("wait") ? String(v) : hex(v)
         case .ok(nil): res = "0"
         case .failed(let e): res = "-1 \(e.name)"
         }
