@@ -63,9 +63,18 @@ extension Result {
         func after(_ what: String, _ addr: UInt64, _ len: UInt64) throws {
             #expect(orderingViolations(m).isEmpty, "\(what): \(orderingViolations(m))")
             try m.checkInvariants()
-            let r = m.access(t1, addr: addr, length: len, kind: .read)
+            // t1's MMU translates what it had cached: a hit must be what the page tables map
+            // now; an unmapped page must fault. (The MMU alone: a user access that faulted
+            // there would kill the whole thread group.)
+            let root = try #require(app.mm?.pageTable.root)
+            var a = addr
+            while a < addr + len {
+                if let pa = m.translate(cpu: t1.cpu, VirtAddr(a), .read).physAddr {
+                    #expect(m.probe(root: root, VirtAddr(a))?.pfn == pa.pfn, "\(what): stale translation of \(a)")
+                }
+                a += Page.size
+            }
             #expect(m.tlbViolations.isEmpty, "\(what): \(m.tlbViolations)")
-            _ = r
         }
         // munmap of 8 pages in the middle.
         _ = try #require(m.munmap(app, addr: fixedAddr + 100 * Page.size, length: 8 * Page.size).successValue)

@@ -170,6 +170,10 @@ extension MM {
 extension Machine {
     /// The hardware tag (PCID) of dynamic slot `slot`: kern_pcid(), slot + 1; 0 without PCIDs.
     @inline(__always) func x86Tag(_ slot: Int) -> ASID { pcid ? ASID(UInt16(slot + 1)) : ASID(0) }
+    /// The tag arm64 entries of `mm` carry: its ASID, or 0 with ASIDs off (`asid=off`: every
+    /// TTBR0 write flushes the non-global entries, and the TLB tags them all 0, see
+    /// loadPageTable()); a TLBI by ASID or VA must name that tag to reach them.
+    @inline(__always) func arm64Tag(_ mm: MM) -> ASID { pcid ? mm.asid : ASID(0) }
 
     // MARK: Context switch
 
@@ -370,15 +374,17 @@ extension Machine {
         if whole {
             shootdown.fullFlushes += 1
             shootdown.tlbiASID += 1
-            for c in 0..<cpuCount { _ = tlbRefs[c]._withUnsafeGuaranteedRef { $0.flushASID(mm.asid) } }
+            let tag = arm64Tag(mm)
+            for c in 0..<cpuCount { _ = tlbRefs[c]._withUnsafeGuaranteedRef { $0.flushASID(tag) } }
             tracer.emit(c0, .tlbFlush(reason: .localMMShootdown, pages: -1))
             return
         }
         let s = start & ~(stride - 1), e = (end + stride - 1) & ~(stride - 1)
+        let tag = arm64Tag(mm)
         var a = s
         while a < e {
             shootdown.tlbiVA += 1
-            for c in 0..<cpuCount { tlbRefs[c]._withUnsafeGuaranteedRef { _ = $0.flushPage(VirtAddr(a), asid: mm.asid) } }
+            for c in 0..<cpuCount { tlbRefs[c]._withUnsafeGuaranteedRef { _ = $0.flushPage(VirtAddr(a), asid: tag) } }
             a += stride
         }
         tracer.emit(c0, .tlbFlush(reason: .localMMShootdown, pages: Int64((e - s) >> Page.shift)))

@@ -798,7 +798,7 @@ extension Machine {
             try hugetlbWP(mm, vmaIndex, h, haddr, slot, level: level, leaf)
             return
         }
-        cpus[currentCPU].tlb.flushPage(VirtAddr(addr & ~Page.offsetMask), asid: mm.asid)
+        cpus[currentCPU].tlb.flushPage(VirtAddr(addr & ~Page.offsetMask), asid: cpus[currentCPU].asid)   // the tag the entry was loaded with
     }
 
     /// set_huge_pte_at(): the leaf (or, for a contiguous size, the 16 leaves with PTE_CONT)

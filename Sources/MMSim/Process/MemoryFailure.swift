@@ -35,7 +35,9 @@ extension Machine {
     /// access (`actionRequired`, as madvise(MADV_HWPOISON) injects it); each gets SIGBUS,
     /// whose default action kills it. Others get SIGBUS when they touch the hwpoison entry.
     @discardableResult
-    public func memoryFailure(_ pfn: PFN, actionRequired current: Task? = nil) -> MemoryFailureResult {
+    /// `address` is where `current` met the error (its SIGBUS's si_addr when the frame was
+    /// poisoned already).
+    public func memoryFailure(_ pfn: PFN, actionRequired current: Task? = nil, at address: UInt64 = 0) -> MemoryFailureResult {
         let hex = String(format0x: pfn.raw, width: 0)
         guard pfn.raw < maxPFN, let _ = allocator.zones.first(where: { $0.contains(pfn) }),
               frames[pfn].pointee.state != .hole else {
@@ -46,7 +48,7 @@ extension Machine {
         let page = frames[pfn]
         if page.pointee.flags.contains(.hwpoison) {
             log.append("Memory failure: \(hex): already hardware poisoned")
-            if let t = current, t.state == .running { sendMCEKill(t, pfn) }
+            if let t = current, t.state == .running { sendMCEKill(t, pfn, address: address) }
             return .alreadyPoisoned
         }
         // Mark it and count it: HardwareCorrupted grows even when recovery fails.
@@ -109,21 +111,27 @@ extension Machine {
             return true
         }
         if anon { dirty = true }        // an anonymous page has no other copy
-        var victims: [MM] = []
+        // collect_procs(): each mm mapping the page, with the address it is mapped at there
+        // (page_address_in_vma(): the si_addr of its SIGBUS).
+        var victims: [(mm: MM, address: UInt64)] = []
         rmapWalk(head) { h in
             guard h.level == .pte, let l = PTEFormat.decode(h.slot.pointee, level: .pte, arch: arch) else { return true }
             // try_to_unmap() with TTU_HWPOISON: the same per-mapping work, a hwpoison entry in
             // place of a dirty folio's PTE.
             unmapPTE(h, head, l, anon: anon, replacement: dirty ? SoftEntry.make(.hwpoison, offset: head.raw, arch: arch) : 0)
             p.pointee.refcount -= 1
-            if !victims.contains(where: { $0 === h.mm }) { victims.append(h.mm) }
+            if !victims.contains(where: { $0.mm === h.mm }) { victims.append((h.mm, h.address)) }
             return true
         }
-        // kill_procs(): forcekill for a dirty folio (its data is gone).
+        // kill_procs(): forcekill for a dirty folio (its data is gone). With MF_ACTION_REQUIRED
+        // the current thread is signalled (task_early_kill(): the one whose mm is current's);
+        // with early kill, every process mapping it. SIGBUS kills the thread group.
         if dirty {
-            for mm in victims {
-                for t in tasks where t.state == .running && t.mm === mm && t.threadGroupLeader == nil {
-                    if memoryFailureEarlyKill || t === current { sendMCEKill(t, pfn) }
+            for (mm, address) in victims {
+                if let t = current, t.state == .running, t.mm === mm {
+                    sendMCEKill(t, pfn, address: address)
+                } else if memoryFailureEarlyKill {
+                    for t in tasks where t.state == .running && t.mm === mm && t.threadGroupLeader == nil { sendMCEKill(t, pfn, address: address) }
                 }
             }
         }
@@ -174,12 +182,12 @@ extension Machine {
         log.append("MCE: Killing \(t.name):\(t.pid) due to hardware memory corruption fault at \(String(hex: addr, width: 0))")
     }
 
-    /// kill_proc(): "Sending SIGBUS to comm:pid due to hardware memory corruption"; the
-    /// default action of SIGBUS terminates the task.
-    func sendMCEKill(_ t: Task, _ pfn: PFN) {
+    /// kill_proc(): "Sending SIGBUS to comm:pid due to hardware memory corruption", with
+    /// si_addr the page's address in the task (force_sig_mceerr()); the default action of
+    /// SIGBUS terminates the thread group.
+    func sendMCEKill(_ t: Task, _ pfn: PFN, address: UInt64) {
         log.append("Memory failure: \(String(format0x: pfn.raw, width: 0)): Sending SIGBUS to \(t.name):\(t.pid) due to hardware memory corruption")
-        t.signals.append(.bus(0))
-        exit(t, code: 128 + 7)
+        killThreadGroup(t, .bus(address))
     }
 
     /// madvise(MADV_HWPOISON): inject an error into the frame behind `addr` of `t`, as if
@@ -191,6 +199,6 @@ extension Machine {
         guard let slot = mm.pageTable.slot(VirtAddr(addr & ~Page.offsetMask), level: .pte),
               let l = presentOrProtNone(slot.pointee), !(l.special && l.pfn == zeroPage) else { return nil }
         log.append("Injecting memory failure for pfn \(String(format0x: l.pfn.raw, width: 0)) at process virtual address \(String(format0x: addr & ~Page.offsetMask, width: 0))")
-        return memoryFailure(l.pfn, actionRequired: t)
+        return memoryFailure(l.pfn, actionRequired: t, at: addr & ~Page.offsetMask)
     }
 }

@@ -9,6 +9,14 @@ extension Machine {
     /// __split_vma(): cut the VMA containing `addr` in two at `addr` (no-op at a boundary).
     func splitVMA(_ mm: MM, at addr: UInt64) {
         guard let i = mm.findVMAIndex(addr), mm.vmas[i].start < addr else { return }
+        // vma_adjust_trans_huge() -> split_huge_pmd_address(): a huge PMD across the new
+        // boundary cannot belong to two VMAs; it becomes a table of PTEs first.
+        let span = PageTableLevel.pmd.entrySpan
+        if addr & (span - 1) != 0, !mm.vmas[i].flags.contains(.hugetlb),
+           let pmd = mm.pageTable.slot(VirtAddr(addr), level: .pmd),
+           case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch) {
+            splitHugePMD(mm, mm.vmas[i], addr & ~(span - 1), pmd)
+        }
         var hi = mm.vmas[i]
         hi.pgoff = hi.pgoff(of: addr)
         hi.start = addr
@@ -198,12 +206,22 @@ extension Machine {
     }
 
     /// __mm_populate() / populate_vma_page_range(): fault every page in as get_user_pages()
-    /// does, writing for private writable mappings (so no zero page is mapped).
-    func populate(_ t: Task, _ mm: MM, _ start: UInt64, _ end: UInt64, forceWrite: Bool? = nil) {
+    /// does, writing for private writable mappings (so no zero page is mapped). A PROT_NONE
+    /// VMA is not faulted in (populate_vma_page_range() sets FOLL_FORCE only for an accessible
+    /// one, and check_vma_flags() refuses the rest with -EFAULT): with `ignoreErrors`
+    /// (mmap's MAP_POPULATE/MAP_LOCKED, mlockall()) it is skipped, else (mlock(),
+    /// MADV_POPULATE_*) populating stops there and the result is false.
+    @discardableResult
+    func populate(_ t: Task, _ mm: MM, _ start: UInt64, _ end: UInt64, forceWrite: Bool? = nil, ignoreErrors: Bool = true) -> Bool {
         var a = start
         while a < end {
-            guard let i = mm.findVMAIndex(a), mm.vmas[i].start <= a else { return }
+            guard let i = mm.findVMAIndex(a), mm.vmas[i].start <= a else { return true }
             let v = mm.vmas[i]
+            guard !v.flags.isDisjoint(with: [.read, .write, .exec]) else {
+                if !ignoreErrors { return false }
+                a = v.end
+                continue
+            }
             let write = forceWrite ?? (v.flags.contains(.write) && !v.flags.contains(.shared))
             let stop = min(end, v.end)
             while a < stop {
@@ -213,6 +231,7 @@ extension Machine {
                 a += Page.size
             }
         }
+        return true
     }
 
     /// follow_page_pte(): would get_user_pages() need a fault for this page?

@@ -89,7 +89,31 @@ extension Machine {
         if v.flags.contains(.hugetlb) { return hugetlbChangeProtection(mm, v) }
         var lost = false
         var a = v.start
+        let span = PageTableLevel.pmd.entrySpan
         while a < v.end {
+            // change_pmd_range() -> change_huge_pmd(): a huge PMD (wholly inside the VMA:
+            // splitVMA() split any that crossed its edges) is rewritten in place. For
+            // PROT_NONE the model splits it and marks the PTEs (the kernel keeps a protnone
+            // huge PMD; the model's huge PMDs are always present).
+            if a & (span - 1) == 0, a + span <= v.end, let pmd = mm.pageTable.slot(VirtAddr(a), level: .pmd),
+               case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch),
+               var leaf = PTEFormat.decode(pmd.pointee, level: .pmd, arch: arch), leaf.present {
+                if v.flags.isDisjoint(with: [.read, .write, .exec]) {
+                    splitHugePMD(mm, v, a, pmd)
+                } else {
+                    let wasWritable = leaf.writable, wasExec = !leaf.noExec
+                    let zero = leaf.pfn == hugeZeroPFN
+                    let exclusive = !zero && frames[leaf.pfn].pointee.flags.contains(.anonExclusive)
+                    // can_change_pmd_writable(): only an exclusive, dirty anonymous folio.
+                    let canWrite = v.flags.contains(.write) && !zero && (v.isShared || (exclusive && leaf.dirty))
+                    leaf.writable = wasWritable ? v.flags.contains(.write) : canWrite
+                    leaf.noExec = !v.flags.contains(.exec)
+                    if (wasWritable && !leaf.writable) || (wasExec && leaf.noExec) { lost = true }
+                    pmd.pointee = PTEFormat.encode(leaf, arch: arch)
+                    a += span
+                    continue
+                }
+            }
             if let slot = mm.pageTable.slot(VirtAddr(a), level: .pte), slot.pointee != 0,
                var leaf = PTEFormat.decode(slot.pointee, level: .pte, arch: arch), leaf.present || leaf.protNone {
                 let accessible = v.flags.contains(.read) || v.flags.contains(.write) || v.flags.contains(.exec)
@@ -151,7 +175,9 @@ extension Machine {
                 a += Page.size
             }
         }
-        if lock { populate(t, mm, addr, end) }
+        // __mm_populate(ignore_errors = 0): a PROT_NONE VMA in the range stays locked but
+        // unpopulated, and its -EFAULT is ENOMEM (__mlock_posix_error_return()).
+        if lock, !populate(t, mm, addr, end, ignoreErrors: false) { return .failure(.ENOMEM) }
         return .success(())
     }
 
@@ -219,10 +245,16 @@ extension Machine {
             for i in vmaRange(mm, addr, end) {
                 let v = mm.vmas[i]
                 let s = max(v.start, addr), e = min(v.end, end)
-                if advice == .dontneed || !v.isAnonymous {
+                if advice == .dontneed {
                     zapRange(tlb, mm, v, start: s, end: e, reclaimTables: true)
-                } else {
+                } else if v.isAnonymous && !v.isShared && !v.flags.contains(.hugetlb) {
                     markLazyFree(tlb, mm, s, e)
+                } else {
+                    // madvise_free_single_vma(): only private anonymous memory can be freed
+                    // lazily (!vma_is_anonymous(): shared anonymous, file, hugetlb: EINVAL);
+                    // the VMAs before this one have been done.
+                    tlb.finish()
+                    return .failure(.EINVAL)
                 }
             }
             tlb.finish()
@@ -238,7 +270,8 @@ extension Machine {
                 }
             }
         case .populateRead, .populateWrite:
-            populate(t, mm, addr, end, forceWrite: advice == .populateWrite)
+            // madvise_populate(): a PROT_NONE VMA is an incompatible mapping (EINVAL).
+            if !populate(t, mm, addr, end, forceWrite: advice == .populateWrite, ignoreErrors: false) { return .failure(.EINVAL) }
         case .cold, .pageout:
             madviseColdOrPageout(mm, addr, end, pageout: advice == .pageout)
         }

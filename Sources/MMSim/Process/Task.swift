@@ -17,7 +17,8 @@ public enum TaskState: String, Sendable {
 
 /// task_struct, as far as memory management sees it.
 public final class Task {
-    public let pid: Int
+    /// The pid (a thread's tid); a thread that execs takes its leader's (de_thread()).
+    public internal(set) var pid: Int
     public internal(set) var name: String
     public internal(set) var mm: MM?
     public internal(set) var parent: Int?
@@ -44,6 +45,8 @@ public final class Task {
     public internal(set) var sleeping = false
     /// signal_struct: shared by the threads of a process (oom_score_adj; OOMKill.swift).
     public internal(set) var signal = SignalStruct()
+    /// Counted in nr_threads: from creation until released (reaped, or a thread's exit).
+    var holdsPID = false
 
     init(pid: Int, name: String, cpu: Int) {
         self.pid = pid
@@ -87,6 +90,7 @@ extension Machine {
         let t = Task(pid: nextPID, name: name, cpu: min(max(cpu, 0), cpuCount - 1))
         nextPID += 1
         tasks.append(t)
+        holdPID(t)
         t.mm = newMM()
         if t.mm != nil { setUpImage(t) }
         return t
@@ -117,18 +121,91 @@ extension Machine {
         t.lastErrno = nil
     }
 
-    /// execve(): a fresh mm replaces the old one (which is torn down as at exit).
+    /// execve(): de_thread() first kills every other thread of the group (SIGKILL, as
+    /// zap_other_threads() sends it); a thread that execs takes the leader's pid, parent
+    /// and children, and the old leader is released. Then a fresh mm replaces the old one
+    /// (which is torn down as at exit, its last user gone).
     public func execve(_ t: Task) {
         guard t.state == .running else { return }
-        if let old = t.mm { releaseMM(t, old) }
+        let leaderPID = t.threadGroupLeader ?? t.pid
+        for th in tasks where th !== t && th.state == .running && th.threadGroupLeader == leaderPID {
+            th.signals.append(Signal(number: 9, address: 0))
+            exit(th, code: 128 + 9)
+        }
+        if t.threadGroupLeader != nil, let leader = task(pid: leaderPID) {
+            if leader.state == .running {
+                leader.signals.append(Signal(number: 9, address: 0))
+                if let mm = leader.mm {
+                    run(leader, mm)
+                    enterLazyTLB(cpu: leader.cpu)
+                    mm.users -= 1
+                    leader.mm = nil
+                }
+            }
+            // The exec'ing thread becomes the group leader under the leader's pid.
+            leader.exitCode = 128 + 9
+            leader.state = .dead
+            releasePID(leader)
+            (t.pid, leader.pid) = (leader.pid, t.pid)
+            t.parent = leader.parent
+            t.children = leader.children
+            leader.children = []
+            leader.parent = nil
+            t.threadGroupLeader = nil
+        }
+        if let old = t.mm {
+            old.users -= 1
+            if old.users == 0 { releaseMM(t, old) }
+        }
         t.mm = newMM()
         setUpImage(t)
+    }
+
+    /// The default value of kernel.threads-max: set_max_threads() with no suggestion, as many
+    /// threads as 1/8 of RAM holds THREAD_SIZE (16 KiB) stacks, within MIN_THREADS (20) and
+    /// FUTEX_TID_MASK. The model counts totalram_pages() at fork_init() (the kernel's is a
+    /// little smaller, before the init sections are freed: 192736 on a 24 GiB machine whose
+    /// MemTotal/32 is 192842).
+    public static func defaultMaxThreads(totalRAMPages: UInt64) -> Int {
+        let threadSize: UInt64 = 16 * 1024
+        let threads = totalRAMPages * Page.size / (8 * threadSize)
+        return Int(min(max(threads, 20), 0x3fff_ffff))
+    }
+
+    /// kernel.pid_max's default: PID_MAX_DEFAULT (32768), or 1024 per CPU on larger machines.
+    public var pidMax: Int { max(32768, 1024 * cpuCount) }
+
+    /// copy_process()'s limits, as the model applies them to fork() and clone(): EAGAIN when
+    /// nr_threads has reached kernel.threads-max, or when alloc_pid() finds no free pid (pids
+    /// 1 ... pid_max-1 all held). RLIMIT_NPROC (max_threads/2 by default) is not applied: the
+    /// scenario's processes run as root, which CAP_SYS_RESOURCE exempts from it.
+    func forkLimit() -> Errno? {
+        nrThreads >= maxThreads || nrThreads >= pidMax - 1 ? .EAGAIN : nil
+    }
+
+    /// kernel.threads-max written (proc_dointvec_minmax(): 20 ... FUTEX_TID_MASK).
+    public func setMaxThreads(_ n: Int) {
+        maxThreads = min(max(n, 20), 0x3fff_ffff)
+    }
+
+    func holdPID(_ t: Task) {
+        guard !t.holdsPID else { return }
+        t.holdsPID = true
+        nrThreads += 1
+    }
+
+    /// release_task(): the task leaves nr_threads and its pid is free again.
+    func releasePID(_ t: Task) {
+        guard t.holdsPID else { return }
+        t.holdsPID = false
+        nrThreads -= 1
     }
 
     /// fork(): the child gets a copy of the address space (dup_mmap()), sharing every page
     /// copy-on-write. Returns the child, or ENOMEM.
     public func fork(_ parent: Task, childName: String, cpu: Int? = nil) -> SyscallResult<Task> {
         guard parent.state == .running, let src = parent.mm else { return .failure(.EINVAL) }
+        if let e = forkLimit() { return .failure(e) }
         guard let dst = newMM() else { return .failure(.ENOMEM) }
         let child = Task(pid: nextPID, name: childName, cpu: min(max(cpu ?? parent.cpu, 0), cpuCount - 1))
         nextPID += 1
@@ -173,6 +250,7 @@ extension Machine {
         child.parent = parent.pid
         parent.children.append(child.pid)
         tasks.append(child)
+        holdPID(child)
         return .success(child)
     }
 
@@ -180,6 +258,7 @@ extension Machine {
     /// `cpu`. The mm's users and CPU mask grow with it; its own faults count in its rusage.
     public func cloneThread(_ parent: Task, name: String, cpu: Int? = nil) -> SyscallResult<Task> {
         guard parent.state == .running, let mm = parent.mm else { return .failure(.EINVAL) }
+        if let e = forkLimit() { return .failure(e) }
         let t = Task(pid: nextPID, name: name, cpu: min(max(cpu ?? parent.cpu, 0), cpuCount - 1))
         nextPID += 1
         t.mm = mm
@@ -187,6 +266,7 @@ extension Machine {
         t.signal = parent.signal                // CLONE_THREAD shares signal_struct
         mm.users += 1
         tasks.append(t)
+        holdPID(t)
         return .success(t)
     }
 
@@ -211,11 +291,44 @@ extension Machine {
         if t.threadGroupLeader != nil {
             t.exitCode = code
             t.state = .dead
+            releasePID(t)
             return
         }
         t.exitCode = code
         t.state = .zombie
-        if t.parent == nil || task(pid: t.parent!)?.state != .running { t.state = .dead }
+        if t.parent == nil || task(pid: t.parent!)?.state != .running {
+            t.state = .dead
+            releasePID(t)
+        }
+        // forget_original_parent(): zombie children go to init, which reaps them (their
+        // state stays what the parent last saw; they no longer hold a pid).
+        for pid in t.children { if let c = task(pid: pid), c.state == .zombie { releasePID(c) } }
+    }
+
+    /// exit_group(): the whole thread group exits with `code`, whichever thread calls it.
+    public func exitGroup(_ t: Task, code: Int32 = 0) {
+        guard t.state == .running else { return }
+        let leaderPID = t.threadGroupLeader ?? t.pid
+        for th in tasks where th !== t && th.state == .running && th.threadGroupLeader == leaderPID { exit(th, code: code) }
+        exit(t, code: code)
+        if let leader = task(pid: leaderPID), leader !== t { exit(leader, code: code) }
+    }
+
+    /// A fatal signal's default action: `t` takes `signal` and its whole thread group dies
+    /// (get_signal() -> do_group_exit()). The process exits with the signal (what wait()
+    /// reports, so the leader records it too); the other threads are zapped with SIGKILL
+    /// (zap_other_threads()).
+    func killThreadGroup(_ t: Task, _ signal: Signal) {
+        t.signals.append(signal)
+        let leaderPID = t.threadGroupLeader ?? t.pid
+        for th in tasks where th !== t && th.state == .running {
+            if th.pid == leaderPID {
+                th.signals.append(signal)
+            } else if th.threadGroupLeader == leaderPID {
+                th.signals.append(Signal(number: 9, address: 0))
+            }
+        }
+        exitGroup(t, code: 128 + signal.number)
     }
 
     /// wait4(): reap a zombie child (`child`, or the oldest one); its faults join the
@@ -224,6 +337,7 @@ extension Machine {
         for pid in t.children where child == nil || child == pid {
             guard let c = task(pid: pid), c.state == .zombie else { continue }
             c.state = .dead
+            releasePID(c)
             t.cminFlt += c.minFlt + c.cminFlt
             t.cmajFlt += c.majFlt + c.cmajFlt
             t.children.removeAll { $0 == pid }
@@ -267,7 +381,7 @@ extension Machine {
         for c in 0..<cpuCount where cpuHasLoaded(c, mm) { switchMM(nil, cpu: c) }
         // arm64: the ASID can be handed out again; the model flushes it everywhere now, where
         // the kernel does so at the ASID generation rollover (flush_context()).
-        if !arch.isX86 { for c in 0..<cpuCount { _ = cpus[c].tlb.flushASID(mm.asid) } }
+        if !arch.isX86 { for c in 0..<cpuCount { _ = cpus[c].tlb.flushASID(arm64Tag(mm)) } }
         mm.pageTable.destroy()
     }
 
@@ -315,9 +429,8 @@ extension Machine {
     func userFault(_ t: Task, _ mm: MM, _ addr: UInt64, _ kind: AccessKind, retry: Bool,
                    pteSlot: UnsafeMutablePointer<UInt64>? = nil) -> Signal? {
         func kill(_ s: Signal) -> Signal {
-            t.signals.append(s)
             log.append("\(t.name)[\(t.pid)]: \(s.name == "SIGSEGV" ? "segfault" : "bus error") at \(String(hex: addr, width: 0)) error \(kind == .write ? 6 : kind == .execute ? 0x15 : 4)")
-            exit(t, code: 128 + s.number)
+            killThreadGroup(t, s)
             return s
         }
         guard !retry else { return kill(.segv(addr)) }

@@ -26,9 +26,40 @@ public struct ScenarioError: Error, Sendable, Hashable, CustomStringConvertible 
     public var message: String
     public init(_ location: ScenarioLocation, _ message: String) {
         self.location = location
-        self.message = message
+        self.message = scenarioPrintable(message)
     }
     public var description: String { "\(location): error: \(message)" }
+}
+
+/// A message as a terminal may show it on one line: control characters (C0, DEL, C1) are
+/// escaped as `\xNN` so that a NUL, an ESC sequence or a CR echoed from the input cannot
+/// colour the terminal or overprint the line, and a word longer than `maxWord` characters
+/// (an address expression thousands of characters long) is shortened to its two ends.
+public func scenarioPrintable(_ s: String, maxWord: Int = 80) -> String {
+    var out = String.UnicodeScalarView()
+    var word = String.UnicodeScalarView()
+    func flush() {
+        defer { word = String.UnicodeScalarView() }
+        guard word.count > maxWord else { out.append(contentsOf: word); return }
+        let scalars = Array(word)
+        out.append(contentsOf: scalars[..<(maxWord / 2)])
+        out.append(contentsOf: "...".unicodeScalars)
+        out.append(contentsOf: scalars[(scalars.count - maxWord / 4)...])
+        out.append(contentsOf: " (\(scalars.count) characters)".unicodeScalars)
+    }
+    for u in s.unicodeScalars {
+        if u.value < 0x20 || (0x7F...0x9F).contains(u.value) {
+            let hex = String(u.value, radix: 16)
+            word.append(contentsOf: ("\\x" + (hex.count < 2 ? "0" + hex : hex)).unicodeScalars)
+        } else if u == " " {
+            flush()
+            out.append(u)
+        } else {
+            word.append(u)
+        }
+    }
+    flush()
+    return String(out)
 }
 
 /// A number in the scenario, with the text it was written as.

@@ -42,7 +42,7 @@ public enum ScenarioCatalog {
         "vm.percpu_pagelist_high_fraction", "vm.stat_interval", "vm.stat_refresh", "vm.swappiness",
         "vm.unprivileged_userfaultfd", "vm.user_reserve_kbytes", "vm.vfs_cache_pressure",
         "vm.watermark_boost_factor", "vm.watermark_scale_factor", "vm.zone_reclaim_mode",
-        "kernel.randomize_va_space",
+        "kernel.randomize_va_space", "kernel.threads-max",
     ]
 
     /// sysfs files under /sys/kernel/mm that a scenario may write, with their allowed values

@@ -102,6 +102,7 @@ public struct ScenarioParser {
                 try checkIdentifier(v.text, c.location(of: v), what: "variable name")
                 c.advance()
                 bind = v.text
+                guard c.peek != nil else { throw c.missing("mmap, mremap or brk after '\(v.text) ='") }
             }
             let actionTok = c.peek
             let action = try parseAction(&c, process: name)
@@ -150,7 +151,11 @@ public struct ScenarioParser {
             switch verb.text {
             case "create":
                 let n = try c.word("a file name after 'file create'")
+                let sizeTok = c.peek
                 let size = try parseLength(&c, "the file size")
+                if size > UInt64(Int64.max) {
+                    throw ScenarioError(c.location(of: sizeTok!), "file create \(n.text) \(size): a file size is a signed loff_t (at most 2^63-1)")
+                }
                 var cold = false
                 if let w = c.peek, w.text == "cold" {
                     _ = c.next()
@@ -163,7 +168,11 @@ public struct ScenarioParser {
             case "truncate":
                 let n = try c.word("a file name after 'file truncate'")
                 guard files.contains(n.text) else { throw ScenarioError(c.location(of: n), "file '\(n.text)' does not exist; create it with 'file create'") }
+                let sizeTok = c.peek
                 let size = try parseLength(&c, "the new size")
+                if size > UInt64(Int64.max) {
+                    throw ScenarioError(c.location(of: sizeTok!), "file truncate \(n.text) \(size): a file size is a signed loff_t (at most 2^63-1), so ftruncate(2) would fail with EINVAL")
+                }
                 try c.expectEnd()
                 try boot(loc)
                 append(.fileIO(name: n.text, verb: "truncate", offset: size, length: 0), loc, text)
@@ -172,8 +181,13 @@ public struct ScenarioParser {
                 guard files.contains(n.text) else { throw ScenarioError(c.location(of: n), "file '\(n.text)' does not exist; create it with 'file create'") }
                 var offset: UInt64 = 0, length: UInt64 = 0
                 if verb.text == "read" || verb.text == "write" {
+                    let offTok = c.peek
                     offset = try parseLength(&c, "the offset")
                     length = try parseLength(&c, "the length")
+                    // rw_verify_area(): a file position is a signed loff_t, and so is its end.
+                    if let why = Self.fileRangeProblem(offset: offset, length: length) {
+                        throw ScenarioError(c.location(of: offTok!), "file \(verb.text) \(n.text) \(offset) \(formatLength(length)): \(why), so \(verb.text)(2) would fail with EINVAL")
+                    }
                 }
                 try c.expectEnd()
                 try boot(loc)
@@ -477,6 +491,7 @@ public struct ScenarioParser {
 
     static let sysctlRanges: [String: ClosedRange<Int64>] = [
         "vm.overcommit_memory": 0...2, "vm.overcommit_ratio": 0...Int64(Int32.max),
+        "kernel.threads-max": 20...0x3fff_ffff,
         "vm.overcommit_kbytes": 0...Int64.max, "vm.min_free_kbytes": 0...Int64(Int32.max),
         "vm.watermark_scale_factor": 1...3000, "vm.max_map_count": 0...Int64(Int32.max),
         "vm.nr_hugepages": 0...Int64.max, "vm.swappiness": 0...200, "vm.drop_caches": 1...4,
@@ -537,7 +552,7 @@ public struct ScenarioParser {
     // MARK: Process actions
 
     private mutating func parseAction(_ c: inout Cursor, process: String) throws -> ProcessAction {
-        let t = c.next()!
+        guard let t = c.next() else { throw c.missing("a system call or memory access") }
         let loc = c.location(of: t)
         switch t.text {
         case "mmap":
@@ -812,6 +827,15 @@ public struct ScenarioParser {
         }
     }
 
+    /// Why a read or write of `length` bytes at file position `offset` is refused by
+    /// rw_verify_area() (EINVAL), or nil: the position and its end are signed 64-bit loff_t.
+    public static func fileRangeProblem(offset: UInt64, length: UInt64) -> String? {
+        let max = UInt64(Int64.max)
+        if offset > max { return "the offset is past 2^63-1 (a negative loff_t)" }
+        if length > max - offset { return "the offset plus the length is past 2^63-1 (the loff_t overflows)" }
+        return nil
+    }
+
     /// Why [start, start+length) is not a user range, or nil.
     public static func rangeProblem(start: UInt64, length: UInt64, arch: Architecture) -> String? {
         let (end, o) = start.addingReportingOverflow(length)
@@ -840,8 +864,12 @@ public struct ScenarioParser {
         return v
     }
 
+    /// How deep `alignup(` may nest: each level rescans its inner text, so a bound keeps an
+    /// expression's cost linear in its length (and the recursion off the stack's end).
+    static let maxAlignUpNesting = 8
+
     /// `NUMBER`, `VAR`, `VAR+NUMBER`, `VAR-NUMBER`, `NUMBER*NUMBER`, in any sum.
-    func parseAddressExpr(_ text: String, _ loc: ScenarioLocation) throws -> AddressExpr {
+    func parseAddressExpr(_ text: String, _ loc: ScenarioLocation, nesting: Int = 0) throws -> AddressExpr {
         var terms: [(negative: Bool, term: AddressExpr.Term)] = []
         var negative = false
         var current = ""
@@ -857,7 +885,10 @@ public struct ScenarioParser {
                 }
                 let inner = String(current[current.index(current.startIndex, offsetBy: 8)..<comma])
                 let alignText = String(current[current.index(after: comma)..<current.index(before: current.endIndex)])
-                let e = try parseAddressExpr(inner, ScenarioLocation(file: loc.file, line: loc.line, column: tloc.column + 8))
+                guard nesting < Self.maxAlignUpNesting else {
+                    throw ScenarioError(tloc, "alignup( is nested more than \(Self.maxAlignUpNesting) deep in '\(text)'")
+                }
+                let e = try parseAddressExpr(inner, ScenarioLocation(file: loc.file, line: loc.line, column: tloc.column + 8), nesting: nesting + 1)
                 guard let a = parseNumber(alignText), a > 0, a & (a - 1) == 0 else {
                     throw ScenarioError(tloc, "the alignment '\(alignText)' must be a power of two, such as 4K or 2M")
                 }

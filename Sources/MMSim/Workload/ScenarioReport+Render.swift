@@ -22,7 +22,7 @@ extension ScenarioReport {
                 out += s + "\n"
             case .warning(let loc, let s):
                 if lastWasView { out += "\n" }
-                out += "\(loc): warning: \(s)\n"
+                out += "\(loc): warning: \(scenarioPrintable(s))\n"
             }
             lastWasView = false
         }

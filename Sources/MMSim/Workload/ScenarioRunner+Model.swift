@@ -171,6 +171,9 @@ extension ScenarioRunner {
         case "vm.memory_failure_early_kill":
             machine.memoryFailureEarlyKill = values[0] != 0
             return true
+        case "kernel.threads-max":
+            machine.setMaxThreads(Int(values[0]))
+            return true
         case "vm.min_free_kbytes":
             machine.minFreeKbytes = UInt64(values[0])
             machine.setupPerZoneWatermarks()

@@ -101,6 +101,9 @@ public final class ScenarioRunner {
     private var procs: [String: Task] = [:]
     /// Why a name has no task: its fork failed (location, errno).
     private var failedForks: [String: (ScenarioLocation, Errno)] = [:]
+    /// Why a name has no task: the fork or thread that would have made it was not run, its
+    /// parent being gone (location, "NAME[PID] was killed by SIGSEGV" or "... has exited").
+    private var skippedForks: [String: (ScenarioLocation, String)] = [:]
     /// The result of each process's last syscall (nil = success).
     private var lastErrno: [String: Errno] = [:]
     /// Address variables.
@@ -206,6 +209,7 @@ public final class ScenarioRunner {
             let t = machine.spawn(name: name, cpu: cpu ?? 0)
             procs[name] = t
             failedForks[name] = nil
+            skippedForks[name] = nil
             if t.mm == nil {
                 throw ScenarioError(loc, "the machine has no memory left to create process '\(name)'")
             }
@@ -292,6 +296,9 @@ public final class ScenarioRunner {
             if let (floc, e) = failedForks[name] {
                 throw ScenarioError(loc, "process '\(name)' does not exist: its fork at line \(floc.line) failed with \(e.name)")
             }
+            if let (floc, why) = skippedForks[name] {
+                throw ScenarioError(loc, "process '\(name)' does not exist: the statement at line \(floc.line) that would create it was not run, because \(why)")
+            }
             throw ScenarioError(loc, "process '\(name)' has not been created yet")
         }
         return t
@@ -303,6 +310,11 @@ public final class ScenarioRunner {
         if t.state != .running {
             let why = t.signals.last.map { "was killed by \($0.name)" } ?? "has exited"
             report.output.append(.warning(loc, "\(name)[\(t.pid)] \(why); '\(action.name)' not run"))
+            switch action {
+            case .fork(let child), .thread(let child, _):
+                if procs[child] == nil { skippedForks[child] = (loc, "\(name)[\(t.pid)] \(why)") }
+            default: break
+            }
             return
         }
         var result: ModelResult
@@ -323,21 +335,22 @@ public final class ScenarioRunner {
                     variables[b] = a
                     variableFailures[b] = nil
                 }
+                trace(t, call, result)
                 for adv in advice {
                     guard let r = modelMadvise(t, addr: a, length: length, advice: adv) else {
                         throw ScenarioError(loc, "madvise is not modelled yet (needed for '\(adv == .hugepage ? "hugepage" : "nohugepage")')")
                     }
-                    trace(t, call, result)
+                    // The madvise() the flag stands for returns 0 (or its errno), as strace shows it.
                     call = "madvise(\(hex(a)), \(length), \(adviceName(adv)))"
-                    result = r
-                    if case .ok = r { result = .ok(a) }
+                    trace(t, call, r)
+                    if case .failed(let e) = r {
+                        lastErrno[name] = e
+                        report.failedSyscalls.append(FailedSyscall(location: loc, process: name, pid: t.pid, call: call, errno: e))
+                        return
+                    }
                 }
-                if case .failed(let e) = result {
-                    lastErrno[name] = e
-                    report.failedSyscalls.append(FailedSyscall(location: loc, process: name, pid: t.pid, call: call, errno: e))
-                    trace(t, call, result)
-                    return
-                }
+                lastErrno[name] = nil
+                return
             }
         case .munmap(let a, let len):
             let addr = try rangeStart(a, len)
@@ -405,6 +418,7 @@ public final class ScenarioRunner {
             case .success(let c):
                 procs[child] = c
                 failedForks[child] = nil
+                skippedForks[child] = nil
                 result = .ok(UInt64(c.pid))
             case .failure(let e):
                 failedForks[child] = (loc, e)
@@ -426,7 +440,7 @@ public final class ScenarioRunner {
         case .exit(let code):
             call = "exit_group(\(code))"
             trace(t, call, .ok(nil))
-            machine.exit(t, code: code)
+            machine.exitGroup(t, code: code)
             lastErrno[name] = nil
             return
         case .wait(let childName):
@@ -552,7 +566,7 @@ public final class ScenarioRunner {
         guard options.trace else { return }
         let res: String
         switch r {
-        case .ok(let v?): res = call.hasPrefix("fork") || call.hasPrefix("wait") ? String(v) : hex(v)
+        case .ok(let v?): res = call.hasPrefix("fork") || call.hasPrefix("clone") || call.hasPrefix("wait") ? String(v) : hex(v)
         case .ok(nil): res = "0"
         case .failed(let e): res = "-1 \(e.name)"
         }
