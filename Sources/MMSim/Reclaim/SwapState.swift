@@ -101,8 +101,10 @@ extension Machine {
     /// The I/O model: every write submitted so far completes, in submission order
     /// (end_swap_bio_write() / folio_end_writeback()): PG_writeback clears, NR_WRITTEN counts
     /// it, and a folio written for reclaim (PG_reclaim) rotates to the tail of its inactive
-    /// list. Writes complete when the reclaim pass that issued them returns, and at the end of
-    /// every scenario statement: the model's disk is fast but not synchronous.
+    /// list. Writes issued by a reclaim batch complete once the batch is back on the lists
+    /// (before the next batch is isolated), and every write completes at the end of a scenario
+    /// statement: the model's disk is fast, but never completes a write while its folio is
+    /// still isolated.
     public func completeWrites() {
         guard !swap.pendingWrites.isEmpty else { return }
         let done = swap.pendingWrites

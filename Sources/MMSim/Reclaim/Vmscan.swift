@@ -324,6 +324,10 @@ extension Machine {
         var stat = ReclaimStat()
         let (kept, reclaimed) = shrinkFolioList(list, lv, &sc, &stat)
         moveFoliosToLRU(lv, kept)
+        // The I/O model: the batch's writes complete before the next batch is isolated (the
+        // disk outpaces the scan), so their folios rotate to the tail and the next batch
+        // finds them clean.
+        completeWrites()
         if !sc.cgroupReclaim { counters.add(sc.kswapd ? .pgstealKswapd : .pgstealDirect, reclaimed) }
         g.addEvent(sc.kswapd ? .pgstealKswapd : .pgstealDirect, reclaimed)
         counters.add(lru.isFile ? .pgstealFile : .pgstealAnon, reclaimed)
