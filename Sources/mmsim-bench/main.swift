@@ -379,6 +379,74 @@ func benchHugetlb() throws {
     report(Result(name: "  MemFree, HVO on - off (+ vmemmap PTE tables)", value: Double(saved + pt), unit: "KiB", target: "= 10,000 x 28 KiB", ok: saved + pt == 280_000))
 }
 
+/// Memory pressure (issue 12): reclaim of 1 GiB of clean page cache and swap-out of 1 GiB of
+/// anonymous memory, each done in one go by lowering a memcg's limit under it
+/// (mem_cgroup_resize_max() -> limit reclaim), and a workload thrashing at 4x its memcg limit
+/// (every access a fault: swap-out, swap-in with readahead, refaults).
+func reclaimRun() throws -> (cache: Double, swapout: Double, thrash: Double) {
+    let pages = 1 << 18
+    // 1 GiB of clean page cache charged to a memcg, then the limit drops to 64 MiB.
+    let m = try Machine(.reference)
+    let t = m.spawn(name: "bench", cpu: 0)
+    let g = try m.memcgCreate(path: "b")
+    m.memcgAttach(t, to: g)
+    _ = m.mmap(t, length: 4096, prot: .rw, flags: [.private, .anonymous])
+    let f = m.createFile(name: "data", size: 1 << 30, cached: true)
+    m.lruAddDrainAll()
+    let c0 = m.counters[.pgstealFile]
+    let t0 = now()
+    try m.memcgWrite(g, "memory.limit_in_bytes", 64 << 20)
+    let dtc = now() - t0
+    let cacheRate = Double(m.counters[.pgstealFile] - c0) / dtc
+    precondition(m.counters[.pgstealFile] - c0 > Int64(pages) - 20000)
+    blackHole(f)
+    // 1 GiB of anonymous memory, then the limit drops to 64 MiB with 2 GiB of swap.
+    let m2 = try Machine(.reference)
+    try m2.swapon(name: "/swapfile", size: 2 << 30)
+    let t2 = m2.spawn(name: "bench", cpu: 0)
+    let g2 = try m2.memcgCreate(path: "b")
+    m2.memcgAttach(t2, to: g2)
+    let base: UInt64 = 0x1000_0000_0000
+    _ = m2.mmap(t2, addr: base, length: 1 << 30, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+    _ = m2.madvise(t2, addr: base, length: 1 << 30, advice: .nohugepage)
+    m2.access(t2, addr: base, length: 1 << 30, kind: .write)
+    let s0 = m2.counters[.pgstealAnon]
+    let t1 = now()
+    try m2.memcgWrite(g2, "memory.limit_in_bytes", 64 << 20)
+    let dts = now() - t1
+    let swapRate = Double(m2.counters[.pgstealAnon] - s0) / dts
+    precondition(m2.counters[.pswpout] > Int64(pages) - 20000)
+    // Thrashing: a 256 MiB buffer in a 64 MiB memcg, written once, then read twice.
+    let m3 = try Machine(.reference)
+    try m3.swapon(name: "/swapfile", size: 1 << 30)
+    let t3 = m3.spawn(name: "bench", cpu: 0)
+    let g3 = try m3.memcgCreate(path: "b")
+    try m3.memcgWrite(g3, "memory.limit_in_bytes", 64 << 20)
+    m3.memcgAttach(t3, to: g3)
+    _ = m3.mmap(t3, addr: base, length: 256 << 20, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+    _ = m3.madvise(t3, addr: base, length: 256 << 20, advice: .nohugepage)
+    let t4 = now()
+    var faults = m3.access(t3, addr: base, length: 256 << 20, kind: .write).faults
+    faults += m3.access(t3, addr: base, length: 256 << 20, kind: .read).faults
+    faults += m3.access(t3, addr: base, length: 256 << 20, kind: .read).faults
+    let dtt = now() - t4
+    return (cacheRate, swapRate, Double(faults) / dtt)
+}
+
+func benchReclaim() throws {
+    let runs = 3
+    var rs: [(cache: Double, swapout: Double, thrash: Double)] = []
+    for _ in 0..<runs { rs.append(try reclaimRun()) }
+    func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+    let c = rs.map(\.cache), s = rs.map(\.swapout), t = rs.map(\.thrash)
+    report(Result(name: "reclaim 1 GiB of clean page cache", value: c.max()!,
+                  unit: String(format: "pages/s (median %.1f M)", median(c) / 1e6), target: ">= 5 M/s", ok: c.max()! >= 5e6))
+    report(Result(name: "swap-out of 1 GiB anonymous memory", value: s.max()!,
+                  unit: String(format: "pages/s (median %.1f M)", median(s) / 1e6), target: ">= 5 M/s", ok: s.max()! >= 5e6))
+    report(Result(name: "thrashing at 4x the memcg limit", value: t.max()!,
+                  unit: String(format: "faults/s (median %.1f M)", median(t) / 1e6), target: ">= 2 M/s", ok: t.max()! >= 2e6))
+}
+
 // boot first: its peak-RSS figure is the process's high-water mark, which the other
 // benchmarks' machines would raise.
 let all: [(String, () throws -> Void)] = [
@@ -388,6 +456,7 @@ let all: [(String, () throws -> Void)] = [
     ("migrate", benchMigrate),
     ("hugetlb", benchHugetlb),
     ("faults", benchFaults),
+    ("reclaim", benchReclaim),
     ("tlb", benchTLBHit),
     ("walk", benchWalk),
     ("alloc", benchAllocFree),

@@ -32,7 +32,7 @@ extension Machine {
         counters.add(.nrMlock, 1)
         counters.add(.unevictablePgsMlocked, 1)
         counters.add(.unevictablePgsCulled, 1)
-        allocator.zones[Int(p.pointee.zone)].stats[VMStat.nrMlock.rawValue] += 1
+        allocator.zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { $0.stats[VMStat.nrMlock.rawValue] += 1 }
         lruvecAdd(folioLruvec(p), pfn, p)
     }
 
@@ -45,7 +45,7 @@ extension Machine {
         if f.contains(.lru) || f.contains(.lruBatched) { lruTake(pfn, p) }
         if f.contains(.mlocked) {
             counters.add(.nrMlock, -1)
-            allocator.zones[Int(p.pointee.zone)].stats[VMStat.nrMlock.rawValue] -= 1
+            allocator.zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { $0.stats[VMStat.nrMlock.rawValue] -= 1 }
             counters.add(.unevictablePgsCleared, 1)
         }
         if f.contains(.memcgCharged) { memcgUncharge(p) }

@@ -211,6 +211,8 @@ extension Machine {
     /// TLB drops it). Returns how many mappings were young and the union of their VMAs'
     /// flags; a VM_LOCKED mapping stops the walk (reclaim must keep the folio).
     public func folioReferenced(_ pfn: PFN) -> (referenced: Int, vmFlags: VMFlags) {
+        // An unmapped folio has no PTE to test (folio_referenced()'s !pra.mapcount return).
+        if frames[pfn].pointee.mapcount == 0 && frames[pfn].pointee.order == 0 { return (0, []) }
         var referenced = 0
         var flags: VMFlags = []
         rmapWalk(pfn) { h in

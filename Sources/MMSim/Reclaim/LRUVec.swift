@@ -44,43 +44,60 @@ public enum LRUList: Int, CaseIterable, Sendable {
 /// tail; sizes in pages (lruvec_lru_size()), the reclaim cost balance and the workingset clock.
 /// The lists are intrusive through struct page's lru links (`PageMeta.next`/`prev`, PFNs),
 /// as the kernel's folio->lru shares its words with the buddy and pcp links.
-public final class LRUVec {
-    public let node: Int
-    public let memcg: Int
-    let heads = FixedArray<UInt32>(repeating: FrameTable.nil, count: 5)
-    let tails = FixedArray<UInt32>(repeating: FrameTable.nil, count: 5)
-    /// Pages on each list.
-    let sizes = FixedArray<Int64>(repeating: 0, count: 5)
-    /// Folios on each list.
-    let folios = FixedArray<Int64>(repeating: 0, count: 5)
-    /// lruvec->anon_cost, file_cost: the reclaim and refault cost of each type (lru_note_cost()).
-    var anonCost: UInt64 = 0
-    var fileCost: UInt64 = 0
-    /// lruvec->nonresident_age: evictions and activations, the workingset clock (mm/workingset.c).
-    var nonresidentAge: UInt64 = 0
-    /// lruvec->refaults[]: the refault counters seen by the last reclaim (snapshot_refaults()).
-    var refaultsSeen: (anon: Int64, file: Int64) = (0, 0)
-    /// workingset_refault_* and friends of this lruvec (the memcg's per-node stats).
-    var refaults: (anon: Int64, file: Int64) = (0, 0)
+/// A handle to a flat record that never moves (index handles, not class references, so the
+/// LRU paths retain nothing): heads, tails, pages and folios per list, then the scalars.
+public struct LRUVec: Equatable {
+    let p: UnsafeMutablePointer<Int64>
+    static let words = 28
+    static let headBase = 0, tailBase = 5, sizeBase = 10, folioBase = 15
+    static let anonCostW = 20, fileCostW = 21, ageW = 22, seenAnonW = 23, seenFileW = 24, nodeW = 25, memcgW = 26
 
     init(node: Int, memcg: Int) {
-        self.node = node
-        self.memcg = memcg
+        p = .allocate(capacity: Self.words)
+        p.initialize(repeating: 0, count: Self.words)
+        for i in 0..<10 { p[i] = Int64(FrameTable.nil) }
+        p[Self.nodeW] = Int64(node)
+        p[Self.memcgW] = Int64(memcg)
     }
 
-    deinit {
-        heads.deallocate()
-        tails.deallocate()
-        sizes.deallocate()
-        folios.deallocate()
+    public var node: Int { Int(p[Self.nodeW]) }
+    public var memcg: Int { Int(p[Self.memcgW]) }
+    @inline(__always) func head(_ l: Int) -> UInt32 { UInt32(truncatingIfNeeded: p[Self.headBase + l]) }
+    @inline(__always) func setHead(_ l: Int, _ v: UInt32) { p[Self.headBase + l] = Int64(v) }
+    @inline(__always) func tailPFN(_ l: Int) -> UInt32 { UInt32(truncatingIfNeeded: p[Self.tailBase + l]) }
+    @inline(__always) func setTail(_ l: Int, _ v: UInt32) { p[Self.tailBase + l] = Int64(v) }
+    /// Pages on each list (lruvec_lru_size() over every zone).
+    @inline(__always) public func size(_ lru: LRUList) -> Int64 { p[Self.sizeBase + lru.rawValue] }
+    /// Folios on each list.
+    @inline(__always) public func folioCount(_ lru: LRUList) -> Int64 { p[Self.folioBase + lru.rawValue] }
+    @inline(__always) func addSize(_ l: Int, pages: Int64, folios: Int64) {
+        p[Self.sizeBase + l] &+= pages
+        p[Self.folioBase + l] &+= folios
+    }
+    /// lruvec->anon_cost, file_cost: the reclaim and refault cost of each type (lru_note_cost()).
+    var anonCost: UInt64 {
+        get { UInt64(bitPattern: p[Self.anonCostW]) }
+        nonmutating set { p[Self.anonCostW] = Int64(bitPattern: newValue) }
+    }
+    var fileCost: UInt64 {
+        get { UInt64(bitPattern: p[Self.fileCostW]) }
+        nonmutating set { p[Self.fileCostW] = Int64(bitPattern: newValue) }
+    }
+    /// lruvec->nonresident_age: evictions and activations, the workingset clock (mm/workingset.c).
+    var nonresidentAge: UInt64 {
+        get { UInt64(bitPattern: p[Self.ageW]) }
+        nonmutating set { p[Self.ageW] = Int64(bitPattern: newValue) }
+    }
+    /// lruvec->refaults[]: the workingset activations seen by the last reclaim (snapshot_refaults()).
+    var refaultsSeen: (anon: Int64, file: Int64) {
+        get { (p[Self.seenAnonW], p[Self.seenFileW]) }
+        nonmutating set { p[Self.seenAnonW] = newValue.anon; p[Self.seenFileW] = newValue.file }
     }
 
-    /// lruvec_lru_size() over every zone.
-    @inline(__always) public func size(_ lru: LRUList) -> Int64 { sizes[lru.rawValue] }
     /// The folios on a list, head (newest) first. For views and the checker.
     public func pfns(_ lru: LRUList, frames: FrameTable) -> [PFN] {
         var out: [PFN] = []
-        var c = heads[lru.rawValue]
+        var c = head(lru.rawValue)
         while c != FrameTable.nil {
             out.append(PFN(UInt64(c)))
             c = frames[PFN(UInt64(c))].pointee.next
@@ -89,9 +106,10 @@ public final class LRUVec {
     }
     /// The oldest folio of a list (lru_to_folio() of the tail), if any.
     @inline(__always) func tail(_ lru: LRUList) -> PFN? {
-        let t = tails[lru.rawValue]
+        let t = tailPFN(lru.rawValue)
         return t == FrameTable.nil ? nil : PFN(UInt64(t))
     }
+    public static func == (a: LRUVec, b: LRUVec) -> Bool { a.p == b.p }
 }
 
 extension Machine {
@@ -109,7 +127,7 @@ extension Machine {
 
     /// folio_lruvec(): the folio's memory cgroup's lruvec on the folio's node.
     @inline(__always) func folioLruvec(_ p: UnsafeMutablePointer<PageMeta>) -> LRUVec {
-        memcg.groups[folioMemcg(p)].lruvecs[Int(p.pointee.zone) / ZoneType.perNode]
+        memcg.lruvec(folioMemcg(p), node: Int(p.pointee.zone) / ZoneType.perNode)
     }
 
     /// Pages in the folio whose head record is `p`.
@@ -119,10 +137,9 @@ extension Machine {
 
     /// update_lru_size(): the list's size, the node's and the zone's LRU counters.
     @inline(__always) func updateLRUSize(_ lv: LRUVec, _ lru: LRUList, zone: Int, _ n: Int64) {
-        lv.sizes[lru.rawValue] &+= n
-        lv.folios[lru.rawValue] &+= n > 0 ? 1 : -1
+        lv.addSize(lru.rawValue, pages: n, folios: n > 0 ? 1 : -1)
         counters.add(lru.nodeStat, n)
-        allocator.zones[zone].stats[lru.zoneStat.rawValue] &+= n
+        allocator.zoneRefs[zone]._withUnsafeGuaranteedRef { $0.stats[lru.zoneStat.rawValue] &+= n }
     }
 
     /// lruvec_add_folio(): at the head of its list (or the tail: lruvec_add_folio_tail()), PG_lru set.
@@ -130,15 +147,17 @@ extension Machine {
         let lru = folioLRUList(p)
         let l = lru.rawValue, v = UInt32(truncatingIfNeeded: pfn.raw)
         if tail {
+            let t = lv.tailPFN(l)
             p.pointee.next = FrameTable.nil
-            p.pointee.prev = lv.tails[l]
-            if lv.tails[l] != FrameTable.nil { frames[PFN(UInt64(lv.tails[l]))].pointee.next = v } else { lv.heads[l] = v }
-            lv.tails[l] = v
+            p.pointee.prev = t
+            if t != FrameTable.nil { frames[PFN(UInt64(t))].pointee.next = v } else { lv.setHead(l, v) }
+            lv.setTail(l, v)
         } else {
+            let h = lv.head(l)
             p.pointee.prev = FrameTable.nil
-            p.pointee.next = lv.heads[l]
-            if lv.heads[l] != FrameTable.nil { frames[PFN(UInt64(lv.heads[l]))].pointee.prev = v } else { lv.tails[l] = v }
-            lv.heads[l] = v
+            p.pointee.next = h
+            if h != FrameTable.nil { frames[PFN(UInt64(h))].pointee.prev = v } else { lv.setTail(l, v) }
+            lv.setHead(l, v)
         }
         p.pointee.flags.insert(.lru)
         updateLRUSize(lv, lru, zone: Int(p.pointee.zone), folioPages(p))
@@ -149,8 +168,8 @@ extension Machine {
         let lru = folioLRUList(p)
         let l = lru.rawValue
         let n = p.pointee.next, pr = p.pointee.prev
-        if pr != FrameTable.nil { frames[PFN(UInt64(pr))].pointee.next = n } else { lv.heads[l] = n }
-        if n != FrameTable.nil { frames[PFN(UInt64(n))].pointee.prev = pr } else { lv.tails[l] = pr }
+        if pr != FrameTable.nil { frames[PFN(UInt64(pr))].pointee.next = n } else { lv.setHead(l, n) }
+        if n != FrameTable.nil { frames[PFN(UInt64(n))].pointee.prev = pr } else { lv.setTail(l, pr) }
         p.pointee.next = FrameTable.nil
         p.pointee.prev = FrameTable.nil
         p.pointee.flags.remove(.lru)

@@ -2,6 +2,14 @@
 
 /// struct page_counter: usage against a limit, with the high-water mark and the failure count.
 public struct PageCounter: Sendable {
+    /// The usage rises by `n` unless that passes the limit; the high-water mark follows.
+    @inline(__always) mutating func tryCharge(_ n: Int64) -> Bool {
+        let new = usage &+ n
+        if new > max { return false }
+        usage = new
+        if new > watermark { watermark = new }
+        return true
+    }
     /// PAGE_COUNTER_MAX (LONG_MAX / PAGE_SIZE): "unlimited".
     public static let unlimited = Int64.max / Int64(Page.size)
     public var usage: Int64 = 0
@@ -21,6 +29,22 @@ public enum MemcgEvent: Int, CaseIterable, Sendable {
     public var name: String { ["low", "high", "max", "oom", "oom_kill", "oom_group_kill"][rawValue] }
 }
 
+/// The hot part of struct mem_cgroup, in a record that never moves, reached by the group's
+/// id through `MemcgState.data` (no reference counting on the charge and statistics paths).
+struct MemcgData {
+    var memory = PageCounter()
+    var memsw = PageCounter()
+    var swap = PageCounter()
+    /// MEMCG_SWAP: swap slots charged here.
+    var swapPages: Int64 = 0
+    /// The parent's id, -1 for the root.
+    var parent: Int = -1
+    var swappiness = 60
+    var online = true
+    /// Local statistics (memcg->vmstats), pages or events, indexed by VMStat.rawValue.
+    var stats: UnsafeMutablePointer<Int64>
+}
+
 /// struct mem_cgroup: its counters (memory, memsw; v2 swap), per-node lruvecs, statistics
 /// (the node_stat_item and vm_event_item subset the kernel keeps per memcg, indexed as VMStat)
 /// and its place in the hierarchy.
@@ -30,36 +54,52 @@ public final class MemCgroup {
     public let path: String
     public let parent: Int?
     public internal(set) var children: [Int] = []
-    public internal(set) var memory = PageCounter()
-    /// v1 memory+swap (memory.memsw.*); v2 swap (memory.swap.*) counts swap alone.
-    public internal(set) var memsw = PageCounter()
-    public internal(set) var swap = PageCounter()
-    public internal(set) var lruvecs: [LRUVec]
-    /// Local statistics (memcg->vmstats), pages or events, indexed by VMStat.rawValue.
-    let stats = FixedArray<Int64>(repeating: 0, count: VMStat.allCases.count)
-    /// MEMCG_SWAP: swap slots charged here.
-    public internal(set) var swapPages: Int64 = 0
+    let d: UnsafeMutablePointer<MemcgData>
+    public let lruvecs: [LRUVec]
     /// memory.events, local.
     public internal(set) var events = [Int64](repeating: 0, count: MemcgEvent.allCases.count)
-    /// memory.swappiness (inherits vm.swappiness at creation).
-    public var swappiness: Int
-    /// memory.oom_control's oom_kill_disable and the oom_kill count.
+    /// memory.oom_control's oom_kill_disable.
     public var oomKillDisable = false
-    public internal(set) var online = true
 
     init(id: Int, path: String, parent: Int?, nodes: Int, swappiness: Int) {
         self.id = id
         self.path = path
         self.parent = parent
-        self.swappiness = swappiness
+        let stats = UnsafeMutablePointer<Int64>.allocate(capacity: VMStat.allCases.count)
+        stats.initialize(repeating: 0, count: VMStat.allCases.count)
+        d = .allocate(capacity: 1)
+        d.initialize(to: MemcgData(parent: parent ?? -1, swappiness: swappiness, stats: stats))
         lruvecs = (0..<nodes).map { LRUVec(node: $0, memcg: id) }
     }
-    deinit { stats.deallocate() }
 
+    public internal(set) var memory: PageCounter {
+        get { d.pointee.memory }
+        set { d.pointee.memory = newValue }
+    }
+    /// v1 memory+swap (memory.memsw.*); v2 swap (memory.swap.*) counts swap alone.
+    public internal(set) var memsw: PageCounter {
+        get { d.pointee.memsw }
+        set { d.pointee.memsw = newValue }
+    }
+    public internal(set) var swap: PageCounter {
+        get { d.pointee.swap }
+        set { d.pointee.swap = newValue }
+    }
+    /// MEMCG_SWAP: swap slots charged here.
+    public var swapPages: Int64 { d.pointee.swapPages }
+    /// memory.swappiness (inherits the parent's at creation).
+    public var swappiness: Int {
+        get { d.pointee.swappiness }
+        set { d.pointee.swappiness = newValue }
+    }
+    public internal(set) var online: Bool {
+        get { d.pointee.online }
+        set { d.pointee.online = newValue }
+    }
     /// A statistic of this group alone.
-    public func stat(_ s: VMStat) -> Int64 { stats[s.rawValue] }
-    @inline(__always) func addStat(_ s: VMStat, _ n: Int64) { stats[s.rawValue] &+= n }
-    @inline(__always) func addEvent(_ s: VMStat, _ n: Int64) { stats[s.rawValue] &+= n }
+    public func stat(_ s: VMStat) -> Int64 { d.pointee.stats[s.rawValue] }
+    @inline(__always) func addStat(_ s: VMStat, _ n: Int64) { d.pointee.stats[s.rawValue] &+= n }
+    @inline(__always) func addEvent(_ s: VMStat, _ n: Int64) { d.pointee.stats[s.rawValue] &+= n }
     /// An LRU list's pages over every node.
     public func lruPages(_ l: LRUList) -> Int64 { lruvecs.reduce(0) { $0 + $1.size(l) } }
 }
@@ -72,18 +112,68 @@ public final class MemcgState {
     /// NR_MEMCG_STOCK: memcgs cached per CPU.
     public static let stockSlots = 7
     /// By id; id 0 is the root. Removed groups stay, offline.
-    public internal(set) var groups: [MemCgroup]
-    /// Per CPU: (memcg id, pages) slots.
-    var stock: [[(memcg: Int, pages: Int64)]]
+    public internal(set) var groups: [MemCgroup] = []
+    /// Each group's hot record and its lruvecs (id * nodes + node), flat.
+    private(set) var data: UnsafeMutablePointer<UnsafeMutablePointer<MemcgData>>
+    private(set) var lruvecTable: UnsafeMutablePointer<LRUVec>
+    private var capacity = 0
+    let nodes: Int
+    /// Per CPU, NR_MEMCG_STOCK slots of (memcg id or -1, pages), flat.
+    let stockMemcg: FixedArray<Int>
+    let stockPagesHeld: FixedArray<Int64>
+    let cpus: Int
     /// Deterministic replacement of a full stock (the kernel picks a random slot).
     var stockVictim = 0
     /// cgroup v1 (memory.limit_in_bytes...) or v2 (memory.max...): which files the groups show.
     public var v1 = true
 
     init(nodes: Int, cpus: Int) {
-        groups = [MemCgroup(id: 0, path: "", parent: nil, nodes: nodes, swappiness: 60)]
-        stock = Array(repeating: [], count: cpus)
+        self.nodes = nodes
+        data = .allocate(capacity: 1)
+        lruvecTable = .allocate(capacity: 1)
+        self.cpus = cpus
+        stockMemcg = FixedArray(repeating: -1, count: cpus * Self.stockSlots)
+        stockPagesHeld = FixedArray(repeating: 0, count: cpus * Self.stockSlots)
+        add(MemCgroup(id: 0, path: "", parent: nil, nodes: nodes, swappiness: 60))
     }
+
+    deinit {
+        for g in groups {
+            for lv in g.lruvecs { lv.p.deallocate() }
+            g.d.pointee.stats.deallocate()
+            g.d.deallocate()
+        }
+        data.deallocate()
+        lruvecTable.deallocate()
+        stockMemcg.deallocate()
+        stockPagesHeld.deallocate()
+    }
+
+    /// Registers a new group in the flat tables.
+    func add(_ g: MemCgroup) {
+        if groups.count == capacity {
+            let cap = max(8, capacity * 2)
+            let nd = UnsafeMutablePointer<UnsafeMutablePointer<MemcgData>>.allocate(capacity: cap)
+            let nl = UnsafeMutablePointer<LRUVec>.allocate(capacity: cap * nodes)
+            if capacity > 0 {
+                nd.moveInitialize(from: data, count: groups.count)
+                nl.moveInitialize(from: lruvecTable, count: groups.count * nodes)
+            }
+            data.deallocate()
+            lruvecTable.deallocate()
+            data = nd
+            lruvecTable = nl
+            capacity = cap
+        }
+        (data + groups.count).initialize(to: g.d)
+        for n in 0..<nodes { (lruvecTable + groups.count * nodes + n).initialize(to: g.lruvecs[n]) }
+        groups.append(g)
+    }
+
+    /// mem_cgroup_lruvec()
+    @inline(__always) func lruvec(_ id: Int, node: Int) -> LRUVec { lruvecTable[id &* nodes &+ node] }
+    /// The hot record of group `id`.
+    @inline(__always) func d(_ id: Int) -> UnsafeMutablePointer<MemcgData> { data[id] }
 
     /// The group at `path` (relative to the mount point, no leading slash), if online.
     public func group(path: String) -> MemCgroup? {
@@ -93,6 +183,7 @@ public final class MemcgState {
 
     /// Ids of a group and its descendants, the group first (css_for_each_descendant_pre()).
     public func subtree(_ id: Int) -> [Int] {
+        if groups[id].children.isEmpty { return [id] }
         var out = [id]
         var i = 0
         while i < out.count {
@@ -104,10 +195,10 @@ public final class MemcgState {
 
     /// True when `id` is `ancestor` or below it (mem_cgroup_is_descendant()).
     public func isDescendant(_ id: Int, of ancestor: Int) -> Bool {
-        var c: Int? = id
-        while let g = c {
-            if g == ancestor { return true }
-            c = groups[g].parent
+        var c = id
+        while c >= 0 {
+            if c == ancestor { return true }
+            c = data[c].pointee.parent
         }
         return false
     }
@@ -128,7 +219,7 @@ extension Machine {
         guard let parent = memcg.group(path: parentPath) else { throw .ENOENT }
         let g = MemCgroup(id: memcg.groups.count, path: comps.joined(separator: "/"), parent: parent.id,
                           nodes: allocator.nodeCount, swappiness: parent.id == 0 ? vmSwappiness : parent.swappiness)
-        memcg.groups.append(g)
+        memcg.add(g)
         parent.children.append(g.id)
         return g
     }
@@ -165,7 +256,7 @@ extension Machine {
         guard tryChargeMemcg(id, n, gfp: gfp) == .ok else { return .nomem }
         p.pointee.flags.insert(.memcgCharged)
         p.pointee.spare = UInt32(truncatingIfNeeded: id)
-        memcg.groups[id].addEvent(.pgpgin, 1)
+        memcg.d(id).pointee.stats[VMStat.pgpgin.rawValue] &+= 1
         return .ok
     }
 
@@ -221,41 +312,39 @@ extension Machine {
     /// memory: nil on success, else the group whose counter refused (and whether it was memsw).
     func pageCounterTryCharge(_ id: Int, _ n: Int64, memsw: Bool) -> (Int, Bool)? {
         if memsw {
-            if let g = chargeLevel(id, n, \.memsw) { return (g, true) }
+            if let g = chargeLevel(id, n, memsw: true) { return (g, true) }
         }
-        if let g = chargeLevel(id, n, \.memory) {
-            if memsw { unchargeLevel(id, n, \.memsw) }
+        if let g = chargeLevel(id, n, memsw: false) {
+            if memsw { unchargeLevel(id, n, memsw: true) }
             return (g, false)
         }
         return nil
     }
 
-    /// One counter up the hierarchy: charged everywhere, or nowhere and the refusing group
-    /// (whose failcnt grows when it is the memory counter).
-    private func chargeLevel(_ id: Int, _ n: Int64, _ kp: ReferenceWritableKeyPath<MemCgroup, PageCounter>) -> Int? {
-        var c: Int? = id
-        var done: [Int] = []
-        while let g = c, g != 0 {
-            let grp = memcg.groups[g]
-            let new = grp[keyPath: kp].usage + n
-            if new > grp[keyPath: kp].max {
-                if kp == \MemCgroup.memory { grp.memory.failcnt += 1 }
-                for d in done { memcg.groups[d][keyPath: kp].usage -= n }
-                return g
+    /// One counter (memory or memsw) up the hierarchy: charged everywhere, or nowhere and the
+    /// refusing group (whose failcnt grows when it is the memory counter).
+    private func chargeLevel(_ id: Int, _ n: Int64, memsw: Bool) -> Int? {
+        var c = id
+        while c > 0 {
+            let d = memcg.d(c)
+            let ok: Bool = memsw ? d.pointee.memsw.tryCharge(n) : d.pointee.memory.tryCharge(n)
+            if !ok {
+                if !memsw { d.pointee.memory.failcnt += 1 }
+                var u = id
+                while u != c { let du = memcg.d(u); if memsw { du.pointee.memsw.usage -= n } else { du.pointee.memory.usage -= n }; u = du.pointee.parent }
+                return c
             }
-            grp[keyPath: kp].usage = new
-            if new > grp[keyPath: kp].watermark { grp[keyPath: kp].watermark = new }
-            done.append(g)
-            c = grp.parent
+            c = d.pointee.parent
         }
         return nil
     }
 
-    private func unchargeLevel(_ id: Int, _ n: Int64, _ kp: ReferenceWritableKeyPath<MemCgroup, PageCounter>) {
-        var c: Int? = id
-        while let g = c, g != 0 {
-            memcg.groups[g][keyPath: kp].usage -= n
-            c = memcg.groups[g].parent
+    func unchargeLevel(_ id: Int, _ n: Int64, memsw: Bool) {
+        var c = id
+        while c > 0 {
+            let d = memcg.d(c)
+            if memsw { d.pointee.memsw.usage -= n } else { d.pointee.memory.usage -= n }
+            c = d.pointee.parent
         }
     }
 
@@ -273,9 +362,10 @@ extension Machine {
     /// consume_stock()
     private func consumeStock(_ cpu: Int, _ id: Int, _ n: Int64) -> Bool {
         guard n <= MemcgState.chargeBatch else { return false }
-        for i in memcg.stock[cpu].indices where memcg.stock[cpu][i].memcg == id {
-            if memcg.stock[cpu][i].pages >= n {
-                memcg.stock[cpu][i].pages -= n
+        let base = cpu &* MemcgState.stockSlots
+        for i in base..<(base + MemcgState.stockSlots) where memcg.stockMemcg[i] == id {
+            if memcg.stockPagesHeld[i] >= n {
+                memcg.stockPagesHeld[i] -= n
                 return true
             }
             return false
@@ -284,57 +374,60 @@ extension Machine {
     }
 
     /// refill_stock(): the surplus of a batch charge stays on this CPU for the group; more than
-    /// MEMCG_CHARGE_BATCH is given back (drain_stock()).
+    /// MEMCG_CHARGE_BATCH is given back (drain_stock()). A full stock gives up one slot.
     private func refillStock(_ cpu: Int, _ id: Int, _ n: Int64) {
-        if let i = memcg.stock[cpu].firstIndex(where: { $0.memcg == id }) {
-            memcg.stock[cpu][i].pages += n
-            if memcg.stock[cpu][i].pages > MemcgState.chargeBatch {
-                memcgUncharge(id, memcg.stock[cpu][i].pages)
-                memcg.stock[cpu][i].pages = 0
+        let base = cpu &* MemcgState.stockSlots
+        var free = -1
+        for i in base..<(base + MemcgState.stockSlots) {
+            if memcg.stockMemcg[i] == id {
+                memcg.stockPagesHeld[i] += n
+                if memcg.stockPagesHeld[i] > MemcgState.chargeBatch {
+                    memcgUncharge(id, memcg.stockPagesHeld[i])
+                    memcg.stockPagesHeld[i] = 0
+                }
+                return
             }
-            return
+            if free < 0 && memcg.stockMemcg[i] < 0 { free = i }
         }
-        if memcg.stock[cpu].count >= MemcgState.stockSlots {
-            let v = memcg.stockVictim % MemcgState.stockSlots
+        if free < 0 {
+            free = base + memcg.stockVictim % MemcgState.stockSlots
             memcg.stockVictim += 1
-            memcgUncharge(memcg.stock[cpu][v].memcg, memcg.stock[cpu][v].pages)
-            memcg.stock[cpu].remove(at: v)
+            memcgUncharge(memcg.stockMemcg[free], memcg.stockPagesHeld[free])
         }
-        memcg.stock[cpu].append((id, n))
+        memcg.stockMemcg[free] = id
+        memcg.stockPagesHeld[free] = n
     }
 
     /// drain_all_stock() for the groups below `root`: every CPU's cached charge given back.
     func drainAllStock(_ root: Int) {
-        for c in memcg.stock.indices {
-            memcg.stock[c].removeAll { s in
-                guard memcg.isDescendant(s.memcg, of: root) else { return false }
-                memcgUncharge(s.memcg, s.pages)
-                return true
-            }
+        for i in 0..<memcg.stockMemcg.count where memcg.stockMemcg[i] >= 0 && memcg.isDescendant(memcg.stockMemcg[i], of: root) {
+            memcgUncharge(memcg.stockMemcg[i], memcg.stockPagesHeld[i])
+            memcg.stockMemcg[i] = -1
+            memcg.stockPagesHeld[i] = 0
         }
     }
 
     /// Drops every stock of one group (offlining).
     func drainStock(_ id: Int) {
-        for c in memcg.stock.indices {
-            memcg.stock[c].removeAll { s in
-                guard s.memcg == id else { return false }
-                memcgUncharge(s.memcg, s.pages)
-                return true
-            }
+        for i in 0..<memcg.stockMemcg.count where memcg.stockMemcg[i] == id {
+            memcgUncharge(id, memcg.stockPagesHeld[i])
+            memcg.stockMemcg[i] = -1
+            memcg.stockPagesHeld[i] = 0
         }
     }
 
     /// Pages held in stocks for a group (part of its usage, not of any folio).
     func stockPages(_ id: Int) -> Int64 {
-        memcg.stock.reduce(0) { $0 + $1.filter { $0.memcg == id }.reduce(0) { $0 + $1.pages } }
+        var n: Int64 = 0
+        for i in 0..<memcg.stockMemcg.count where memcg.stockMemcg[i] == id { n += memcg.stockPagesHeld[i] }
+        return n
     }
 
     /// memcg_uncharge(): memory (and memsw) counters up the hierarchy.
     func memcgUncharge(_ id: Int, _ n: Int64, memsw: Bool = true) {
         guard id != 0, n > 0 else { return }
-        unchargeLevel(id, n, \.memory)
-        if memsw && memcg.v1 { unchargeLevel(id, n, \.memsw) }
+        unchargeLevel(id, n, memsw: false)
+        if memsw && memcg.v1 { unchargeLevel(id, n, memsw: true) }
     }
 
     /// mem_cgroup_uncharge() of a folio being freed: counters and the v1 pgpgout event.
@@ -343,48 +436,64 @@ extension Machine {
         let id = Int(p.pointee.spare)
         p.pointee.flags.remove(.memcgCharged)
         memcgUncharge(id, folioPages(p))
-        memcg.groups[id].addEvent(.pgpgout, 1)
+        memcg.d(id).pointee.stats[VMStat.pgpgout.rawValue] &+= 1
     }
 
-    /// mem_cgroup_swapout(): a folio leaving memory for swap keeps its memsw charge on the
-    /// swap entry (swap_cgroup) and gives up its memory charge; MEMCG_SWAP counts it.
-    func memcgSwapout(_ p: UnsafeMutablePointer<PageMeta>) -> Int {
-        guard p.pointee.flags.contains(.memcgCharged) else { return 0 }
+    /// mem_cgroup_swapout(): a folio leaving memory for its swap slot `e` gives up its memory
+    /// charge; on v1 its memsw charge moves to the slot (swap_cgroup_record(), MEMCG_SWAP).
+    func memcgSwapout(_ p: UnsafeMutablePointer<PageMeta>, _ e: SwapEntry) {
+        guard p.pointee.flags.contains(.memcgCharged) else { return }
         let id = Int(p.pointee.spare)
         let n = folioPages(p)
         p.pointee.flags.remove(.memcgCharged)
-        unchargeLevel(id, n, \.memory)
-        if !memcg.v1 { unchargeLevel(id, n, \.memsw) }
-        var c: Int? = id
-        while let g = c, g != 0 {
-            memcg.groups[g].swapPages += n
-            if !memcg.v1 { memcg.groups[g].swap.usage += n }
-            c = memcg.groups[g].parent
+        unchargeLevel(id, n, memsw: false)
+        memcg.d(id).pointee.stats[VMStat.pgpgout.rawValue] &+= 1
+        guard memcg.v1, let si = swap.areas[e.type] else { return }
+        si.cgroup[e.offset] = UInt16(truncatingIfNeeded: id)
+        var c = id
+        while c > 0 {
+            memcg.d(c).pointee.swapPages += n
+            c = memcg.d(c).pointee.parent
         }
-        memcg.groups[id].addEvent(.pgpgout, 1)
-        return id
     }
 
-    /// mem_cgroup_uncharge_swap(): a swap slot charged to `id` is freed.
+    /// mem_cgroup_try_charge_swap() on cgroup v2: the swap counter up the hierarchy.
+    func memcgChargeSwap(_ id: Int) -> Bool {
+        var c = id
+        while c > 0 {
+            guard memcg.d(c).pointee.swap.usage + 1 <= memcg.d(c).pointee.swap.max else {
+                var u = id
+                while u != c { memcg.d(u).pointee.swap.usage -= 1; memcg.d(u).pointee.swapPages -= 1; u = memcg.d(u).pointee.parent }
+                return false
+            }
+            memcg.d(c).pointee.swap.usage += 1
+            memcg.d(c).pointee.swapPages += 1
+            c = memcg.d(c).pointee.parent
+        }
+        return true
+    }
+
+    /// mem_cgroup_uncharge_swap(): the charge a swap slot holds for `id` goes (memsw on v1,
+    /// swap on v2) with its MEMCG_SWAP count.
     func memcgUnchargeSwap(_ id: Int, _ n: Int64) {
-        guard id != 0 else { return }
-        var c: Int? = id
-        while let g = c, g != 0 {
-            memcg.groups[g].swapPages -= n
-            if memcg.v1 { memcg.groups[g].memsw.usage -= n } else { memcg.groups[g].swap.usage -= n }
-            c = memcg.groups[g].parent
+        var c = id
+        while c > 0 {
+            let d = memcg.d(c)
+            d.pointee.swapPages -= n
+            if memcg.v1 { d.pointee.memsw.usage -= n } else { d.pointee.swap.usage -= n }
+            c = d.pointee.parent
         }
     }
 
     /// mod_lruvec_page_state(): a node statistic and the folio's memcg's copy of it.
     @inline(__always) func modFolioStat(_ p: UnsafeMutablePointer<PageMeta>, _ s: VMStat, _ n: Int64) {
         counters.add(s, n)
-        if p.pointee.flags.contains(.memcgCharged) { memcg.groups[Int(p.pointee.spare)].addStat(s, n) }
+        if p.pointee.flags.contains(.memcgCharged) { memcg.d(Int(p.pointee.spare)).pointee.stats[s.rawValue] &+= n }
     }
 
     /// count_memcg_events() for the group of `mm` (faults).
     @inline(__always) func memcgEvent(_ mm: MM, _ s: VMStat, _ n: Int64 = 1) {
-        if mm.memcg != 0 { memcg.groups[mm.memcg].addEvent(s, n) }
+        if mm.memcg != 0 { memcg.d(mm.memcg).pointee.stats[s.rawValue] &+= n }
     }
 
     /// memory.force_empty (v1) / offlining: reclaim everything the group holds.

@@ -127,7 +127,7 @@ extension Machine {
         lruvecAdd(lv, pfn, p)
         let n = folioPages(p)
         counters.add(.pgactivate, n)
-        memcg.groups[lv.memcg].addEvent(.pgactivate, n)
+        memcg.d(lv.memcg).pointee.stats[VMStat.pgactivate.rawValue] &+= n
     }
 
     /// folio_rotate_reclaimable(): a folio whose writeback for reclaim (PG_reclaim) ended goes
@@ -141,9 +141,9 @@ extension Machine {
 
     /// lru_note_cost(): reclaim and refault cost, charged to the lruvec and its ancestors.
     func lruNoteCost(_ lv: LRUVec, file: Bool, _ pages: UInt64) {
-        var id: Int? = lv.memcg
-        while let g = id {
-            let l = memcg.groups[g].lruvecs[lv.node]
+        var g = lv.memcg
+        while g >= 0 {
+            let l = memcg.lruvec(g, node: lv.node)
             if file { l.fileCost &+= pages } else { l.anonCost &+= pages }
             // Decay: halve both when the sum outgrows a quarter of the lists (lru_note_cost_unlock_irq()).
             let lrusize = l.size(.inactiveAnon) + l.size(.activeAnon) + l.size(.inactiveFile) + l.size(.activeFile)
@@ -151,7 +151,7 @@ extension Machine {
                 l.anonCost /= 2
                 l.fileCost /= 2
             }
-            id = memcg.groups[g].parent
+            g = memcg.d(g).pointee.parent
         }
     }
 }

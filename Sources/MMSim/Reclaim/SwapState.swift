@@ -189,7 +189,7 @@ extension Machine {
 
     /// NR_ANON_MAPPED's memcg copy for a folio mapped again (folio_add_anon_rmap_pte()).
     @inline(__always) func modFolioStatRmap(_ p: UnsafeMutablePointer<PageMeta>) {
-        if p.pointee.flags.contains(.memcgCharged) { memcg.groups[Int(p.pointee.spare)].addStat(.nrAnonPages, 1) }
+        if p.pointee.flags.contains(.memcgCharged) { memcg.d(Int(p.pointee.spare)).pointee.stats[VMStat.nrAnonPages.rawValue] &+= 1 }
     }
 
     /// swap_vma_ra_win() + swap_vma_readahead(): the window (hits + 2 rounded up to a power
@@ -230,6 +230,10 @@ extension Machine {
         }
         var result: PFN?
         let table = mm.pageTable.slot(va, level: .pte).map { $0 - va.index(at: .pte) }
+        // The folios read here stay locked until their reads complete, when the fault is
+        // done (reclaim's folio_trylock() fails on them meanwhile).
+        var locked: [PFN] = []
+        defer { for pfn in locked { frames[pfn].pointee.flags.remove(.locked) } }
         for page in lo..<hi {
             let addr = page << Page.shift
             let entry: SwapEntry
@@ -243,16 +247,18 @@ extension Machine {
                 if page == fpfn { result = c }
                 continue
             }
-            guard let pfn = readSwapCacheAsync(mm, entry) else {
-                if page == fpfn { return nil }
-                continue
-            }
+            guard let pfn = readSwapCacheAsync(mm, entry) else { continue }
+            frames[pfn].pointee.flags.insert(.locked)
+            locked.append(pfn)
             if page == fpfn { result = pfn } else {
                 frames[pfn].pointee.flags.insert(.readahead)
                 counters.add(.swapRa, 1)
             }
         }
-        return result
+        // swap_vma_readahead()'s final __read_swap_cache_async() of the target: found in the
+        // swap cache, or read now if it could not be read in the window.
+        if let r = result, swapCacheLookup(e) == r { return r }
+        return swapCacheLookup(e) ?? readSwapCacheAsync(mm, e)
     }
 
     /// __read_swap_cache_async() + swap_read_folio(): a new folio charged to `mm`'s memcg
@@ -269,9 +275,12 @@ extension Machine {
             return nil
         }
         p.pointee.flags.insert([.swapbacked, .uptodate])
-        // The swapped-in folio's memsw charge replaces the slot's (mem_cgroup_swapin_uncharge_swap()).
-        if owner != 0 { memcgUnchargeSwap(owner, 1); memcgRecharge(owner) }
-        si.cgroup[e.offset] = 0
+        // mem_cgroup_swapin_uncharge_swap(): on v1 the folio's new memsw charge replaces the
+        // slot's; v2 keeps the swap charge until the slot is freed.
+        if owner != 0 && memcg.v1 {
+            memcgUnchargeSwap(owner, 1)
+            si.cgroup[e.offset] = 0
+        }
         si.map[e.offset] |= SwapInfo.hasCache
         if let shadow = swapCacheAdd(pfn, p, e) { workingsetRefault(p, shadow: shadow) }
         folioAddLRU(pfn, p)
@@ -279,11 +288,6 @@ extension Machine {
         counters.add(.pgpgin, 4)
         return pfn
     }
-
-    /// The memsw charge of a swapped-in page: v1 counts memory+swap, and the folio charge
-    /// just made counted memsw once more; the slot's share was given back above, so the
-    /// MEMCG_SWAP count alone moves (a no-op hook kept for v2's swap counter).
-    @inline(__always) func memcgRecharge(_ id: Int) {}
 
     /// try_to_unuse() for swapoff: every swap PTE of the area is faulted back in (as
     /// unuse_pte() does), then the swap cache of the area is emptied.

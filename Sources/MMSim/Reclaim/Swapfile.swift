@@ -101,14 +101,16 @@ public final class SwapState {
     var leastPriority = -1
     init() {}
 
-    /// Active areas in priority order (highest first), then by type.
-    var active: [SwapInfo] {
-        areas.compactMap { $0 }.filter(\.enabled).sorted { ($0.priority, -$0.type) > ($1.priority, -$1.type) }
+    /// Active areas in priority order (highest first), then by type (swap_avail_heads).
+    private(set) var active: [SwapInfo] = []
+    /// Rebuilds `active` after a swapon or swapoff.
+    func updateActive() {
+        active = areas.compactMap { $0 }.filter(\.enabled).sorted { ($0.priority, -$0.type) > ($1.priority, -$1.type) }
     }
     /// total_swap_pages
-    public var totalPages: Int { areas.reduce(0) { $0 + (($1?.enabled ?? false) ? $1!.usable : 0) } }
+    public var totalPages: Int { active.reduce(0) { $0 + $1.usable } }
     /// nr_swap_pages (free slots)
-    public var freePages: Int { areas.reduce(0) { $0 + (($1?.enabled ?? false) ? $1!.usable - $1!.inuse : 0) } }
+    public var freePages: Int { active.reduce(0) { $0 + $1.usable - $1.inuse } }
 }
 
 /// A swap entry (swp_entry_t): type and offset, packed as the model keeps it in folio->swap.
@@ -134,6 +136,7 @@ extension Machine {
         if let p = priority { prio = p } else { swap.leastPriority -= 1; prio = swap.leastPriority }
         let si = SwapInfo(type: type, name: name, pages: pages, priority: prio, cpus: cpuCount)
         if type == swap.areas.count { swap.areas.append(si) } else { swap.areas[type] = si }
+        swap.updateActive()
         log.append("Adding \(si.usable * 4)k swap on \(name).  Priority:\(prio) extents:1 across:\(si.usable * 4)k")
         return si
     }
@@ -144,27 +147,33 @@ extension Machine {
         guard let si = swap.areas.compactMap({ $0 }).first(where: { $0.name == name && $0.enabled }) else { throw .EINVAL }
         guard si.inuse <= swap.freePages - (si.usable - si.inuse) + Int(allocator.zones.reduce(0) { $0 + $1.freePages }) else { throw .ENOMEM }
         si.enabled = false
-        try tryToUnuse(si)
+        swap.updateActive()
+        do { try tryToUnuse(si) } catch {
+            si.enabled = true
+            swap.updateActive()
+            throw error
+        }
         swap.areas[si.type] = nil
     }
 
     /// folio_alloc_swap(): a slot from the highest-priority area with room (SWAP_HAS_CACHE
-    /// set), charged to the folio's memcg (swap_cgroup_record()). Nil when swap is full.
+    /// set). Nil when swap is full (or, on cgroup v2, the group's memory.swap.max is reached).
     func allocSwapSlot(memcg id: Int) -> SwapEntry? {
         for si in swap.active {
-            if let s = si.allocSlot(cpu: currentCPU) {
-                si.map[s] = SwapInfo.hasCache
-                si.cgroup[s] = UInt16(truncatingIfNeeded: id)
-                if id != 0 {
-                    // mem_cgroup_try_charge_swap(): v2's swap.max is checked here.
-                    if !memcg.v1, memcg.groups[id].swap.usage + 1 > memcg.groups[id].swap.max {
-                        si.map[s] = 0
-                        si.freeSlot(s)
-                        return nil
-                    }
+            guard let s = si.allocSlot(cpu: currentCPU) else { continue }
+            si.map[s] = SwapInfo.hasCache
+            // mem_cgroup_try_charge_swap(): v2 charges the swap counter now (and may refuse
+            // at memory.swap.max); v1 keeps the memsw charge on the folio until it is
+            // swapped out (mem_cgroup_swapout()).
+            if id != 0 && !memcg.v1 {
+                guard memcgChargeSwap(id) else {
+                    si.map[s] = 0
+                    si.freeSlot(s)
+                    return nil
                 }
-                return SwapEntry(type: si.type, offset: s)
+                si.cgroup[s] = UInt16(truncatingIfNeeded: id)
             }
+            return SwapEntry(type: si.type, offset: s)
         }
         return nil
     }

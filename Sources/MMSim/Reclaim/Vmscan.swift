@@ -282,7 +282,7 @@ extension Machine {
         lruAddDrain()
         let (hold, scanned) = isolateLRUFolios(n, lv, lru)
         if !sc.cgroupReclaim { counters.add(.pgrefill, scanned) }
-        memcg.groups[lv.memcg].addEvent(.pgrefill, scanned)
+        memcg.d(lv.memcg).pointee.stats[VMStat.pgrefill.rawValue] &+= scanned
         var active: [PFN] = [], inactive: [PFN] = []
         var rotated: Int64 = 0
         for pfn in hold {
@@ -304,7 +304,7 @@ extension Machine {
         moveFoliosToLRU(lv, active)
         let deactivated = moveFoliosToLRU(lv, inactive)
         counters.add(.pgdeactivate, deactivated)
-        memcg.groups[lv.memcg].addEvent(.pgdeactivate, deactivated)
+        memcg.d(lv.memcg).pointee.stats[VMStat.pgdeactivate.rawValue] &+= deactivated
         lruNoteCost(lv, file: lru.isFile, UInt64(rotated))
     }
 
@@ -377,6 +377,8 @@ extension Machine {
                 }
                 keep.append(pfn)
             }
+            // folio_trylock() fails on a folio under I/O: it goes back untouched.
+            if p.pointee.flags.contains(.locked) { keep.append(pfn); continue }
             if p.pointee.flags.contains(.mlocked) || p.pointee.flags.contains(.unevictable) { keep.append(pfn); continue }
             if !sc.mayUnmap && p.pointee.mapcount > 0 { keep.append(pfn); continue }
             // Large folios and shmem are not split or swapped by the model's reclaim yet.
@@ -461,8 +463,9 @@ extension Machine {
         guard p.pointee.refcount == 1, p.pointee.mapcount == 0 else { return false }
         let shadow = workingsetEviction(p)
         if p.pointee.flags.contains(.swapcache) {
+            let e = SwapEntry(packed: p.pointee.priv)
+            memcgSwapout(p, e)
             swapCacheDelete(p, shadow: shadow)
-            memcgSwapout(p)
         } else if p.pointee.mapping & PageMapping.fileTag != 0 {
             let f = files[Int(p.pointee.mapping & PageMapping.handleMask)]
             let i = Int(p.pointee.index)
@@ -482,7 +485,7 @@ extension Machine {
 
     /// count_memcg_folio_events()
     @inline(__always) func modFolioEvent(_ p: UnsafeMutablePointer<PageMeta>, _ s: VMStat, _ n: Int64) {
-        if p.pointee.flags.contains(.memcgCharged) { memcg.groups[Int(p.pointee.spare)].addEvent(s, n) }
+        if p.pointee.flags.contains(.memcgCharged) { memcg.d(Int(p.pointee.spare)).pointee.stats[s.rawValue] &+= n }
     }
 
     // MARK: Global reclaim

@@ -25,10 +25,11 @@ struct Shadow {
 extension Machine {
     /// workingset_age_nonresident(): the clock of a lruvec and of its ancestors' lruvecs.
     func workingsetAge(_ lv: LRUVec, _ n: Int64) {
-        var id: Int? = lv.memcg
-        while let g = id {
-            memcg.groups[g].lruvecs[lv.node].nonresidentAge &+= UInt64(n)
-            id = memcg.groups[g].parent
+        var g = lv.memcg
+        while g >= 0 {
+            let l = memcg.lruvec(g, node: lv.node)
+            l.nonresidentAge &+= UInt64(n)
+            g = memcg.d(g).pointee.parent
         }
     }
 
@@ -78,7 +79,7 @@ extension Machine {
     /// mod_lruvec_state(): a node statistic counted in a lruvec (the node and its memcg).
     func modLruvecStat(_ lv: LRUVec, _ s: VMStat, _ n: Int64) {
         counters.add(s, n)
-        if lv.memcg != 0 { memcg.groups[lv.memcg].addStat(s, n) }
+        if lv.memcg != 0 { memcg.d(lv.memcg).pointee.stats[s.rawValue] &+= n }
     }
 
     /// mem_cgroup_get_nr_swap_pages(): free swap the group may still use.
