@@ -19,7 +19,9 @@ extension Machine {
     /// - pcp lists hold exactly `count` pages, each in state pcp with the list's order;
     /// - allocated blocks have their tail frames; page-table frames (and only they) have
     ///   table storage, and NR_PAGETABLE counts them;
-    /// - virgin blocks are aligned, inside their zone, and untouched.
+    /// - virgin blocks are aligned, inside their zone, and untouched;
+    /// - the reclaim state (LRU lists, lru_add batches, swap slots, memcg charges) is
+    ///   consistent: see `checkReclaim()`.
     /// Cost grows with the materialized sections, not with the configured memory.
     public func checkInvariants() throws {
         var inUse = [UInt64](repeating: 0, count: zones.count)
@@ -184,6 +186,9 @@ extension Machine {
 
         // 3b. The reverse map: mapcounts equal what an rmap walk finds (Rmap.swift).
         try checkRmap()
+
+        // 3c. Memory pressure: LRU lists and batches, swap, memcg charges (DebugVM+Reclaim.swift).
+        try checkReclaim()
 
         // 4. Per zone: managed = free + pcp + in use (+ isolated by memory failure).
         for z in zones where z.isPopulated {

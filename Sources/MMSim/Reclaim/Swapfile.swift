@@ -210,13 +210,27 @@ extension Machine {
     /// vm_swap_full(): more than half of all swap in use.
     var vmSwapFull: Bool { (swap.totalPages - swap.freePages) * 2 > swap.totalPages }
 
-    /// /proc/swaps
+    /// /proc/swaps (swap_show()): every area in use by type, the path escaped as
+    /// seq_file_path() does (space, tab, newline and backslash as \ooo), padded to 40
+    /// columns, size and used in kB with one tab less past 7 digits, then the priority.
     public func procSwaps() -> String {
         var out = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
-        for si in swap.active.sorted(by: { $0.type < $1.type }) {
-            let name = si.name.padding(toLength: max(40, si.name.count + 1), withPad: " ", startingAt: 0)
-            out += "\(name)file\t\t\(si.usable * 4)\t\t\(si.inuse * 4)\t\t\(si.priority)\n"
+        for si in swap.areas.compactMap({ $0 }) where si.enabled {
+            var bytes: [UInt8] = []
+            for u in si.name.utf8 {
+                if u == 0x20 || u == 0x09 || u == 0x0A || u == 0x5C {
+                    bytes.append(0x5C)
+                    bytes.append(contentsOf: [0x30 | u >> 6, 0x30 | (u >> 3) & 7, 0x30 | u & 7])
+                } else {
+                    bytes.append(u)
+                }
+            }
+            let name = String(decoding: bytes, as: UTF8.self), len = bytes.count
+            let size = si.usable * 4, used = si.inuse * 4
+            out += name + String(repeating: " ", count: len < 40 ? 40 - len : 1) + "file\t"
+            out += "\t\(size)\t\(size < 10_000_000 ? "\t" : "")\(used)\t\(used < 10_000_000 ? "\t" : "")\(si.priority)\n"
         }
         return out
     }
 }
+

@@ -55,8 +55,9 @@ extension Machine {
         kb("Inactive(file)", p(c[.nrInactiveFile]))
         kb("Unevictable", p(c[.nrUnevictable]))
         kb("Mlocked", p(c[.nrMlock]))
-        kb("SwapTotal", 0)
-        kb("SwapFree", 0)
+        // si_swapinfo(): total_swap_pages and nr_swap_pages of the areas in use.
+        kb("SwapTotal", p(Int64(swap.totalPages)))
+        kb("SwapFree", p(Int64(swap.freePages)))
         kb("Zswap", 0)
         kb("Zswapped", 0)
         kb("Dirty", p(c[.nrDirty]))

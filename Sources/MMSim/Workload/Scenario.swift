@@ -327,6 +327,11 @@ public enum ProcView: Sendable, Hashable {
     case oomScore(process: String, adj: Bool)
     /// `/dev/kmsg`: the kernel messages logged since boot, or since the last `cat /dev/kmsg`.
     case kmsg
+    /// `/proc/swaps`: the swap areas in use.
+    case swaps
+    /// A memory cgroup's file: `/sys/fs/cgroup/memory/PATH/FILE` (cgroup v1 names, v2 = false)
+    /// or `/sys/fs/cgroup/PATH/FILE` (cgroup v2 names). PATH is "" for the root.
+    case memcg(path: String, file: String, v2: Bool)
 
     /// The path as written in the file (process views keep the name or PID written).
     public func path(written: String) -> String { written }

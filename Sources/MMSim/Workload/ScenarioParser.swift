@@ -1109,6 +1109,14 @@ public struct ScenarioParser {
 
     // MARK: cat
 
+    /// The memory cgroup files `cat` shows: cgroup v1 (below /sys/fs/cgroup/memory) and v2.
+    static let memcgV1Files = ["memory.stat", "memory.usage_in_bytes", "memory.max_usage_in_bytes", "memory.limit_in_bytes",
+                               "memory.failcnt", "memory.memsw.usage_in_bytes", "memory.memsw.max_usage_in_bytes",
+                               "memory.memsw.limit_in_bytes", "memory.memsw.failcnt", "memory.swappiness",
+                               "memory.use_hierarchy", "memory.oom_control"]
+    static let memcgV2Files = ["memory.current", "memory.peak", "memory.min", "memory.low", "memory.high", "memory.max",
+                               "memory.events", "memory.events.local", "memory.stat", "memory.swap.current", "memory.swap.max"]
+
     private func parseView(_ t: ScenarioToken, _ loc: ScenarioLocation) throws -> ProcView {
         switch t.text {
         case "/proc/meminfo": return .meminfo
@@ -1119,7 +1127,18 @@ public struct ScenarioParser {
         case "/sys/kernel/debug/mmsim/tlb": return .tlbState
         case "/sys/kernel/mm/hugepages": return .hugepages
         case "/dev/kmsg": return .kmsg
+        case "/proc/swaps": return .swaps
         default: break
+        }
+        if t.text.hasPrefix("/sys/fs/cgroup/") {
+            var comps = t.text.dropFirst(15).split(separator: "/").map(String.init)
+            let v1 = comps.first == "memory"
+            if v1 { comps.removeFirst() }
+            let known = v1 ? Self.memcgV1Files : Self.memcgV2Files
+            guard let file = comps.last, known.contains(file) else {
+                throw ScenarioError(loc, "cannot cat '\(t.text)': a memory cgroup file is /sys/fs/cgroup/memory/PATH/FILE with FILE one of \(Self.memcgV1Files.joined(separator: ", ")) (cgroup v1), or /sys/fs/cgroup/PATH/FILE with FILE one of \(Self.memcgV2Files.joined(separator: ", ")) (cgroup v2)")
+            }
+            return .memcg(path: comps.dropLast().joined(separator: "/"), file: file, v2: !v1)
         }
         let parts = t.text.split(separator: "/").map(String.init)
         if t.text.hasPrefix("/proc/kpageflags/"), parts.count == 3 {
@@ -1153,7 +1172,7 @@ public struct ScenarioParser {
             }
             return .node(n, numastat: parts[5] == "numastat")
         }
-        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps, /proc/NAME/oom_score, /proc/NAME/oom_score_adj (NAME or PID), /dev/kmsg, /proc/kpageflags/PFN, /proc/NAME/pagemap/ADDR, /proc/NAME/vmemmap/ADDR, /sys/kernel/mm/hugepages, /sys/kernel/debug/mmsim/tlb, /sys/devices/system/node/nodeN/{meminfo,numastat}")
+        throw ScenarioError(loc, "cannot cat '\(t.text)'; known: /proc/meminfo, /proc/swaps, /sys/fs/cgroup/memory/PATH/FILE, /sys/fs/cgroup/PATH/FILE, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo, /proc/pagetypeinfo, /proc/NAME/status, /proc/NAME/maps, /proc/NAME/oom_score, /proc/NAME/oom_score_adj (NAME or PID), /dev/kmsg, /proc/kpageflags/PFN, /proc/NAME/pagemap/ADDR, /proc/NAME/vmemmap/ADDR, /sys/kernel/mm/hugepages, /sys/kernel/debug/mmsim/tlb, /sys/devices/system/node/nodeN/{meminfo,numastat}")
     }
 }
 

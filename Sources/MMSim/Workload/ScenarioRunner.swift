@@ -729,6 +729,15 @@ public final class ScenarioRunner {
             }
             // A zombie has no mm: oom_score 0, its oom_score_adj as it was.
             return "\(adj ? Int64(machine.oomScoreAdj(t)) : machine.oomScore(t))\n"
+        case .swaps: return machine.procSwaps()
+        case .memcg(let cg, let file, let v2):
+            guard let g = machine.memcg.group(path: cg) else {
+                throw ScenarioError(loc, "cat: \(path): No such file or directory (no memory cgroup '\(cg)'; create it with 'cgroup create')")
+            }
+            guard let text = v2 ? machine.memcgFileV2(g, file) : machine.memcgFile(g, file) else {
+                throw ScenarioError(loc, "cat: \(path): No such file or directory (the root cgroup has no \(file))")
+            }
+            return text
         case .kmsg:
             let lines = machine.log.lines[min(kmsgRead, machine.log.count)...]
             kmsgRead = machine.log.count
