@@ -56,7 +56,7 @@ import Testing
         ("lru-lruvec", { m in listed(m).1.pointee.flags.remove(.memcgCharged) }),
         ("lru-flag", { m in listed(m).1.pointee.flags.remove(.lru) }),
         ("lru-list-linkage", { m in listed(m).1.pointee.prev = FrameTable.nil }),
-        ("lru-size", { m in listed(m).2.sizes[LRUList.inactiveAnon.rawValue] += 1 }),
+        ("lru-size", { m in listed(m).2.addSize(LRUList.inactiveAnon.rawValue, pages: 1, folios: 0) }),
         ("lru-node-counter", { m in m.counters.add(.nrInactiveAnon, 1) }),
         ("lru-zone-counter", { m in
             let p = listed(m).1

@@ -36,7 +36,7 @@ extension Machine {
                     let where_ = "the \(l.name) list of memcg \(g.id) ('\(g.path)') node \(lv.node)"
                     var pages: Int64 = 0, folios: Int64 = 0
                     var prev = FrameTable.nil
-                    var cur = lv.heads[l.rawValue]
+                    var cur = lv.head(l.rawValue)
                     while cur != FrameTable.nil {
                         let pfn = UInt64(cur)
                         guard pfn < frames.endPFN, let p = frames.peek(PFN(pfn)) else {
@@ -69,11 +69,11 @@ extension Machine {
                         prev = cur
                         cur = p.pointee.next
                     }
-                    guard prev == lv.tails[l.rawValue] else {
-                        throw VMBug(rule: "lru-list-linkage", detail: "\(where_) ends at \(prev) but its tail is \(lv.tails[l.rawValue])")
+                    guard prev == lv.tailPFN(l.rawValue) else {
+                        throw VMBug(rule: "lru-list-linkage", detail: "\(where_) ends at \(prev) but its tail is \(lv.tailPFN(l.rawValue))")
                     }
-                    guard pages == lv.sizes[l.rawValue], folios == lv.folios[l.rawValue] else {
-                        throw VMBug(rule: "lru-size", detail: "\(where_) holds \(folios) folios, \(pages) pages but records \(lv.folios[l.rawValue]) folios, \(lv.sizes[l.rawValue]) pages")
+                    guard pages == lv.size(l), folios == lv.folioCount(l) else {
+                        throw VMBug(rule: "lru-size", detail: "\(where_) holds \(folios) folios, \(pages) pages but records \(lv.folioCount(l)) folios, \(lv.size(l)) pages")
                     }
                     nodeSum[l.rawValue] += pages
                 }

@@ -86,7 +86,10 @@ public final class MemCgroup {
         set { d.pointee.swap = newValue }
     }
     /// MEMCG_SWAP: swap slots charged here.
-    public var swapPages: Int64 { d.pointee.swapPages }
+    public internal(set) var swapPages: Int64 {
+        get { d.pointee.swapPages }
+        set { d.pointee.swapPages = newValue }
+    }
     /// memory.swappiness (inherits the parent's at creation).
     public var swappiness: Int {
         get { d.pointee.swappiness }
