@@ -374,7 +374,8 @@ def after_exit_expects(after, limit_kB, memsw_kB):
         if why is None:
             out.append(line)
         else:
-            out += ["# harness: %s" % why, "# " + line]
+            kind = "not modelled" if "not readable" in why else "harness"
+            out += ["# %s: %s" % (kind, why), "# " + line]
     return out
 
 
