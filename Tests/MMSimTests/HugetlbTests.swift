@@ -364,7 +364,7 @@ import Testing
     /// alloc_contig_range() on the first valid range: its anonymous, page-cache and THP pages
     /// migrate through the rmap (pgmigrate_success = the pages moved, compact_isolated = those
     /// plus the range's frames taken free), the process reads the same content everywhere.
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)")) func giganticMigratesAnonFileAndTHP() throws {
+    @Test func giganticMigratesAnonFileAndTHP() throws {
         let fr = try fragmented()
         let m = fr.m
         try #require(fr.clearable.count >= 2)
@@ -404,7 +404,7 @@ import Testing
     /// the rest of the range already moved; the next range is cleared. With a pinned anonymous
     /// page in every range (not even isolated: no pgmigrate_fail) the pool cannot grow, and
     /// alloc_gigantic_folio() counts no htlb_buddy_alloc_fail.
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)")) func giganticSkipsPinnedRange() throws {
+    @Test func giganticSkipsPinnedRange() throws {
         let fr = try fragmented()
         let m = fr.m
         try #require(fr.clearable.count >= 2)

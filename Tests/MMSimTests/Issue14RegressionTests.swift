@@ -126,7 +126,7 @@ import MMSimTestSupport
         #expect(pop.passed, "\(pop.summaryText())")
     }
 
-    @Test(.disabled("shmem/THP: nr_inactive_anon counted without an LRU list (lru-node-counter)")) func madvFreeOfSharedAnonymousAndPrivateFileMappingsIsEINVAL() throws {
+    @Test func madvFreeOfSharedAnonymousAndPrivateFileMappingsIsEINVAL() throws {
         let r = try run(Self.small + """
             file create f.bin 1M
             spawn p
@@ -232,7 +232,7 @@ import MMSimTestSupport
 
     // MARK: Broken invariants under --check
 
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)")) func arm64WithoutASIDsForkFlushesTheWriteProtectedEntries() throws {
+    @Test func arm64WithoutASIDsForkFlushesTheWriteProtectedEntries() throws {
         // The TLB tags every entry 0 when ASIDs are off; the TLBI must name that tag.
         _ = try run("machine arch=arm64 pcid=off\nspawn p4\np4: fork p5\n")
         _ = try run("machine arch=arm64 pcid=off cpus=4\nspawn p\np: thread t cpu=3\np: a = mmap 4M rw private hugepage\np: write a +4M\nt: read a +4M\np: fork c\nt: write a\nc: write a+2M\n")
@@ -242,7 +242,7 @@ import MMSimTestSupport
         _ = try run("machine arch=arm64 cpus=8 pcid=off\nspawn p1\np1: v2 = mmap 2M rw private\np1: write v2 +2M\np1: munmap v2+1916K 44K\n")
     }
 
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)")) func mprotectInsideATHPSplitsThePMDSoForkCopiesItOnce() throws {
+    @Test func mprotectInsideATHPSplitsThePMDSoForkCopiesItOnce() throws {
         // vma_adjust_trans_huge(): the huge PMD across the new VMA edges is split; fork then
         // copies 512 PTEs once, not the same huge PMD once per VMA (mapcount 4, rmap 2).
         let r = try run("""
@@ -262,7 +262,7 @@ import MMSimTestSupport
         #expect(r.passed, "\(r.summaryText())")
     }
 
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)")) func mprotectOfAWholeTHPChangesTheHugePMD() throws {
+    @Test func mprotectOfAWholeTHPChangesTheHugePMD() throws {
         // change_huge_pmd(): read-only stays huge and refuses writes; PROT_NONE refuses reads.
         // (1 GiB: hugepage_init() leaves THP off below 512 MiB.)
         let r = try run("machine memory=1G\n" + """

@@ -154,7 +154,7 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
         q.expect(["ru_minflt": 0, "vmstat.pgfault": 0], "touch")
     }
 
-    @Test(.disabled("lru-list-choice: after munlock a folio stays on the unevictable list while its flags choose inactive_anon"))
+    @Test
     func mlockThenMunlock() throws {
         let (m, t) = try machine()
         _ = m.mmap(t, addr: fixedAddr, length: 4096 * Page.size, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
@@ -221,7 +221,7 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
         try m.checkInvariants()
     }
 
-    @Test(.disabled("lru-size: the root lruvec's inactive_anon records -16 pages and folios after the shared anonymous (shmem) pages go"))
+    @Test
     func sharedAnonymousIsShmem() throws {
         let (m, t) = try machine()
         let len = 16 * Page.size
@@ -313,7 +313,7 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
 
 @Suite struct TransparentHugePageTests {
     /// thp_touch: one fault per 2 MiB, a PMD-mapped folio and a deposited table each.
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)"), arguments: [1, 4])
+    @Test(arguments: [1, 4])
     func thpTouch(regions: Int) throws {
         let m = try Machine(.reference)
         let t = m.spawn(name: "wl", cpu: 1)
@@ -338,7 +338,7 @@ let fixedAddr: UInt64 = 0x1000_0000_0000
     }
 
     /// A partial unmap splits the PMD and the folio; fork shares a huge page copy-on-write.
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)")) func splitAndFork() throws {
+    @Test func splitAndFork() throws {
         let m = try Machine(.reference)
         let t = m.spawn(name: "wl", cpu: 1)
         _ = m.mmap(t, addr: fixedAddr, length: 4 * Size.MiB, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])

@@ -125,7 +125,7 @@ import Testing
     /// memcg 16M with swap: touch 64M, reread it, fork a child that reads it, munmap half,
     /// the child and the parent exit; the checker (--check) runs after every statement and
     /// the accounting ends where it started.
-    @Test(.disabled("model bugs in Reclaim/ (see the views branch report): after the reread, tlb-validator (a freed frame read through a mapping), nr-anon-pages off by 4, memcg-swap (MEMCG_SWAP 12308 vs 0 owned slots); at the parent's exit, a swap-cache folio with mapcount -1 on no LRU list"))
+    @Test
     func pressureScenarioPassesTheChecker() throws {
         let r = try ScenarioRunner.run(Self.pressureScenario, file: "pressure.mmsim", options: ScenarioOptions(checkInvariants: true))
         #expect(r.passed, "\(r.summaryText())")

@@ -324,7 +324,7 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
 
     /// PMD-mapped THP: entire and large mapcounts (0 for one mapping, 1 after fork), walked
     /// as one PMD mapping per process.
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)")) func thpMapcounts() throws {
+    @Test func thpMapcounts() throws {
         let m = try Machine(.reference)
         let p = m.spawn(name: "p", cpu: 1)
         _ = m.mmap(p, addr: rmapBase, length: 2 * Size.MiB, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
@@ -434,7 +434,7 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
     }
 
     /// A clean page-cache page is just dropped: the mappers read it again from the file.
-    @Test(.disabled("lru-batch-flag: memory_failure() of a clean page-cache page leaves the isolated frame in cpu 0's lru_add batch"))
+    @Test
     func cleanFilePageIsRecoveredSilently() throws {
         let (m, p) = try rmapMachine()
         let f = m.createFile(name: "data", size: 16 * Page.size)
@@ -567,7 +567,7 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
     /// memory_failure() on a page of a PMD-mapped THP shared by two processes: the folio is
     /// split (try_to_split_thp_page()), only the bad page is poisoned and isolated, the
     /// other 511 stay mapped in both processes.
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)")) func thpIsSplitThenThePageIsolated() throws {
+    @Test func thpIsSplitThenThePageIsolated() throws {
         let m = try Machine(.reference)
         let p = m.spawn(name: "p", cpu: 1)
         _ = m.mmap(p, addr: rmapBase, length: 2 * Size.MiB, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
@@ -748,7 +748,7 @@ func rmapMachine(memory: UInt64 = 1 * Size.GiB) throws -> (Machine, Task) {
     /// A PMD-mapped THP shared by parent and child migrates whole: PMD migration entries,
     /// 512 pages copied, both PMDs point at the new folio; pgmigrate_success 512,
     /// thp_migration_success 1; the mapcounts and AnonHugePages are unchanged.
-    @Test(.disabled("THP: HugeMemory.swift counts nr_inactive_anon for a THP without putting it on an LRU list (lru-node-counter/lru-size)")) func pmdMappedTHPMigratesWhole() throws {
+    @Test func pmdMappedTHPMigratesWhole() throws {
         let m = try Machine(.reference)
         let p = m.spawn(name: "p", cpu: 1)
         _ = m.mmap(p, addr: rmapBase, length: 2 * Size.MiB, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])

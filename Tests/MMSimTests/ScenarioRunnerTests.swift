@@ -48,16 +48,9 @@ import MMSimTestSupport
         #expect(r.processes[1].minflt == 16)
     }
 
-    @Test(arguments: ["zero-page", "populate", "mprotect-split", "madvise-dontneed", "mremap-grow", "brk", "file-fault-around", "page-cache", "threads-shootdown",
-                      "bad-access", "syscall-errors", "rmap", "oom-killer"])
+    @Test(arguments: ["zero-page", "populate", "mprotect-split", "madvise-dontneed", "mremap-grow", "brk", "mlock", "file-fault-around", "thp", "page-cache", "threads-shootdown",
+                      "bad-access", "syscall-errors", "rmap", "oom-killer", "reclaim-clean-cache", "memcg-swap"])
     func examplePasses(_ name: String) throws {
-        try Self.runExample(name)
-    }
-
-    /// The examples whose end state the reclaim checker rejects (model bugs, reported on the views branch).
-    @Test(.disabled("lru-size: munlock/THP paths leave the root lruvec's inactive_anon at -512/-256 pages and folios (mlock: -512, thp: -256)"),
-          arguments: ["mlock", "thp"])
-    func examplePassesReclaimBugs(_ name: String) throws {
         try Self.runExample(name)
     }
 

@@ -129,7 +129,7 @@ extension Result {
     /// truncate: unmap_mapping_range() zaps the pages past the new end from every mapping of
     /// the file (one gather per VMA, private COW copies too), then they leave the page cache;
     /// a later access there is a SIGBUS.
-    @Test(.disabled("lru-flag: truncate frees a page-cache folio that is still on the inactive_file list (a pcp frame on the list)"))
+    @Test
     func truncateUnmapsEveryMapping() throws {
         var c = MachineConfig.reference
         c.cpus = 2

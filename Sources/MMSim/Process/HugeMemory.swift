@@ -52,17 +52,12 @@ extension Machine {
         frames[pfn + 1].pointee.spare = 1
         head.pointee.mapping = PageMapping.anon(mm.vmas[vmaIndex].anonVMA)
         head.pointee.index = vma.pgoff(of: haddr)
-        head.pointee.flags.insert([.swapbacked, .anonExclusive, .uptodate, .lru])
+        head.pointee.flags.insert([.swapbacked, .anonExclusive, .uptodate])
         let n = Int64(PageOrder.pmd.pages)
         counters.add(.nrAnonPages, n)
         counters.add(.nrAnonTransparentHugepages, n)
-        if vma.flags.contains(.locked) {
-            head.pointee.flags.insert([.mlocked, .unevictable])
-            counters.add(.nrMlock, n)
-            counters.add(.nrUnevictable, n)
-        } else {
-            counters.add(.nrInactiveAnon, n)
-        }
+        // folio_add_lru_vma(): a large folio drains its batch at once (or mlock_new_folio()).
+        lruAddAnon(pfn, head, locked: vma.flags.contains(.locked))
         counters.add(.thpFaultAlloc, 1)
         mm.addRSS(.anonPages, n)
         pmd.pointee = PTEFormat.encode(LeafEntry(pfn: pfn, size: .size2M, writable: vma.flags.contains(.write), user: true,
@@ -136,16 +131,7 @@ extension Machine {
     func putHugePage(_ pfn: PFN) {
         let head = frames[pfn]
         if head.pointee.flags.contains(.hugetlb) { return putHugetlbFolio(pfn) }
-        if head.pointee.refcount == 1 && head.pointee.flags.contains(.lru) {
-            let n = Int64(PageOrder.pmd.pages)
-            if head.pointee.flags.contains(.unevictable) {
-                counters.add(.nrUnevictable, -n)
-                if head.pointee.flags.contains(.mlocked) { counters.add(.nrMlock, -n) }
-            } else {
-                counters.add(.nrInactiveAnon, -n)
-            }
-            head.pointee.flags.remove([.lru, .unevictable, .mlocked])
-        }
+        if head.pointee.refcount == 1 { lruDel(pfn, head) }
         allocator.freePages(pfn, order: PageOrder.pmd.raw)
     }
 
@@ -172,7 +158,11 @@ extension Machine {
         counters.add(.thpSplitPage, 1)
         counters.add(.nrAnonTransparentHugepages, -Int64(PageOrder.pmd.pages))
         let head = frames[leaf.pfn]
-        let flags = head.pointee.flags.subtracting([.head, .tail])
+        // __split_huge_page(): the folio leaves its list and each page goes back on it
+        // (lru_add_split_folio()), the head first.
+        let onLRU = lruTake(leaf.pfn, head) != nil
+        let flags = head.pointee.flags.subtracting([.head, .tail, .lru, .lruBatched])
+        let memcgID = head.pointee.spare
         let mapping = head.pointee.mapping
         let index = head.pointee.index
         let maps = entireMapcount(leaf.pfn)
@@ -187,8 +177,14 @@ extension Machine {
             p.pointee.index = index + i
             p.pointee.mapcount = maps
             p.pointee.refcount = refs
+            p.pointee.spare = memcgID
         }
-        // The LRU held one folio of 512 pages; it now holds 512 pages: the counts agree.
+        if onLRU {
+            for i in stride(from: PageOrder.pmd.pages - 1, through: 0, by: -1) {
+                let p = frames[leaf.pfn + i]
+                lruvecAdd(folioLruvec(p), leaf.pfn + i, p)
+            }
+        }
     }
 
     /// The mapping half of __split_huge_pmd(): the deposited table gets 512 PTEs.

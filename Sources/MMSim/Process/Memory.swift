@@ -27,12 +27,13 @@ extension Machine {
 
     /// mlock_new_folio() / mlock_folio(): to the unevictable list, counted as mlocked.
     @inline(never) func lruAddMlocked(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
+        let n = folioPages(p)
         p.pointee.flags.remove(.active)
         p.pointee.flags.insert([.mlocked, .unevictable])
-        counters.add(.nrMlock, 1)
-        counters.add(.unevictablePgsMlocked, 1)
-        counters.add(.unevictablePgsCulled, 1)
-        allocator.zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { $0.stats[VMStat.nrMlock.rawValue] += 1 }
+        counters.add(.nrMlock, n)
+        counters.add(.unevictablePgsMlocked, n)
+        counters.add(.unevictablePgsCulled, n)
+        allocator.zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { $0.stats[VMStat.nrMlock.rawValue] += n }
         lruvecAdd(folioLruvec(p), pfn, p)
     }
 
@@ -44,9 +45,10 @@ extension Machine {
         let f = p.pointee.flags
         if f.contains(.lru) || f.contains(.lruBatched) { lruTake(pfn, p) }
         if f.contains(.mlocked) {
-            counters.add(.nrMlock, -1)
-            allocator.zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { $0.stats[VMStat.nrMlock.rawValue] -= 1 }
-            counters.add(.unevictablePgsCleared, 1)
+            let n = folioPages(p)
+            counters.add(.nrMlock, -n)
+            allocator.zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { $0.stats[VMStat.nrMlock.rawValue] -= n }
+            counters.add(.unevictablePgsCleared, n)
         }
         if f.contains(.memcgCharged) { memcgUncharge(p) }
         p.pointee.flags.remove([.lru, .unevictable, .mlocked, .active])

@@ -144,10 +144,7 @@ extension Machine {
                 counters.add(.nrDirty, -1)
                 allocator.zone(of: head).stats[VMStat.nrZoneWritePending.rawValue] -= 1
             }
-            if p.pointee.flags.contains(.lru) {
-                counters.add(p.pointee.flags.contains(.active) ? .nrActiveFile : .nrInactiveFile, -1)
-                p.pointee.flags.remove([.lru, .active])
-            }
+            lruDel(head, p)
             p.pointee.refcount -= 1
         } else {
             lruDel(head, p)

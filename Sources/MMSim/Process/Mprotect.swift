@@ -206,7 +206,16 @@ extension Machine {
     func mlockPage(_ pfn: PFN) {
         let p = frames[pfn]
         guard !p.pointee.flags.contains(.mlocked) else { return }
-        lruDel(pfn)
+        if p.pointee.flags.contains(.lruBatched) {
+            // Still in an lru_add batch: marked now, culled to the unevictable list by the drain.
+            p.pointee.flags.insert(.mlocked)
+            let n = folioPages(p)
+            counters.add(.nrMlock, n)
+            counters.add(.unevictablePgsMlocked, n)
+            allocator.zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { $0.stats[VMStat.nrMlock.rawValue] += n }
+            return
+        }
+        lruTake(pfn, p)
         lruAddMlocked(pfn, p)
     }
 
@@ -214,12 +223,20 @@ extension Machine {
     func munlockPage(_ pfn: PFN) {
         let p = frames[pfn]
         guard p.pointee.flags.contains(.mlocked) else { return }
-        p.pointee.flags.remove([.mlocked, .unevictable])
-        counters.add(.nrMlock, -1)
-        counters.add(.nrUnevictable, -1)
-        counters.add(.unevictablePgsMunlocked, 1)
-        counters.add(.nrInactiveAnon, 1)
-        allocator.zone(of: pfn).stats[VMStat.nrMlock.rawValue] -= 1
+        let n = folioPages(p)
+        p.pointee.flags.remove(.mlocked)
+        counters.add(.nrMlock, -n)
+        counters.add(.unevictablePgsMunlocked, n)
+        allocator.zoneRefs[Int(p.pointee.zone)]._withUnsafeGuaranteedRef { $0.stats[VMStat.nrMlock.rawValue] -= n }
+        // __munlock_folio(): a folio on the unevictable list goes back to an evictable one
+        // (unevictable_pgs_rescued); one in an lru_add batch is placed when it drains.
+        if p.pointee.flags.contains(.lru) && p.pointee.flags.contains(.unevictable) {
+            let lv = folioLruvec(p)
+            lruvecDel(lv, pfn, p)
+            p.pointee.flags.remove(.unevictable)
+            lruvecAdd(lv, pfn, p)
+            counters.add(.unevictablePgsRescued, n)
+        }
     }
 
     // MARK: madvise

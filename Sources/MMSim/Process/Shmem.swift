@@ -52,13 +52,13 @@ extension Machine {
             guard let p = allocator.allocPages([.highuserMovable, .zero]) else { throw .oom }
             pfn = p
             let m = frames[pfn]
-            m.pointee.flags.insert([.swapbacked, .uptodate, .lru])
+            m.pointee.flags.insert([.swapbacked, .uptodate])
             m.pointee.mapping = UInt32(truncatingIfNeeded: 0x4000_0000 | id)
             m.pointee.index = UInt64(idx)
             obj.pages[idx] = pfn
             counters.add(.nrShmem, 1)
             counters.add(.nrFilePages, 1)
-            counters.add(.nrInactiveAnon, 1)
+            folioAddLRU(pfn, m)
             // The page cache holds one reference, the mapping another.
             m.pointee.refcount = 2
         }

@@ -207,6 +207,7 @@ extension Machine {
         guard parent.state == .running, let src = parent.mm else { return .failure(.EINVAL) }
         if let e = forkLimit() { return .failure(e) }
         guard let dst = newMM() else { return .failure(.ENOMEM) }
+        dst.memcg = src.memcg       // the child is in its parent's memory cgroup (cgroup_fork())
         let child = Task(pid: nextPID, name: childName, cpu: min(max(cpu ?? parent.cpu, 0), cpuCount - 1))
         nextPID += 1
         run(parent, src)

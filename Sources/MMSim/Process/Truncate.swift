@@ -66,9 +66,9 @@ extension Machine {
                 allocator.zone(of: pfn).stats[VMStat.nrZoneWritePending.rawValue] -= 1
             }
             f.cache[i] = nil
-            counters.add(.nrFilePages, -1)
-            counters.add(m.pointee.flags.contains(.active) ? .nrActiveFile : .nrInactiveFile, -1)
-            m.pointee.flags.remove([.lru, .active])
+            f.shadows[i] = nil
+            modFolioStat(m, .nrFilePages, -1)
+            lruDel(pfn, m)
             m.pointee.mapping = 0
             allocator.freePages(pfn)
         }

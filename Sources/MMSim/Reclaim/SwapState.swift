@@ -13,6 +13,7 @@ extension Machine {
         p.pointee.flags.insert(.swapcache)
         p.pointee.priv = e.packed
         modFolioStat(p, .nrSwapcached, folioPages(p))
+        counters.add(.nrFilePages, folioPages(p))      // node_stat_mod_folio(NR_FILE_PAGES): not the memcg's
         return old & 1 == 0 && old != 0 ? old >> 1 : nil
     }
 
@@ -22,6 +23,7 @@ extension Machine {
     func swapCacheDelete(_ p: UnsafeMutablePointer<PageMeta>, shadow: UInt64?) {
         let e = SwapEntry(packed: p.pointee.priv)
         modFolioStat(p, .nrSwapcached, -folioPages(p))
+        counters.add(.nrFilePages, -folioPages(p))
         p.pointee.flags.remove(.swapcache)
         p.pointee.priv = 0
         guard let si = swap.areas[e.type] else { return }
@@ -165,11 +167,12 @@ extension Machine {
         if p.pointee.mapping == 0 || !PageMapping.isAnon(p.pointee.mapping) {
             newAnonRmap(p, anonVMA: vma.anonVMA, index: vma.pgoff(of: va.raw))
             if !exclusive { p.pointee.flags.remove(.anonExclusive) }
-            modFolioStatRmap(p)
         } else {
             p.pointee.mapcount += 1
-            counters.add(.nrAnonPages, p.pointee.mapcount == 1 ? 1 : 0)
-            if p.pointee.mapcount == 1 { modFolioStatRmap(p); if exclusive { p.pointee.flags.insert(.anonExclusive) } }
+            if p.pointee.mapcount == 1 {
+                modFolioStat(p, .nrAnonPages, 1)
+                if exclusive { p.pointee.flags.insert(.anonExclusive) }
+            }
         }
         mm.addRSS(.anonPages, 1)
         mm.addRSS(.swapEnts, -1)
@@ -185,11 +188,6 @@ extension Machine {
         }
         slot.pointee = anonPTE(pfn, vma, writable: writable, dirty: dirty)
         if write && !writable { try doWPPage(task, mm, vmaIndex, mm.vmas[vmaIndex], va, slot, PTEFormat.decode(slot.pointee, level: .pte, arch: arch)!) }
-    }
-
-    /// NR_ANON_MAPPED's memcg copy for a folio mapped again (folio_add_anon_rmap_pte()).
-    @inline(__always) func modFolioStatRmap(_ p: UnsafeMutablePointer<PageMeta>) {
-        if p.pointee.flags.contains(.memcgCharged) { memcg.d(Int(p.pointee.spare)).pointee.stats[VMStat.nrAnonPages.rawValue] &+= 1 }
     }
 
     /// swap_vma_ra_win() + swap_vma_readahead(): the window (hits + 2 rounded up to a power

@@ -38,6 +38,8 @@ struct ScanControl {
 /// shrink_folio_list()'s tallies (struct reclaim_stat).
 struct ReclaimStat {
     var nrPageout: Int64 = 0
+    /// Dirty folios not under writeback (nr_unqueued_dirty).
+    var nrUnqueuedDirty: Int64 = 0
     var nrActivate: (anon: Int64, file: Int64) = (0, 0)
     var nrImmediate: Int64 = 0
 }
@@ -324,6 +326,8 @@ extension Machine {
         var stat = ReclaimStat()
         let (kept, reclaimed) = shrinkFolioList(list, lv, &sc, &stat)
         moveFoliosToLRU(lv, kept)
+        // Only dirty file folios not queued for I/O: nudge the flushers.
+        if stat.nrUnqueuedDirty == Int64(list.count) { wakeupFlusherThreads() }
         // The I/O model: the batch's writes complete before the next batch is isolated (the
         // disk outpaces the scan), so their folios rotate to the tail and the next batch
         // finds them clean.
@@ -395,6 +399,10 @@ extension Machine {
                     activate()
                     continue
                 }
+            }
+            // folio_check_dirty_writeback()
+            if p.pointee.flags.contains(.dirty) && !p.pointee.flags.contains(.writeback) && !p.pointee.flags.contains(.swapbacked) {
+                stat.nrUnqueuedDirty += n
             }
             let refs = ignoreReferences ? FolioReferences.reclaim : folioCheckReferences(pfn, p)
             switch refs {
