@@ -245,15 +245,22 @@ extension Machine {
         let swapLocal = memcgSwapSlots()
         // Post-order sums over the whole hierarchy (offline groups still hold what they hold).
         var usageSum = [Int64](repeating: 0, count: memcg.groups.count)
+        // Page tables are charged to the group of the mm they belong to (kmem).
+        var tables = [Int64](repeating: 0, count: memcg.groups.count)
+        var seen = Set<ObjectIdentifier>()
+        for t in tasks where t.state != .dead {
+            guard let mm = t.mm, seen.insert(ObjectIdentifier(mm)).inserted else { continue }
+            tables[mm.memcg] += Int64(mm.pageTable.counts.total)
+        }
         var swapSum = [Int64](repeating: 0, count: memcg.groups.count)
         for g in memcg.groups.reversed() where g.id != 0 {
             let stock = stockPages(g.id)
             let kids = g.children.reduce(Int64(0)) { $0 + memcg.groups[$1].memory.usage }
             swapSum[g.id] += swapLocal[g.id]
             if let p = g.parent { swapSum[p] += swapSum[g.id] }
-            usageSum[g.id] = charged[g.id] + stock + kids
+            usageSum[g.id] = charged[g.id] + stock + kids + tables[g.id]
             guard g.memory.usage == usageSum[g.id] else {
-                throw VMBug(rule: "memcg-usage", detail: "memcg \(g.id) ('\(g.path)') has memory usage \(g.memory.usage) pages but \(charged[g.id]) are charged to its folios, \(stock) are in stocks and its children use \(kids)")
+                throw VMBug(rule: "memcg-usage", detail: "memcg \(g.id) ('\(g.path)') has memory usage \(g.memory.usage) pages but \(charged[g.id]) are charged to its folios, \(stock) are in stocks, \(tables[g.id]) are its mms' page tables and its children use \(kids)")
             }
             guard g.swapPages == swapSum[g.id] else {
                 throw VMBug(rule: "memcg-swap", detail: "memcg \(g.id) ('\(g.path)') counts \(g.swapPages) swap pages (MEMCG_SWAP) but its subtree owns \(swapSum[g.id]) swap slots")

@@ -70,7 +70,11 @@ public final class PageTable {
     /// The top-level table (what CR3 / TTBR0_EL1, or TTBR1_EL1 for kernel tables, points at).
     public let root: PFN
     /// Live page-table pages per level, the root included.
-    public private(set) var counts = PageTableCounts()
+    public private(set) var counts = PageTableCounts() {
+        didSet { if let f = onTablesChanged { f(counts.total - oldValue.total) } }
+    }
+    /// Told the change in table pages (the memcg kmem charge of GFP_PGTABLE_USER tables).
+    var onTablesChanged: ((Int) -> Void)?
 
     /// pgd_alloc(): a new, empty root. Nil when the source has no frame (-ENOMEM).
     public init?(arch: Architecture, frames: FrameTable, source: any PageTableFrameSource, kernel: Bool = false) {

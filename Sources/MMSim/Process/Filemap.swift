@@ -45,12 +45,13 @@ extension Machine {
     /// The page is charged to the memcg of the task running on this CPU
     /// (mem_cgroup_charge() in __filemap_add_folio()), its shadow checked for a refault
     /// (workingset_refault()), and it waits in the lru_add batch (folio_add_lru()).
-    func addToPageCache(_ f: SimFile, _ index: UInt64) -> PFN? {
+    /// With `readahead` the charge does not retry or OOM (readahead_gfp_mask()'s __GFP_NORETRY).
+    func addToPageCache(_ f: SimFile, _ index: UInt64, readahead: Bool = false) -> PFN? {
         if let p = f.cache[Int(index)] { return p }
         guard let pfn = allocator.allocPages(.highuserMovable) else { return nil }
         let m = frames[pfn]
         if let mm = cpus[currentCPU].task?.mm, mm.memcg != 0 {
-            guard memcgCharge(mm.memcg, m) == .ok else {
+            guard memcgCharge(mm.memcg, m, noRetry: readahead) == .ok else {
                 allocator.freePages(pfn)
                 return nil
             }
@@ -87,16 +88,29 @@ extension Machine {
         guard length > 0, offset < f.pages << Page.shift else { return }
         let first = offset >> Page.shift, last = min((offset + length - 1) >> Page.shift, f.pages - 1)
         var i = first
+        // Folios being read stay locked until the copy (reclaim's folio_trylock() fails).
+        var locked: [PFN] = []
+        defer { for pfn in locked { frames[pfn].pointee.flags.remove(.locked) } }
         while i <= last {
             if f.cache[Int(i)] == nil {
                 // page_cache_sync_ra(): the window from here, ra_pages long.
                 let end = min(i + Self.readAheadPages, f.pages)
                 for j in i..<end where f.cache[Int(j)] == nil {
-                    guard addToPageCache(f, j) != nil else { return }
+                    guard let pfn = addToPageCache(f, j, readahead: j != i) else {
+                        if j == i { return }
+                        break           // the readahead stops; the page is read when the copy gets to it
+                    }
+                    frames[pfn].pointee.flags.insert(.locked)
+                    locked.append(pfn)
                     counters.add(.pgpgin, 4)
                 }
             }
             i += 1
+            if locked.count > 4 * Int(Self.readAheadPages) {
+                // Copied: the folios behind are unlocked.
+                for pfn in locked { frames[pfn].pointee.flags.remove(.locked) }
+                locked.removeAll(keepingCapacity: true)
+            }
         }
         // filemap_read(): the first folio of the batch copied is marked accessed.
         if let pfn = f.cache[Int(first)] { folioMarkAccessed(pfn) }
@@ -145,14 +159,22 @@ extension Machine {
         // do_sync_mmap_readahead(): read around the fault, ra_pages centred on it.
         let start = index >= Self.readAheadPages / 2 ? index - Self.readAheadPages / 2 : 0
         let end = min(start + Self.readAheadPages, f.pages)
+        // The window's folios stay locked while they are read (reclaim leaves them).
+        var locked: [PFN] = []
+        defer { for pfn in locked { frames[pfn].pointee.flags.remove(.locked) } }
         for i in start..<end where f.cache[Int(i)] == nil {
-            guard addToPageCache(f, i) != nil else { throw .oom }
+            guard let pfn = addToPageCache(f, i, readahead: true) else { break }
+            frames[pfn].pointee.flags.insert(.locked)
+            locked.append(pfn)
             counters.add(.pgpgin, 4)
         }
         counters.add(.pgmajfault, 1)
         task.majFlt &+= 1
         task.minFlt &-= 1
-        guard let p = f.cache[Int(index)] else { throw .oom }
+        // filemap_fault(): the target again, read on its own if the readahead did not get it.
+        if let p = f.cache[Int(index)] { return p }
+        guard let p = addToPageCache(f, index) else { throw .oom }
+        counters.add(.pgpgin, 4)
         return p
     }
 

@@ -76,6 +76,8 @@ extension Machine {
         guard let pt = PageTable(arch: arch, frames: frames, source: allocator) else { return nil }
         nextMMID += 1
         let mm = MM(id: nextMMID, pageTable: pt, arch: arch, cpus: cpuCount)
+        // Page tables are __GFP_ACCOUNT: charged to the mm's memcg as kernel memory.
+        pt.onTablesChanged = { [unowned self, unowned mm] n in self.memcgChargeKmem(mm.memcg, Int64(n)) }
         // init_new_context(): a fresh ctx_id, generation 0.
         lastMMCtxID += 1
         mm.ctxID = lastMMCtxID
@@ -208,6 +210,7 @@ extension Machine {
         if let e = forkLimit() { return .failure(e) }
         guard let dst = newMM() else { return .failure(.ENOMEM) }
         dst.memcg = src.memcg       // the child is in its parent's memory cgroup (cgroup_fork())
+        memcgChargeKmem(dst.memcg, Int64(dst.pageTable.counts.total))     // its new PGD
         let child = Task(pid: nextPID, name: childName, cpu: min(max(cpu ?? parent.cpu, 0), cpuCount - 1))
         nextPID += 1
         run(parent, src)

@@ -240,8 +240,34 @@ extension Machine {
 
     /// Moves a task (its mm) to a group (writing cgroup.procs). As with v1's
     /// move_charge_at_immigrate = 0 and always on v2, charges made so far stay where they are.
+    /// The mm's page tables move with it: the model's tasks start in the root group, where the
+    /// kernel's would have been charged to their group since exec.
     public func memcgAttach(_ t: Task, to g: MemCgroup) {
-        t.mm?.memcg = g.id
+        guard let mm = t.mm else { return }
+        let tables = Int64(mm.pageTable.counts.total)
+        memcgChargeKmem(mm.memcg, -tables)
+        mm.memcg = g.id
+        memcgChargeKmem(g.id, tables)
+    }
+
+    /// obj_cgroup_charge() of user page tables (GFP_PGTABLE_USER has __GFP_ACCOUNT): a charge
+    /// like a folio's (stock, limit reclaim), forced past the limit when it cannot be had
+    /// (the model's page-table allocations do not fail for the memcg); freed tables uncharge.
+    func memcgChargeKmem(_ id: Int, _ n: Int64) {
+        guard id != 0, n != 0 else { return }
+        if n < 0 {
+            memcgUncharge(id, -n)
+        } else if tryChargeMemcg(id, n, gfp: .kernel) != .ok {
+            var c = id
+            while c > 0 {
+                let d = memcg.d(c)
+                d.pointee.memory.usage += n
+                if d.pointee.memory.usage > d.pointee.memory.watermark { d.pointee.memory.watermark = d.pointee.memory.usage }
+                if memcg.v1 { d.pointee.memsw.usage += n; d.pointee.memsw.watermark = max(d.pointee.memsw.watermark, d.pointee.memsw.usage) }
+                c = d.pointee.parent
+            }
+        }
+        memcg.d(id).pointee.stats[VMStat.nrPageTablePages.rawValue] += n
     }
 
     // MARK: Charging
@@ -249,14 +275,15 @@ extension Machine {
     /// mem_cgroup_charge() for a new user folio of `mm` (anonymous, page cache, swap-in):
     /// try_charge_memcg(), then commit_charge() (folio->memcg_data) and the v1 event counts.
     /// Root-group tasks are not charged, as the kernel skips the root's page counter.
-    @inline(__always) func memcgCharge(_ id: Int, _ p: UnsafeMutablePointer<PageMeta>, gfp: GFP = .highuserMovable) -> ChargeResult {
+    @inline(__always) func memcgCharge(_ id: Int, _ p: UnsafeMutablePointer<PageMeta>, gfp: GFP = .highuserMovable,
+                                       noRetry: Bool = false) -> ChargeResult {
         if id == 0 { return .ok }
-        return memcgChargeSlow(id, p, gfp: gfp)
+        return memcgChargeSlow(id, p, gfp: gfp, noRetry: noRetry)
     }
 
-    @inline(never) func memcgChargeSlow(_ id: Int, _ p: UnsafeMutablePointer<PageMeta>, gfp: GFP) -> ChargeResult {
+    @inline(never) func memcgChargeSlow(_ id: Int, _ p: UnsafeMutablePointer<PageMeta>, gfp: GFP, noRetry: Bool) -> ChargeResult {
         let n = folioPages(p)
-        guard tryChargeMemcg(id, n, gfp: gfp) == .ok else { return .nomem }
+        guard tryChargeMemcg(id, n, gfp: gfp, noRetry: noRetry) == .ok else { return .nomem }
         p.pointee.flags.insert(.memcgCharged)
         p.pointee.spare = UInt32(truncatingIfNeeded: id)
         memcg.d(id).pointee.stats[VMStat.pgpgin.rawValue] &+= 1
@@ -267,7 +294,7 @@ extension Machine {
     /// MEMCG_CHARGE_BATCH (the surplus refills the stock), then the exact amount; over the
     /// limit: the max event, limit reclaim, a drain of every stock, retries
     /// (MAX_RECLAIM_RETRIES while reclaim makes progress), then the memcg OOM killer.
-    func tryChargeMemcg(_ id: Int, _ nrPages: Int64, gfp: GFP) -> ChargeResult {
+    func tryChargeMemcg(_ id: Int, _ nrPages: Int64, gfp: GFP, noRetry: Bool = false) -> ChargeResult {
         let cpu = currentCPU
         var batch = max(MemcgState.chargeBatch, nrPages)
         var retries = MemcgReclaim.maxRetries
@@ -298,6 +325,7 @@ extension Machine {
                 drained = true
                 continue
             }
+            if noRetry { return .nomem }     // __GFP_NORETRY
             if reclaimed > 0 && nrPages <= 8 { continue }
             if retries > 0 {
                 retries -= 1

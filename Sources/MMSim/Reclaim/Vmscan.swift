@@ -471,9 +471,11 @@ extension Machine {
         guard p.pointee.refcount == 1, p.pointee.mapcount == 0 else { return false }
         let shadow = workingsetEviction(p)
         if p.pointee.flags.contains(.swapcache) {
+            // __remove_mapping(): out of the swap cache (NR_SWAPCACHE, the memcg's too), the
+            // charge to the slot (memcg1_swapout()) while PTEs still refer to it.
             let e = SwapEntry(packed: p.pointee.priv)
-            memcgSwapout(p, e)
             swapCacheDelete(p, shadow: shadow)
+            if let si = swap.areas[e.type], si.map[e.offset] != 0 { memcgSwapout(p, e) } else { memcgUncharge(p) }
         } else if p.pointee.mapping & PageMapping.fileTag != 0 {
             let f = files[Int(p.pointee.mapping & PageMapping.handleMask)]
             let i = Int(p.pointee.index)
