@@ -1,0 +1,131 @@
+// Random workloads (issue 14, item 4): a bounded number of seeds with the checker after every
+// statement, zero violations and zero scenario errors; the minimizer shrinks a failing scenario.
+
+import Testing
+import MMSimTestSupport
+@testable import MMSim
+
+@Suite struct RandomWorkloadTests {
+    /// Seeds run in every `swift test` (debug: about 60 checked statements per second).
+    static let seeds: [UInt64] = Array(1...10)
+    static let statements = 90
+
+    @Test(arguments: seeds)
+    func randomWorkloadRunsCleanUnderTheChecker(seed: UInt64) {
+        let r = RandomWorkload.run(seed: seed, statements: Self.statements)
+        #expect(r.failure == nil, "seed \(seed): \(r.failure.map { "\($0)" } ?? "")\n\(r.text)")
+        #expect(r.statements >= Self.statements)
+    }
+
+    @Test func sameSeedSameScenario() {
+        let a = RandomWorkload.generate(seed: 42, statements: 60)
+        let b = RandomWorkload.generate(seed: 42, statements: 60)
+        #expect(a == b)
+        #expect(a != RandomWorkload.generate(seed: 43, statements: 60))
+        #expect(a.hasPrefix("machine preset=small"))
+    }
+
+    /// The text a live run wrote replays to the same run: no failure, whatever it did.
+    @Test func generatedTextReplaysCleanly() {
+        let r = RandomWorkload.run(seed: 7, statements: 80)
+        #expect(r.failure == nil)
+        #expect(RandomWorkload.failure(of: r.text) == nil)
+    }
+
+    /// Across a few seeds the generator uses every kind of statement the language has.
+    @Test func generatorCoversTheLanguage() {
+        var words = Set<String>()
+        for seed in UInt64(100)..<106 {
+            for line in RandomWorkload.generate(seed: seed, statements: 400).split(separator: "\n") {
+                let w = line.split(separator: " ").map(String.init)
+                guard let first = w.first else { continue }
+                if first.hasSuffix(":") {
+                    words.insert(w.count > 2 && w[2] == "=" ? w[3] : w[1])
+                    if w.contains("hugetlb") { words.insert("hugetlb") }
+                    if w.contains(where: { $0.hasPrefix("file=") }) { words.insert("file-mmap") }
+                    if w.contains("fixed") || w.contains("fixed_noreplace") { words.insert("fixed") }
+                    if w.contains("hugepage") { words.insert("thp") }
+                } else {
+                    words.insert(w.count > 1 && ["file", "cgroup"].contains(first) ? first + " " + w[1] : first)
+                }
+            }
+        }
+        let expected = ["mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "mlock", "munlock", "fork", "thread",
+                        "exit", "wait", "read", "write", "gup", "move_pages", "oom_score_adj", "sleep",
+                        "hugetlb", "file-mmap", "fixed", "thp", "spawn", "sysctl", "cat", "file create", "file read",
+                        "file write", "cgroup create", "cgroup set", "swapon"]
+        for e in expected { #expect(words.contains(e), "no '\(e)' in 2,400 generated statements") }
+    }
+
+    // MARK: The minimizer
+
+    /// A scenario that fails only with a deliberate bug (no TLB flush on munmap), among noise.
+    static let failing = """
+    machine preset=small cpus=2 pcid=on
+    spawn a cpu=1
+    spawn b
+    a: x = mmap 64K rw private anon
+    b: y = mmap 2M rw private anon
+    file create f 64K
+    a: write x +16K
+    b: write y +64K
+    file read f 0 16K
+    a: mprotect x+16K 4K r
+    b: fork c
+    c: read y +8K
+    a: z = mmap 8K rw private anon
+    a: write z +8K
+    cat /proc/meminfo
+    b: munmap y 8K
+    a: read x +64K
+    a: munmap x 16K
+    c: exit 0
+    b: wait c
+    a: munmap z 8K
+    """
+
+    @Test func minimizerShrinksAScenarioThatBreaksAnInvariant() throws {
+        let options = ScenarioOptions(checkInvariants: true, injectBug: .skipTLBFlush)
+        // Without the bug the scenario is clean; with it the TLB validator objects.
+        #expect(RandomWorkload.failure(of: Self.failing) == nil)
+        let f = try #require(RandomWorkload.failure(of: Self.failing, options: options))
+        #expect(f.kind.hasPrefix("tlb"), "\(f)")
+        let small = RandomWorkload.minimize(Self.failing, failure: f, options: options)
+        let lines = small.split(separator: "\n")
+        #expect(lines.count <= 5, "\(small)")
+        #expect(lines.count < Self.failing.split(separator: "\n").count)
+        #expect(lines.first?.hasPrefix("machine") == true)
+        // Still the same failure, and still a well-formed scenario.
+        #expect(RandomWorkload.failure(of: small, options: options)?.kind == f.kind, "\(small)")
+        #expect(RandomWorkload.failure(of: small) == nil, "\(small)")
+    }
+
+    /// A random workload with the deliberate bug fails, and minimizes to a few lines.
+    @Test func minimizerShrinksAFailingRandomWorkload() throws {
+        let options = ScenarioOptions(checkInvariants: true, injectBug: .skipTLBFlush)
+        var found: RandomWorkloadRun?
+        for seed in UInt64(1)...20 {
+            let r = RandomWorkload.run(seed: seed, statements: 150, options: options)
+            if r.failure != nil { found = r; break }
+        }
+        let r = try #require(found, "no seed of 1...20 caught the skipped TLB flush")
+        let f = try #require(r.failure)
+        let small = RandomWorkload.minimize(r.text, failure: f, options: options, maxRuns: 300)
+        let n = small.split(separator: "\n").count
+        #expect(n < r.text.split(separator: "\n").count && n <= 12, "seed \(r.seed): \(n) lines\n\(small)")
+        #expect(RandomWorkload.failure(of: small, options: options)?.kind == f.kind, "\(small)")
+    }
+
+    /// Dropping a line that creates a name drops the lines that use it.
+    @Test func minimizerKeepsDefinitionsAndUsesTogether() {
+        let m = ScenarioMinimizer(lines: ["machine preset=small", "spawn p", "p: v = mmap 4K rw private anon", "p: write v+0 +4K",
+                                          "p: fork c", "c: read v +4K", "file create f 8K", "p: w = mmap 4K r private file=f", "cat /proc/p/maps"])
+        var keep = [true, false, true, true, true, true, true, true, true]
+        m.closeOver(&keep)
+        #expect(keep == [true, false, false, false, false, false, true, false, false])
+        keep = [true, true, true, true, true, true, false, true, true]
+        m.closeOver(&keep)
+        #expect(keep == [true, true, true, true, true, true, false, false, true])
+        #expect(m.pinned(0) && !m.pinned(1))
+    }
+}
