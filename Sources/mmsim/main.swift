@@ -232,6 +232,8 @@ struct RandomCommand: ParsableCommand {
     var out: String?
     @Flag(name: .long, help: "Only the summary and failures, no per-seed lines.")
     var quiet = false
+    @Flag(name: .customLong("keep-going"), help: "Go on after a failure with the next seed; minimize the first failure of each kind.")
+    var keepGoing = false
     @Flag(name: .long, help: .hidden)
     var stream = false
 
@@ -246,7 +248,7 @@ struct RandomCommand: ParsableCommand {
         guard seeds >= 1, statements >= 1 else { throw ValidationError("--seeds and --statements must be at least 1") }
         let options = ScenarioOptions(checkInvariants: !noCheck, injectBug: bug)
         if print {
-            Swift.print(RandomWorkload.run(seed: seed, statements: statements, options: ScenarioOptions(injectBug: bug)).text, terminator: "")
+            say(RandomWorkload.run(seed: seed, statements: statements, options: ScenarioOptions(injectBug: bug)).text, terminator: "")
             return
         }
         if stream {
@@ -263,6 +265,8 @@ struct RandomCommand: ParsableCommand {
         let clock = ContinuousClock()
         let t0 = clock.now
         var total = 0
+        var failures: [(UInt64, WorkloadFailure)] = []
+        var kinds: [String] = []
         for s in seed..<(seed &+ UInt64(seeds)) {
             let (text, count, failure) = isolate ? try runChild(seed: s) : {
                 let r = RandomWorkload.run(seed: s, statements: statements, options: options)
@@ -270,25 +274,40 @@ struct RandomCommand: ParsableCommand {
             }()
             total += count
             if !quiet {
-                Swift.print("seed \(s): \(count) statements, \(failure.map { "FAILED [\($0.kind)]" } ?? "ok")  [\(text.split(separator: "\n").first ?? "")]")
+                say("seed \(s): \(count) statements, \(failure.map { "FAILED [\($0.kind)]" } ?? "ok")  [\(text.split(separator: "\n").first ?? "")]")
             }
             if let f = failure {
-                report(failure: f, seed: s, text: text, options: options)
-                summary(seeds: Int(s - seed) + 1, statements: total, violations: 1, since: t0, clock)
-                throw ExitCode(1)
+                failures.append((s, f))
+                if !keepGoing {
+                    report(failure: f, seed: s, text: text, options: options)
+                    summary(seeds: Int(s - seed) + 1, statements: total, violations: 1, since: t0, clock)
+                    throw ExitCode(1)
+                }
+                if !kinds.contains(f.kind) {
+                    kinds.append(f.kind)
+                    report(failure: f, seed: s, text: text, options: options)
+                }
             }
         }
-        summary(seeds: seeds, statements: total, violations: 0, since: t0, clock)
+        if !failures.isEmpty {
+            say("failures by kind:")
+            for k in kinds {
+                let of = failures.filter { $0.1.kind == k }
+                say("  \(k): \(of.count) (seeds \(of.prefix(20).map { String($0.0) }.joined(separator: " "))\(of.count > 20 ? " ..." : ""))")
+            }
+        }
+        summary(seeds: seeds, statements: total, violations: failures.count, since: t0, clock)
+        if !failures.isEmpty { throw ExitCode(1) }
     }
 
     func summary(seeds: Int, statements: Int, violations: Int, since t0: ContinuousClock.Instant, _ clock: ContinuousClock) {
         let secs = Double((clock.now - t0).components.attoseconds) / 1e18 + Double((clock.now - t0).components.seconds)
         let rate = secs > 0 ? Int(Double(statements) / secs) : 0
-        Swift.print("mmsim random: \(seeds) seeds from \(seed), \(statements) statements\(noCheck ? "" : " with the checker after each"), \(violations) failures, \(String(format: "%.1f", secs)) s (\(rate) statements/s)")
+        say("mmsim random: \(seeds) seeds from \(seed), \(statements) statements\(noCheck ? "" : " with the checker after each"), \(violations) failures, \(String(format: "%.1f", secs)) s (\(rate) statements/s)")
     }
 
     func report(failure f: WorkloadFailure, seed s: UInt64, text: String, options: ScenarioOptions) {
-        Swift.print("seed \(s) failed at line \(f.line): \(f)")
+        say("seed \(s) failed at line \(f.line): \(f)")
         var final = text
         if !noMinimize {
             let before = text.split(separator: "\n").count
@@ -296,14 +315,19 @@ struct RandomCommand: ParsableCommand {
                 ? RandomWorkload.minimize(text, failure: f, maxRuns: 400) { crashOf($0) }
                 : RandomWorkload.minimize(text, failure: f, options: options)
             let after = RandomWorkload.failure(of: final, options: options).map { "\($0)" } ?? (f.kind == "crash" ? "crash" : "no longer fails")
-            Swift.print("minimized from \(before) to \(final.split(separator: "\n").count) lines; it fails with: \(after)")
+            say("minimized from \(before) to \(final.split(separator: "\n").count) lines; it fails with: \(after)")
         }
-        Swift.print("--- scenario (seed \(s)) ---")
-        Swift.print(final, terminator: "")
-        Swift.print("---")
+        say("--- scenario (seed \(s)) ---")
+        say(final, terminator: "")
+        say("---")
         if let out {
             _ = FileManager.default.createFile(atPath: out, contents: Data(final.utf8))
         }
+    }
+
+    /// Unbuffered output: a long soak's lines appear as they happen.
+    func say(_ s: String, terminator: String = "\n") {
+        FileHandle.standardOutput.write(Data((s + terminator).utf8))
     }
 
     var executable: String { Bundle.main.executablePath ?? CommandLine.arguments[0] }

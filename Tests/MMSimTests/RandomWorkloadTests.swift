@@ -129,3 +129,24 @@ import MMSimTestSupport
         #expect(m.pinned(0) && !m.pinned(1))
     }
 }
+
+/// Bugs the random workloads found, each with its minimized scenario.
+@Suite struct RandomWorkloadFindingsTests {
+    func failure(_ text: String) -> WorkloadFailure? { RandomWorkload.failure(of: text) }
+
+    /// Seed 2 (1,000 statements), minimized: mprotect rx -> r of a hugetlb mapping did not flush
+    /// the TLB, so a 2 MiB entry kept granting exec (tlb-permission).
+    @Test func hugetlbMprotectDroppingExecFlushesTheTLB() {
+        let s = """
+        machine preset=small arch=arm64 memory=128M cpus=1 pcid=off seed=322
+        sysctl vm.nr_overcommit_hugepages=1
+        spawn p
+        p: v = mmap 2M rw private anon hugetlb
+        p: mprotect v 2M rx
+        p: read v+1784K +28K stride=4K
+        p: mprotect v 2M r
+        p: read v +4K
+        """
+        #expect(failure(s) == nil, "\(failure(s).map { "\($0)" } ?? "")")
+    }
+}
