@@ -232,6 +232,8 @@ struct RandomCommand: ParsableCommand {
     var out: String?
     @Flag(name: .long, help: "Only the summary and failures, no per-seed lines.")
     var quiet = false
+    @Option(name: .customLong("max-runs"), help: "At most this many replays when minimizing a failure.")
+    var maxRuns: Int = 2000
     @Flag(name: .customLong("keep-going"), help: "Go on after a failure with the next seed; minimize the first failure of each kind.")
     var keepGoing = false
     @Flag(name: .long, help: .hidden)
@@ -312,8 +314,8 @@ struct RandomCommand: ParsableCommand {
         if !noMinimize {
             let before = text.split(separator: "\n").count
             final = f.kind == "crash"
-                ? RandomWorkload.minimize(text, failure: f, maxRuns: 400) { crashOf($0) }
-                : RandomWorkload.minimize(text, failure: f, options: options)
+                ? RandomWorkload.minimize(text, failure: f, maxRuns: min(maxRuns, 400)) { crashOf($0) }
+                : RandomWorkload.minimize(text, failure: f, options: options, maxRuns: maxRuns)
             let after = RandomWorkload.failure(of: final, options: options).map { "\($0)" } ?? (f.kind == "crash" ? "crash" : "no longer fails")
             say("minimized from \(before) to \(final.split(separator: "\n").count) lines; it fails with: \(after)")
         }

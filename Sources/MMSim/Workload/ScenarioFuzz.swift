@@ -133,7 +133,7 @@ public struct ScenarioMutator {
             guard !b.isEmpty else { return word }
             let i = below(b.count)
             let run = Array(b[i..<min(b.count, i + 1 + below(8))])
-            let times = 1 + below(below(4) == 0 ? 2000 : 8)
+            let times = 1 + below(below(4) == 0 ? 500 : 8)
             b.insert(contentsOf: Array([[UInt8]](repeating: run, count: times).joined()), at: i)
         }
         return b
