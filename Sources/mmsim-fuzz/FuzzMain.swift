@@ -24,7 +24,21 @@ public func mmsimFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) ->
 
 let fuzzRun = ProcessInfo.processInfo.environment["MMSIM_FUZZ_RUN"] == "1"
 
-#if !MMSIM_LIBFUZZER
+#if MMSIM_LIBFUZZER
+// SwiftPM links an executable with main = <module>_main, so libFuzzer's own main() is not
+// used: this entry point hands the command line to libFuzzer's driver instead.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+@_cdecl("mmsim_fuzz_main")
+func mmsimFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var c = argc
+    var v = argv
+    return LLVMFuzzerRunDriver(&c, &v) { mmsimFuzzTestOneInput($0, $1) }
+}
+#else
 @main
 struct FuzzDriver {
     static func main() {
