@@ -27,6 +27,8 @@ let package = Package(
             dependencies: ["MMSim"],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
+        // `mmsim-fuzz`: the scenario parser as a libFuzzer target, or a plain driver (docs/testing.md).
+        .executableTarget(name: "mmsim-fuzz", dependencies: ["MMSim"]),
         // Shared test support: small machines, seeded generators, checker hooks.
         .target(name: "MMSimTestSupport", dependencies: ["MMSim"]),
         .testTarget(name: "MMSimTests", dependencies: ["MMSim", "MMSimTestSupport"]),

@@ -762,7 +762,9 @@ extension Machine {
             let accessible = v.flags.contains(.read) || v.flags.contains(.write) || v.flags.contains(.exec)
             let wasWritable = first.writable && first.present
             let writable = accessible && v.flags.contains(.write) && (wasWritable || v.flags.contains(.shared))
-            if (wasWritable && !writable) || !accessible { lost = true }
+            // A lost exec right needs the flush too (rx -> r): the TLB may hold an executable entry.
+            let wasExec = first.present && !first.noExec
+            if (wasWritable && !writable) || !accessible || (wasExec && !v.flags.contains(.exec)) { lost = true }
             modifyHugePTE(slot, h) { leaf in
                 leaf.present = accessible
                 leaf.protNone = !accessible

@@ -186,9 +186,10 @@ extension Machine {
             guard vmEnoughMemory(len >> Page.shift, task: t, mm: mm) else { return .failure(.ENOMEM) }
             vmFlags.insert(.account)
         }
-        // MAP_FIXED replaces what was there (do_vmi_munmap() first).
+        // MAP_FIXED replaces what was there (do_vmi_munmap() first); when that fails (a
+        // hugetlb VMA cut off its huge page boundaries: EINVAL), mmap_region() fails with it.
         if flags.contains(.fixed) && !vmaRange(mm, start, start + len).isEmpty {
-            _ = doMunmap(t, mm, start, len)
+            if case .failure(let e) = doMunmap(t, mm, start, len) { return .failure(e) }
         }
         if accountable { committedAS += Int64(len >> Page.shift) }
         let pgoff: UInt64 = file != nil || flags.contains(.shared) ? offset >> Page.shift : start >> Page.shift

@@ -38,14 +38,26 @@ public struct ScenarioParser {
         var lineNo = 0
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNo += 1
-            var line = String(rawLine)
-            if line.hasSuffix("\r") { line.removeLast() }
-            for stmt in Self.tokenize(line) where !stmt.isEmpty {
-                try parseStatement(stmt, line: lineNo)
-            }
+            try parseLine(String(rawLine), number: lineNo)
         }
         return Scenario(file: file, machine: config, statements: statements)
     }
+
+    /// Parses one more line (numbered `number`), for a caller that feeds a scenario as it is
+    /// written (RandomWorkload); returns the statements the line added.
+    @discardableResult
+    public mutating func parseLine(_ rawLine: String, number: Int) throws -> ArraySlice<Statement> {
+        var line = rawLine
+        if line.hasSuffix("\r") { line.removeLast() }
+        let before = statements.count
+        for stmt in Self.tokenize(line) where !stmt.isEmpty {
+            try parseStatement(stmt, line: number)
+        }
+        return statements[before...]
+    }
+
+    /// The machine the lines so far describe (the `machine` line and the boot-time sysctls).
+    public var machineConfig: MachineConfig { config }
 
     /// Splits a line into statements (at `;`) of words, dropping the comment.
     static func tokenize(_ line: String) -> [[ScenarioToken]] {

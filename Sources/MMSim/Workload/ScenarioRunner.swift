@@ -12,10 +12,22 @@ public struct ScenarioOptions: Sendable {
     public var trace = false
     /// Run the CONFIG_DEBUG_VM-style invariant checker after every statement.
     public var checkInvariants = false
-    public init(trace: Bool = false, checkInvariants: Bool = false) {
+    /// A deliberate bug switched on in the machine, for tests (and `mmsim random --inject`)
+    /// that prove the checker and the minimizer can catch one. Nil in every normal run.
+    public var injectBug: InjectedBug?
+    public init(trace: Bool = false, checkInvariants: Bool = false, injectBug: InjectedBug? = nil) {
         self.trace = trace
         self.checkInvariants = checkInvariants
+        self.injectBug = injectBug
     }
+}
+
+/// The deliberate bugs the machine has for tests (Machine.debugSkipTLBFlush and friends).
+public enum InjectedBug: String, Sendable, CaseIterable {
+    /// Skip every user TLB flush (the TLB validator must find stale entries).
+    case skipTLBFlush = "skip-tlb-flush"
+    /// Free page tables without waiting for RCU (a lock-free walker must notice).
+    case freeTablesWithoutRCU = "free-tables-without-rcu"
 }
 
 /// What one `expect` found.
@@ -143,11 +155,25 @@ public final class ScenarioRunner {
     /// Boots the machine and executes every statement. Throws `ScenarioError` when the
     /// scenario cannot go on.
     public func run() throws -> ScenarioReport {
+        try start()
+        for s in scenario.statements { try step(s) }
+        return end()
+    }
+
+    /// Boots the machine (the first part of `run()`, for a caller that feeds statements one
+    /// at a time with `step(_:)`, such as RandomWorkload).
+    public func start() throws {
         let bootLoc = ScenarioLocation(file: scenario.file, line: 1, column: 1)
         do {
             machine = try Machine(scenario.machine)
         } catch let e as ConfigError {
             throw ScenarioError(scenario.statements.first(where: { if case .machine = $0.kind { true } else { false } })?.location ?? bootLoc, "machine: \(e)")
+        }
+        if let bug = options.injectBug {
+            switch bug {
+            case .skipTLBFlush: machine.debugSkipTLBFlush = true
+            case .freeTablesWithoutRCU: machine.debugFreeTablesWithoutRCU = true
+            }
         }
         // The checker mode validates every user access against the page tables too.
         if options.checkInvariants {
@@ -159,28 +185,41 @@ public final class ScenarioRunner {
         machine.tracer.enabled = options.trace || options.checkInvariants
         if options.trace { machine.tracer.keep = Int.max / 4 }
         kmsgRead = machine.log.count
-        for s in scenario.statements {
-            try execute(s)
-            // The I/O model: writes submitted during a statement complete at its end.
-            machine.completeWrites()
-            if !panicReported, let p = machine.oom.panicMessage {
-                panicReported = true
-                report.output.append(.warning(s.location, "Kernel panic - not syncing: \(p) (the model goes on; the machine would have stopped here)"))
-            }
-            if options.trace {
-                for r in machine.tracer.drain() { report.output.append(.trace(r.text)) }
-            }
-            if options.checkInvariants {
-                do {
-                    try machine.checkInvariants()
-                } catch {
-                    throw ScenarioError(s.location, "the model broke an invariant after this statement: \(error)")
-                }
+    }
+
+    /// Executes one statement (after `start()`), then completes its writes and, with
+    /// `checkInvariants`, runs the checker. Throws `ScenarioError` when the scenario cannot go on.
+    public func step(_ s: Statement) throws {
+        try execute(s)
+        // The I/O model: writes submitted during a statement complete at its end.
+        machine.completeWrites()
+        if !panicReported, let p = machine.oom.panicMessage {
+            panicReported = true
+            report.output.append(.warning(s.location, "Kernel panic - not syncing: \(p) (the model goes on; the machine would have stopped here)"))
+        }
+        if options.trace {
+            for r in machine.tracer.drain() { report.output.append(.trace(r.text)) }
+        }
+        if options.checkInvariants {
+            do {
+                try machine.checkInvariants()
+            } catch {
+                throw ScenarioError(s.location, "the model broke an invariant after this statement: \(error)")
             }
         }
+    }
+
+    /// The report of the statements run so far (the last part of `run()`).
+    public func end() -> ScenarioReport {
         finish()
         return report
     }
+
+    /// The task a process name refers to now (nil before it exists, or when its fork failed).
+    public func task(named name: String) -> Task? { procs[name] }
+
+    /// The address a variable holds now (nil before it is bound, or when its call failed).
+    public func variable(_ name: String) -> UInt64? { variables[name] }
 
     // MARK: Statements
 
