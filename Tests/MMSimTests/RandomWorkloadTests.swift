@@ -152,7 +152,7 @@ import MMSimTestSupport
 
     /// Seed 8 (1,000 statements), minimized to 14 lines: after a thread group exits on CPU 6
     /// with a THP, faults on CPU 0 find an order-9 free list whose head's prev is not nil
-    /// (free-list-linkage). Not fixed yet (page allocator / pcp high-order lists): a known issue.
+    /// (free-list-linkage). Fixed: THP faults, splits and frees go through the LRU lists.
     @Test func orderNineFreeListLinkageAfterExitWithTHP() {
         let s = """
         machine preset=small arch=arm64 memory=256M cpus=8 pcid=off seed=343
@@ -170,14 +170,12 @@ import MMSimTestSupport
         p270: thread t275 cpu=0
         t275: write v272+2260K +476K
         """
-        withKnownIssue("free-list-linkage: reported from mmsim random, seed 8") {
-            #expect(failure(s) == nil, "\(failure(s).map { "\($0)" } ?? "")")
-        }
+        #expect(failure(s) == nil, "\(failure(s).map { "\($0)" } ?? "")")
     }
 
     /// Seed 1002 (327 statements), minimized to 7 lines, no process touching memory: file
     /// truncate then drop on another CPU leaves an allocated frame on a free list
-    /// (free-list-membership). Not fixed yet (page cache / lru_add batches): a known issue.
+    /// (free-list-membership). Fixed: truncation takes the folio out of its lru_add batch (lruDel()).
     @Test func fileTruncateThenDropOnAnotherCPUKeepsFreeListsConsistent() {
         let s = """
         machine preset=small arch=arm64 memory=256M cpus=4 pcid=on seed=140
@@ -188,9 +186,7 @@ import MMSimTestSupport
         file truncate f83 492K
         file drop f83
         """
-        withKnownIssue("free-list-membership: reported from mmsim random, seed 1002") {
-            #expect(failure(s) == nil, "\(failure(s).map { "\($0)" } ?? "")")
-        }
+        #expect(failure(s) == nil, "\(failure(s).map { "\($0)" } ?? "")")
     }
 
     /// Seed 57 (971 statements), minimized to 10 lines: mremap (maymove) of an anonymous VMA

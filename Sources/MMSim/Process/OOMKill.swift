@@ -65,10 +65,14 @@ public struct OOMControl {
     public var constraint: OOMConstraint
     /// current: the task whose allocation failed (nil for a kernel context).
     public var task: Task?
-    public init(gfp: GFP, order: Int = 0, constraint: OOMConstraint = .none, task: Task?) {
+    /// The allocating task is inside its fault (a memcg charge): if it is the victim it dies
+    /// when the fault unwinds (its SIGKILL pending), not here.
+    public var deferCurrent = false
+    public init(gfp: GFP, order: Int = 0, constraint: OOMConstraint = .none, task: Task?, deferCurrent: Bool = false) {
         self.gfp = gfp
         self.order = order
         self.constraint = constraint
+        self.deferCurrent = deferCurrent
         self.task = task
     }
 }
@@ -243,6 +247,11 @@ extension Machine {
         // using the mm; the model's processes never share one, so that is the thread group.
         let doomed = tasks.filter { $0.state == .running && $0.mm === mm }
         for t in doomed { t.signals.append(Signal(number: 9, address: 0)) }
+        if oc.deferCurrent, let cur = oc.task, cur.mm === mm {
+            // The victim is the charging task (or shares its mm): it exits as its fault unwinds.
+            for t in doomed { t.oomKillPending = true }
+            return
+        }
         let blocked = doomed.contains { $0.sleeping }
         if blocked { oomReap(v, mm) }
         for leader in doomed where leader.threadGroupLeader == nil { exit(leader, code: 128 + 9) }
@@ -371,5 +380,14 @@ extension Machine {
         t.signals.append(s)
         exit(threadGroupLeader(t), code: 128 + 9)
         return s
+    }
+
+    /// A victim chosen while it charged outside a fault (a read() filling the page cache)
+    /// dies when its syscall returns: the SIGKILL pending since then is delivered.
+    public func deliverPendingOOMKills() {
+        for t in tasks where t.oomKillPending && t.state == .running {
+            t.oomKillPending = false
+            exit(threadGroupLeader(t), code: 128 + 9)
+        }
     }
 }

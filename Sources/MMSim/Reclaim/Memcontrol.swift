@@ -275,7 +275,7 @@ extension Machine {
     /// mem_cgroup_charge() for a new user folio of `mm` (anonymous, page cache, swap-in):
     /// try_charge_memcg(), then commit_charge() (folio->memcg_data) and the v1 event counts.
     /// Root-group tasks are not charged, as the kernel skips the root's page counter.
-    @inline(__always) func memcgCharge(_ id: Int, _ p: UnsafeMutablePointer<PageMeta>, gfp: GFP = .highuserMovable,
+    @inline(__always) func memcgCharge(_ id: Int, _ p: UnsafeMutablePointer<PageMeta>, gfp: GFP = .kernel,
                                        noRetry: Bool = false) -> ChargeResult {
         if id == 0 { return .ok }
         return memcgChargeSlow(id, p, gfp: gfp, noRetry: noRetry)
@@ -538,12 +538,24 @@ extension Machine {
         }
     }
 
-    /// mem_cgroup_oom() -> mem_cgroup_out_of_memory(): the OOM killer constrained to the
-    /// group's subtree (CONSTRAINT_MEMCG). Returns true when a task was killed.
+    /// mem_cgroup_oom() -> mem_cgroup_out_of_memory(): the OOM killer (OOMKill.swift)
+    /// constrained to the group's subtree (CONSTRAINT_MEMCG), with the group's meminfo lines
+    /// (mem_cgroup_print_oom_meminfo()). Returns true when a task was killed.
     func memcgOOM(_ g: MemCgroup, gfp: GFP, order: Int) -> Bool {
         g.events[MemcgEvent.oom.rawValue] += 1
         if g.oomKillDisable { return false }
         let ids = Set(memcg.subtree(g.id))
-        return outOfMemory(gfp: gfp, order: order, memcg: g) { t in ids.contains(t.mm?.memcg ?? -1) } != nil
+        let unlimited = PageCounter.unlimited * 4
+        let domain = OOMMemcgDomain(path: "/" + g.path, maxPages: UInt64(max(1, g.memory.max)),
+                                    contains: { ids.contains($0.mm?.memcg ?? -1) }, meminfo: { [unowned self] in
+            func lim(_ v: Int64) -> Int64 { v >= PageCounter.unlimited ? unlimited : v * 4 }
+            return ["memory: usage \(g.memory.usage * 4)kB, limit \(lim(g.memory.max))kB, failcnt \(g.memory.failcnt)",
+                    "memory+swap: usage \((self.memcg.v1 ? g.memsw.usage : g.memory.usage + g.swap.usage) * 4)kB, limit \(lim(g.memsw.max))kB, failcnt 0",
+                    "kmem: usage \(g.stat(.nrPageTablePages) * 4)kB, limit \(unlimited)kB, failcnt 0"]
+        })
+        let victim = outOfMemory(OOMControl(gfp: gfp, order: order, constraint: .memcg(domain), task: cpus[currentCPU].task,
+                                            deferCurrent: true))
+        if victim != nil { g.events[MemcgEvent.oomKill.rawValue] += 1 }
+        return victim != nil
     }
 }
