@@ -68,10 +68,34 @@ extension Machine {
     /// CPU's pcp list. The batch is one loop with the free path inlined, as the kernel's
     /// batched free does the per-folio work without a call per folio.
     func putPages(_ slots: UnsafePointer<UInt64>, _ n: Int) {
+        // The last reference of a plain LRU folio (no mlock, memcg, swap cache or batch):
+        // unlinked here and counted per run of one list and zone (host-side batching).
+        var runLV: LRUVec? = nil
+        var runList = -1, runZone = -1
+        var folios: Int64 = 0
+        let plain: PageFlags = [.lru]
+        let special: PageFlags = [.mlocked, .memcgCharged, .swapcache, .lruBatched, .head, .unevictable]
         for i in 0..<n {
             let pfn = PFN(slots[i] >> 3)
-            putPage(pfn, frames[pfn])
+            let p = frames[pfn]
+            let f = p.pointee.flags
+            guard p.pointee.refcount == 1, f.isSuperset(of: plain), f.isDisjoint(with: special) else {
+                putPage(pfn, p)
+                continue
+            }
+            let lv = memcg.lruvec(0, node: Int(p.pointee.zone) / ZoneType.perNode)
+            let l = LRUList.of(file: !f.contains(.swapbacked), active: f.contains(.active)).rawValue
+            let z = Int(p.pointee.zone)
+            if lv != runLV || l != runList || z != runZone {
+                if let r = runLV { updateLRUSizeRun(r, runList, zone: runZone, pages: -folios, folios: -folios) }
+                runLV = lv; runList = l; runZone = z; folios = 0
+            }
+            lruvecUnlink(lv, l, p)
+            folios &+= 1
+            p.pointee.flags.remove(.active)
+            allocator.freePages(pfn, p, order: 0)
         }
+        if let r = runLV { updateLRUSizeRun(r, runList, zone: runZone, pages: -folios, folios: -folios) }
     }
 
     /// tlb_flush_pte_range() for the PTEs a zap loop cleared since its last note.

@@ -176,6 +176,37 @@ extension Machine {
         updateLRUSize(lv, lru, zone: Int(p.pointee.zone), -folioPages(p))
     }
 
+    /// The list links of lruvec_del_folio() alone (PG_lru cleared); the caller counts the
+    /// pages with `updateLRUSize` (batched paths count a run of folios at once).
+    @inline(__always) func lruvecUnlink(_ lv: LRUVec, _ l: Int, _ p: UnsafeMutablePointer<PageMeta>) {
+        let n = p.pointee.next, pr = p.pointee.prev
+        if pr != FrameTable.nil { frames[PFN(UInt64(pr))].pointee.next = n } else { lv.setHead(l, n) }
+        if n != FrameTable.nil { frames[PFN(UInt64(n))].pointee.prev = pr } else { lv.setTail(l, pr) }
+        p.pointee.next = FrameTable.nil
+        p.pointee.prev = FrameTable.nil
+        p.pointee.flags.remove(.lru)
+    }
+
+    /// The list links of lruvec_add_folio() alone (at the head, PG_lru set); see lruvecUnlink.
+    @inline(__always) func lruvecLinkHead(_ lv: LRUVec, _ l: Int, _ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
+        let v = UInt32(truncatingIfNeeded: pfn.raw)
+        let h = lv.head(l)
+        p.pointee.prev = FrameTable.nil
+        p.pointee.next = h
+        if h != FrameTable.nil { frames[PFN(UInt64(h))].pointee.prev = v } else { lv.setTail(l, v) }
+        lv.setHead(l, v)
+        p.pointee.flags.insert(.lru)
+    }
+
+    /// updateLRUSize() for a run of `folios` folios of `pages` pages on one list of one zone.
+    @inline(__always) func updateLRUSizeRun(_ lv: LRUVec, _ l: Int, zone: Int, pages: Int64, folios: Int64) {
+        guard folios != 0 else { return }
+        lv.addSize(l, pages: pages, folios: folios)
+        let lru = LRUList(rawValue: l)!
+        counters.add(lru.nodeStat, pages)
+        allocator.zoneRefs[zone]._withUnsafeGuaranteedRef { $0.stats[lru.zoneStat.rawValue] &+= pages }
+    }
+
     /// Moves a folio on its list to the head (list_move()), or to the tail.
     @inline(__always) func lruvecMove(_ lv: LRUVec, _ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>, tail: Bool) {
         lruvecDel(lv, pfn, p)

@@ -38,10 +38,24 @@ extension Machine {
         let n = fbatches.counts[c]
         guard n > 0 else { return }
         fbatches.counts[c] = 0
+        // Runs of folios going to the same list of the same zone are counted once (host-side).
+        var runLV: LRUVec? = nil
+        var runList = -1, runZone = -1
+        var pages: Int64 = 0, folios: Int64 = 0
         for i in 0..<n {
             let pfn = PFN(UInt64(fbatches.slots[c &* FolioBatches.size &+ i]))
-            lruAdd(pfn, frames[pfn])
+            let p = frames[pfn]
+            lruAddPrepare(p)
+            let lv = folioLruvec(p), l = folioLRUList(p).rawValue, z = Int(p.pointee.zone)
+            if lv != runLV || l != runList || z != runZone {
+                if let r = runLV { updateLRUSizeRun(r, runList, zone: runZone, pages: pages, folios: folios) }
+                runLV = lv; runList = l; runZone = z; pages = 0; folios = 0
+            }
+            lruvecLinkHead(lv, l, pfn, p)
+            pages &+= folioPages(p)
+            folios &+= 1
         }
+        if let r = runLV { updateLRUSizeRun(r, runList, zone: runZone, pages: pages, folios: folios) }
     }
 
     /// lru_add_drain_all(): every CPU's batch.
@@ -52,6 +66,12 @@ extension Machine {
     /// lru_add(): an mlocked folio goes to the unevictable list (unevictable_pgs_culled),
     /// any other to the list its flags choose.
     @inline(__always) func lruAdd(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
+        lruAddPrepare(p)
+        lruvecAdd(folioLruvec(p), pfn, p)
+    }
+
+    /// lru_add()'s flag work before the folio is linked.
+    @inline(__always) func lruAddPrepare(_ p: UnsafeMutablePointer<PageMeta>) {
         p.pointee.flags.remove(.lruBatched)
         if p.pointee.flags.contains(.mlocked) {
             if !p.pointee.flags.contains(.unevictable) {
@@ -62,7 +82,6 @@ extension Machine {
         } else {
             p.pointee.flags.remove(.unevictable)
         }
-        lruvecAdd(folioLruvec(p), pfn, p)
     }
 
     /// A folio still in an lru_add batch is being freed or taken: out of its batch. (The

@@ -15,10 +15,10 @@ public final class SwapInfo {
     public let pages: Int
     /// Slots in use (inuse_pages).
     public internal(set) var inuse = 0
-    var map: [UInt8]
+    let map: UnsafeMutablePointer<UInt8>
     /// Swap table: 0 = empty, folio PFN << 1 | 1 = a swap-cache folio, shadow << 1 = a shadow.
-    var table: [UInt64]
-    var cgroup: [UInt16]
+    let table: UnsafeMutablePointer<UInt64>
+    let cgroup: UnsafeMutablePointer<UInt16>
     /// Free slots per cluster, and the cluster each CPU allocates from (percpu_swap_cluster).
     var clusterFree: [Int]
     var cpuCluster: [Int]
@@ -32,15 +32,24 @@ public final class SwapInfo {
         self.name = name
         self.pages = pages
         self.priority = priority
-        map = [UInt8](repeating: 0, count: pages)
-        table = [UInt64](repeating: 0, count: pages)
-        cgroup = [UInt16](repeating: 0, count: pages)
+        map = .allocate(capacity: pages)
+        map.initialize(repeating: 0, count: pages)
+        table = .allocate(capacity: pages)
+        table.initialize(repeating: 0, count: pages)
+        cgroup = .allocate(capacity: pages)
+        cgroup.initialize(repeating: 0, count: pages)
         let clusters = (pages + Self.clusterSlots - 1) / Self.clusterSlots
         clusterFree = (0..<clusters).map { c in min(Self.clusterSlots, pages - c * Self.clusterSlots) }
         clusterFree[0] -= 1        // the header page
         map[0] = 0xff              // SWAP_MAP_BAD: never allocated
         cpuCluster = [Int](repeating: -1, count: cpus)
         cpuNext = [Int](repeating: 0, count: cpus)
+    }
+
+    deinit {
+        map.deallocate()
+        table.deallocate()
+        cgroup.deallocate()
     }
 
     /// Usable slots (the header page excluded).
