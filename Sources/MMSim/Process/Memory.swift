@@ -87,7 +87,7 @@ extension Machine {
             let l = LRUList.of(file: !f.contains(.swapbacked), active: f.contains(.active)).rawValue
             let z = Int(p.pointee.zone)
             if lv != runLV || l != runList || z != runZone {
-                if let r = runLV { updateLRUSizeRun(r, runList, zone: runZone, pages: -folios, folios: -folios) }
+                if let r = runLV { updateLRUSize(r, runList, zone: runZone, pages: -folios, folios: -folios) }
                 runLV = lv; runList = l; runZone = z; folios = 0
             }
             lruvecUnlink(lv, l, p)
@@ -95,7 +95,7 @@ extension Machine {
             p.pointee.flags.remove(.active)
             allocator.freePages(pfn, p, order: 0)
         }
-        if let r = runLV { updateLRUSizeRun(r, runList, zone: runZone, pages: -folios, folios: -folios) }
+        if let r = runLV { updateLRUSize(r, runList, zone: runZone, pages: -folios, folios: -folios) }
     }
 
     /// tlb_flush_pte_range() for the PTEs a zap loop cleared since its last note.

@@ -135,49 +135,42 @@ extension Machine {
         p.pointee.flags.contains(.head) ? Int64(1) << Int64(p.pointee.order) : 1
     }
 
-    /// update_lru_size(): the list's size, the node's and the zone's LRU counters.
-    @inline(__always) func updateLRUSize(_ lv: LRUVec, _ lru: LRUList, zone: Int, _ n: Int64) {
-        lv.addSize(lru.rawValue, pages: n, folios: n > 0 ? 1 : -1)
-        counters.add(lru.nodeStat, n)
-        allocator.zoneRefs[zone]._withUnsafeGuaranteedRef { $0.stats[lru.zoneStat.rawValue] &+= n }
+    /// update_lru_size(): the list's size, the node's and the zone's LRU counters, for a run of
+    /// `folios` folios of `pages` pages on one list of one zone (the batched paths count a
+    /// run at once; single moves count one folio).
+    @inline(__always) func updateLRUSize(_ lv: LRUVec, _ l: Int, zone: Int, pages: Int64, folios: Int64) {
+        guard folios != 0 else { return }
+        lv.addSize(l, pages: pages, folios: folios)
+        let lru = LRUList(rawValue: l)!
+        counters.add(lru.nodeStat, pages)
+        allocator.zoneRefs[zone]._withUnsafeGuaranteedRef { $0.stats[lru.zoneStat.rawValue] &+= pages }
     }
 
     /// lruvec_add_folio(): at the head of its list (or the tail: lruvec_add_folio_tail()), PG_lru set.
     @inline(__always) func lruvecAdd(_ lv: LRUVec, _ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>, tail: Bool = false) {
-        let lru = folioLRUList(p)
-        let l = lru.rawValue, v = UInt32(truncatingIfNeeded: pfn.raw)
+        let l = folioLRUList(p).rawValue
         if tail {
+            let v = UInt32(truncatingIfNeeded: pfn.raw)
             let t = lv.tailPFN(l)
             p.pointee.next = FrameTable.nil
             p.pointee.prev = t
             if t != FrameTable.nil { frames[PFN(UInt64(t))].pointee.next = v } else { lv.setHead(l, v) }
             lv.setTail(l, v)
+            p.pointee.flags.insert(.lru)
         } else {
-            let h = lv.head(l)
-            p.pointee.prev = FrameTable.nil
-            p.pointee.next = h
-            if h != FrameTable.nil { frames[PFN(UInt64(h))].pointee.prev = v } else { lv.setTail(l, v) }
-            lv.setHead(l, v)
+            lruvecLinkHead(lv, l, pfn, p)
         }
-        p.pointee.flags.insert(.lru)
-        updateLRUSize(lv, lru, zone: Int(p.pointee.zone), folioPages(p))
+        updateLRUSize(lv, l, zone: Int(p.pointee.zone), pages: folioPages(p), folios: 1)
     }
 
     /// lruvec_del_folio(): off its list, PG_lru cleared (the flags that chose the list stay).
     @inline(__always) func lruvecDel(_ lv: LRUVec, _ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
-        let lru = folioLRUList(p)
-        let l = lru.rawValue
-        let n = p.pointee.next, pr = p.pointee.prev
-        if pr != FrameTable.nil { frames[PFN(UInt64(pr))].pointee.next = n } else { lv.setHead(l, n) }
-        if n != FrameTable.nil { frames[PFN(UInt64(n))].pointee.prev = pr } else { lv.setTail(l, pr) }
-        p.pointee.next = FrameTable.nil
-        p.pointee.prev = FrameTable.nil
-        p.pointee.flags.remove(.lru)
-        updateLRUSize(lv, lru, zone: Int(p.pointee.zone), -folioPages(p))
+        let l = folioLRUList(p).rawValue
+        lruvecUnlink(lv, l, p)
+        updateLRUSize(lv, l, zone: Int(p.pointee.zone), pages: -folioPages(p), folios: -1)
     }
 
-    /// The list links of lruvec_del_folio() alone (PG_lru cleared); the caller counts the
-    /// pages with `updateLRUSize` (batched paths count a run of folios at once).
+    /// The list links of lruvec_del_folio() alone (PG_lru cleared); the caller counts.
     @inline(__always) func lruvecUnlink(_ lv: LRUVec, _ l: Int, _ p: UnsafeMutablePointer<PageMeta>) {
         let n = p.pointee.next, pr = p.pointee.prev
         if pr != FrameTable.nil { frames[PFN(UInt64(pr))].pointee.next = n } else { lv.setHead(l, n) }
@@ -187,7 +180,7 @@ extension Machine {
         p.pointee.flags.remove(.lru)
     }
 
-    /// The list links of lruvec_add_folio() alone (at the head, PG_lru set); see lruvecUnlink.
+    /// The list links of lruvec_add_folio() alone (at the head, PG_lru set); the caller counts.
     @inline(__always) func lruvecLinkHead(_ lv: LRUVec, _ l: Int, _ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
         let v = UInt32(truncatingIfNeeded: pfn.raw)
         let h = lv.head(l)
@@ -196,15 +189,6 @@ extension Machine {
         if h != FrameTable.nil { frames[PFN(UInt64(h))].pointee.prev = v } else { lv.setTail(l, v) }
         lv.setHead(l, v)
         p.pointee.flags.insert(.lru)
-    }
-
-    /// updateLRUSize() for a run of `folios` folios of `pages` pages on one list of one zone.
-    @inline(__always) func updateLRUSizeRun(_ lv: LRUVec, _ l: Int, zone: Int, pages: Int64, folios: Int64) {
-        guard folios != 0 else { return }
-        lv.addSize(l, pages: pages, folios: folios)
-        let lru = LRUList(rawValue: l)!
-        counters.add(lru.nodeStat, pages)
-        allocator.zoneRefs[zone]._withUnsafeGuaranteedRef { $0.stats[lru.zoneStat.rawValue] &+= pages }
     }
 
     /// Moves a folio on its list to the head (list_move()), or to the tail.

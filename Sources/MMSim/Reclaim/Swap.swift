@@ -48,14 +48,14 @@ extension Machine {
             lruAddPrepare(p)
             let lv = folioLruvec(p), l = folioLRUList(p).rawValue, z = Int(p.pointee.zone)
             if lv != runLV || l != runList || z != runZone {
-                if let r = runLV { updateLRUSizeRun(r, runList, zone: runZone, pages: pages, folios: folios) }
+                if let r = runLV { updateLRUSize(r, runList, zone: runZone, pages: pages, folios: folios) }
                 runLV = lv; runList = l; runZone = z; pages = 0; folios = 0
             }
             lruvecLinkHead(lv, l, pfn, p)
             pages &+= folioPages(p)
             folios &+= 1
         }
-        if let r = runLV { updateLRUSizeRun(r, runList, zone: runZone, pages: pages, folios: folios) }
+        if let r = runLV { updateLRUSize(r, runList, zone: runZone, pages: pages, folios: folios) }
     }
 
     /// lru_add_drain_all(): every CPU's batch.
