@@ -49,7 +49,7 @@ import MMSimTestSupport
     }
 
     @Test(arguments: ["zero-page", "populate", "mprotect-split", "madvise-dontneed", "mremap-grow", "brk", "mlock", "file-fault-around", "thp", "page-cache", "threads-shootdown",
-                      "bad-access", "syscall-errors", "rmap", "oom-killer", "reclaim-clean-cache", "memcg-swap"])
+                      "bad-access", "syscall-errors", "rmap", "oom-killer", "reclaim-clean-cache", "memcg-swap", "thrashing"])
     func examplePasses(_ name: String) throws {
         try Self.runExample(name)
     }
