@@ -200,7 +200,7 @@ import MMSimTestSupport
     @Test func forkStopsWithEAGAINAtThreadsMax() throws {
         // kernel.threads-max defaults to RAM / 128 KiB (set_max_threads()).
         let m = try Machine(.small)
-        #expect(m.maxThreads <= Int(m.totalRAMPages / 32) && m.maxThreads > 1600, "\(m.maxThreads)")
+        #expect(m.threads.max <= Int(m.totalRAMPages / 32) && m.threads.max > 1600, "\(m.threads.max)")
         #expect(Machine.defaultMaxThreads(totalRAMPages: (24 << 30) >> 12) == 196_608)
         var text = Self.small + "sysctl kernel.threads-max=20\nspawn p\n"
         for i in 0..<20 { text += "p: fork c\(i)\n" }

@@ -337,7 +337,7 @@ extension Machine {
         let totalram = totalRAMPages
         let reservedKB = (physPages - totalram) * 4
         // fork_init() -> set_max_threads(0), right after mm_core_init().
-        maxThreads = Machine.defaultMaxThreads(totalRAMPages: totalram)
+        threads.max = Machine.defaultMaxThreads(totalRAMPages: totalram)
         log.append("Memory: \(allocator.freePagesTotal * 4)K/\(physPages * 4)K available (\(img.codeKB)K kernel code, \(img.rwdataKB)K rwdata, \(img.rodataKB)K rodata, \(img.initKB)K init, \(img.bssKB)K bss, \(reservedKB)K reserved, 0K cma-reserved)")
 
         // 8. init_per_zone_wmark_min() (postcore_initcall), then hugepage_init()'s

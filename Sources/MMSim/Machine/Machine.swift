@@ -86,10 +86,8 @@ public final class Machine {
     /// Every task ever spawned or forked, in pid order (reaped ones stay as `dead`).
     public internal(set) var tasks: [Task] = []
     var nextPID = 1
-    /// nr_threads: tasks that hold a pid (running or zombie, threads included).
-    public internal(set) var nrThreads = 0
-    /// kernel.threads-max (max_threads, set_max_threads() at fork_init()); see Task.swift.
-    public internal(set) var maxThreads = 0
+    /// nr_threads and kernel.threads-max (kernel/fork.c; see Task.swift).
+    public internal(set) var threads = ThreadCount()
     var nextMMID = 0
     /// The reverse map: anon_vmas, chains, VMA identities, i_mmap trees (Rmap.swift, AnonVMA.swift).
     public let rmap = RmapState()

@@ -182,25 +182,25 @@ extension Machine {
     /// 1 ... pid_max-1 all held). RLIMIT_NPROC (max_threads/2 by default) is not applied: the
     /// scenario's processes run as root, which CAP_SYS_RESOURCE exempts from it.
     func forkLimit() -> Errno? {
-        nrThreads >= maxThreads || nrThreads >= pidMax - 1 ? .EAGAIN : nil
+        threads.nr >= threads.max || threads.nr >= pidMax - 1 ? .EAGAIN : nil
     }
 
     /// kernel.threads-max written (proc_dointvec_minmax(): 20 ... FUTEX_TID_MASK).
     public func setMaxThreads(_ n: Int) {
-        maxThreads = min(max(n, 20), 0x3fff_ffff)
+        threads.max = min(max(n, 20), 0x3fff_ffff)
     }
 
     func holdPID(_ t: Task) {
         guard !t.holdsPID else { return }
         t.holdsPID = true
-        nrThreads += 1
+        threads.nr += 1
     }
 
     /// release_task(): the task leaves nr_threads and its pid is free again.
     func releasePID(_ t: Task) {
         guard t.holdsPID else { return }
         t.holdsPID = false
-        nrThreads -= 1
+        threads.nr -= 1
     }
 
     /// fork(): the child gets a copy of the address space (dup_mmap()), sharing every page
@@ -473,4 +473,11 @@ extension Machine {
             return nil
         }
     }
+}
+
+/// kernel/fork.c's nr_threads (tasks that hold a pid: running or zombie, threads included)
+/// and max_threads (kernel.threads-max, set_max_threads() at fork_init()).
+public struct ThreadCount: Sendable {
+    public internal(set) var nr = 0
+    public internal(set) var max = 0
 }
