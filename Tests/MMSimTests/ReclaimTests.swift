@@ -39,3 +39,55 @@ import Testing
         #expect(r.passed, "\(r.summaryText())")
     }
 }
+
+/// LRU order and aging, from the kernel's rules (mm/swap.c, mm/vmscan.c).
+@Suite struct LRUOrderTests {
+    /// folio_add_lru(): new folios wait in the CPU's lru_add batch (PAGEVEC_SIZE = 31) and are
+    /// on no list until it is full; the 31st moves all of them, in fault order, so the newest
+    /// is at the head of the inactive anon list and the oldest at its tail.
+    @Test func lruAddBatchDrainsAtThirtyOne() throws {
+        let m = try Machine(MachineConfig.preset(named: "small"))
+        let t = m.spawn(name: "p", cpu: 0)
+        let base: UInt64 = 0x1000_0000_0000
+        _ = m.mmap(t, addr: base, length: 64 << 12, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.lruAddDrainAll()
+        let before = m.counters[.nrInactiveAnon]
+        m.access(t, addr: base, length: 30 << 12, kind: .write)
+        #expect(m.counters[.nrInactiveAnon] == before)
+        #expect(m.fbatches.count(cpu: 0) == 30)
+        m.access(t, addr: base + (30 << 12), length: 1 << 12, kind: .write)
+        #expect(m.counters[.nrInactiveAnon] == before + 31)
+        #expect(m.fbatches.count(cpu: 0) == 0)
+        let list = m.memcg.lruvec(0, node: 0).pfns(.inactiveAnon, frames: m.frames)
+        let mapped = (0..<31).map { i -> PFN in
+            let slot = t.mm!.pageTable.slot(VirtAddr(base + UInt64(i) << 12), level: .pte)!
+            return PTEFormat.decode(slot.pointee, level: .pte, arch: m.arch)!.pfn
+        }
+        #expect(Array(list.prefix(31)) == mapped.reversed())
+        try m.checkInvariants()
+    }
+
+    /// shrink_inactive_list() takes folios from the tail: in a memcg whose limit is lowered,
+    /// the page cache read first is evicted before the page cache read later, and a clean,
+    /// unmapped, unreferenced folio is reclaimed at its first scan (FOLIOREF_RECLAIM).
+    @Test func reclaimEvictsTheOldestCleanPageCacheFirst() throws {
+        let m = try Machine(MachineConfig.preset(named: "small"))
+        let t = m.spawn(name: "p", cpu: 0)
+        let g = try m.memcgCreate(path: "g")
+        m.memcgAttach(t, to: g)
+        _ = m.mmap(t, length: 4096, prot: .rw, flags: [.private, .anonymous])    // t runs on its CPU
+        let old = m.createFile(name: "old", size: 4 << 20, cached: false)
+        let new = m.createFile(name: "new", size: 4 << 20, cached: false)
+        m.readFile(old, offset: 0, length: 4 << 20)
+        m.readFile(new, offset: 0, length: 4 << 20)
+        m.lruAddDrainAll()
+        #expect(old.cachedPages == 1024 && new.cachedPages == 1024)
+        // Lower the limit by 2 MiB below the usage: limit reclaim of at least 512 pages.
+        try m.memcgWrite(g, "memory.limit_in_bytes", (g.memory.usage - 512) * 4096)
+        #expect(old.cachedPages < 1024)
+        #expect(new.cachedPages == 1024)
+        #expect(m.counters[.pgstealFile] == m.counters[.pgscanFile])
+        #expect(m.counters[.pgscanDirect] == 0)
+        try m.checkInvariants()
+    }
+}
