@@ -91,3 +91,71 @@ import Testing
         try m.checkInvariants()
     }
 }
+
+/// The ideas of tools/testing/selftests/mm/cow.c and mlock tests with swap in the way.
+@Suite struct SwapSemanticsTests {
+    static let base: UInt64 = 0x1000_0000_0000
+
+    func content(_ m: Machine, _ t: Task, _ i: Int) -> UInt64? {
+        guard let slot = t.mm?.pageTable.slot(VirtAddr(Self.base + UInt64(i) << 12), level: .pte),
+              let l = PTEFormat.decode(slot.pointee, level: .pte, arch: m.arch), l.present else { return nil }
+        return m.frames[l.pfn].pointee.content
+    }
+
+    /// MADV_PAGEOUT, limit reclaim evicting the now clean swap-cache folios, fork, then the
+    /// child reads the pages back from swap (swap-in with readahead): the data is what the
+    /// parent wrote. The child's write after that gets its own copy (do_wp_page(): the slot
+    /// is still referenced by the parent's swap PTE), and the parent reads its own data.
+    @Test func pageoutThenSwapInInAForkChildKeepsTheData() throws {
+        let m = try Machine(MachineConfig.preset(named: "small"))
+        try m.swapon(name: "/swapfile", size: 64 << 20)
+        let p = m.spawn(name: "p", cpu: 0)
+        let g = try m.memcgCreate(path: "g")
+        m.memcgAttach(p, to: g)
+        _ = m.mmap(p, addr: Self.base, length: 16 << 12, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(p, addr: Self.base, length: 16 << 12, kind: .write)
+        m.access(p, addr: Self.base, length: 8 << 12, kind: .write)      // pages 0-7 written twice
+        let before = (0..<16).map { content(m, p, $0)! }
+        _ = m.madvise(p, addr: Self.base, length: 16 << 12, advice: .pageout)
+        m.completeWrites()
+        #expect(m.counters[.pswpout] == 16)
+        #expect(p.mm!.rss[RSSCounter.swapEnts.rawValue] == 16)
+        // Evict the clean swap-cache copies: reclaim everything the group holds.
+        m.memcgForceEmpty(g)
+        #expect(m.counters[.nrSwapcached] == 0)
+        try m.checkInvariants()
+        let c = try m.fork(p, childName: "c").get()
+        #expect(c.mm!.rss[RSSCounter.swapEnts.rawValue] == 16)
+        let pswpin = m.counters[.pswpin]
+        m.access(c, addr: Self.base, length: 16 << 12, kind: .read)
+        #expect(m.counters[.pswpin] - pswpin == 16)
+        #expect((0..<16).map { content(m, c, $0)! } == before)
+        try m.checkInvariants()
+        m.access(c, addr: Self.base, length: 1 << 12, kind: .write)
+        #expect(content(m, c, 0) == before[0] &+ 1)
+        m.access(p, addr: Self.base, length: 16 << 12, kind: .read)
+        #expect((0..<16).map { content(m, p, $0)! } == before)
+        try m.checkInvariants()
+    }
+
+    /// mlocked pages are never reclaimed: they sit on the unevictable list, and limit reclaim
+    /// swaps out the other pages around them (unevictable_pgs_scanned stays 0, as in the
+    /// reference data's mlock_pressure).
+    @Test func mlockedPagesAreNeverReclaimed() throws {
+        let m = try Machine(MachineConfig.preset(named: "small"))
+        try m.swapon(name: "/swapfile", size: 64 << 20)
+        let p = m.spawn(name: "p", cpu: 0)
+        let g = try m.memcgCreate(path: "g")
+        try m.memcgWrite(g, "memory.limit_in_bytes", 4 << 20)
+        m.memcgAttach(p, to: g)
+        _ = m.mmap(p, addr: Self.base, length: 256 << 12, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        _ = m.mlock(p, addr: Self.base, length: 256 << 12)
+        let other = Self.base + (1 << 30)
+        _ = m.mmap(p, addr: other, length: 2048 << 12, prot: .rw, flags: [.private, .anonymous, .fixedNoreplace])
+        m.access(p, addr: other, length: 2048 << 12, kind: .write)
+        #expect(m.counters[.pswpout] > 1000)
+        #expect(m.counters[.unevictablePgsScanned] == 0)
+        #expect((0..<256).allSatisfy { content(m, p, $0) != nil })
+        try m.checkInvariants()
+    }
+}

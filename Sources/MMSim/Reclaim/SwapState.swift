@@ -79,6 +79,8 @@ extension Machine {
     /// NR_WRITEBACK, pswpout, pgpgout in kB); it completes later (see completeWrites()).
     func swapWriteout(_ pfn: PFN, _ p: UnsafeMutablePointer<PageMeta>) {
         let n = folioPages(p)
+        let e = SwapEntry(packed: p.pointee.priv)
+        swap.areas[e.type]?.data[e.offset] = p.pointee.content      // the data reaches the slot
         p.pointee.flags.remove(.dirty)
         p.pointee.flags.insert(.writeback)
         modFolioStat(p, .nrWriteback, n)
@@ -165,7 +167,10 @@ extension Machine {
         let exclusive = swapCount(e) <= 1
         p.pointee.refcount += 1
         if p.pointee.mapping == 0 || !PageMapping.isAnon(p.pointee.mapping) {
-            newAnonRmap(p, anonVMA: vma.anonVMA, index: vma.pgoff(of: va.raw))
+            // __folio_set_anon(): a folio other processes may map too takes the oldest
+            // possible anon_vma, the root, so that every sharer's rmap walk finds it.
+            let av = exclusive || vma.anonVMA == 0 ? vma.anonVMA : Int(rmap.anonVMAs[Int(Machine.anonIndex(vma.anonVMA))].root) + 1
+            newAnonRmap(p, anonVMA: av, index: vma.pgoff(of: va.raw))
             if !exclusive { p.pointee.flags.remove(.anonExclusive) }
         } else {
             p.pointee.mapcount += 1
@@ -273,6 +278,7 @@ extension Machine {
             return nil
         }
         p.pointee.flags.insert([.swapbacked, .uptodate])
+        p.pointee.content = si.data[e.offset]                        // swap_read_folio()
         // mem_cgroup_swapin_uncharge_swap(): on v1 the folio's new memsw charge replaces the
         // slot's; v2 keeps the swap charge until the slot is freed.
         if owner != 0 && memcg.v1 {

@@ -19,6 +19,8 @@ public final class SwapInfo {
     /// Swap table: 0 = empty, folio PFN << 1 | 1 = a swap-cache folio, shadow << 1 = a shadow.
     let table: UnsafeMutablePointer<UInt64>
     let cgroup: UnsafeMutablePointer<UInt16>
+    /// What the slot holds on disk: the content word of the page last written there.
+    let data: UnsafeMutablePointer<UInt64>
     /// Free slots per cluster, and the cluster each CPU allocates from (percpu_swap_cluster).
     var clusterFree: [Int]
     var cpuCluster: [Int]
@@ -38,6 +40,8 @@ public final class SwapInfo {
         table.initialize(repeating: 0, count: pages)
         cgroup = .allocate(capacity: pages)
         cgroup.initialize(repeating: 0, count: pages)
+        data = .allocate(capacity: pages)
+        data.initialize(repeating: 0, count: pages)
         let clusters = (pages + Self.clusterSlots - 1) / Self.clusterSlots
         clusterFree = (0..<clusters).map { c in min(Self.clusterSlots, pages - c * Self.clusterSlots) }
         clusterFree[0] -= 1        // the header page
@@ -50,6 +54,7 @@ public final class SwapInfo {
         map.deallocate()
         table.deallocate()
         cgroup.deallocate()
+        data.deallocate()
     }
 
     /// Usable slots (the header page excluded).
