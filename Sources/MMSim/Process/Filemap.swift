@@ -131,6 +131,13 @@ extension Machine {
         }
     }
 
+    /// echo 1 > /proc/sys/vm/drop_caches (drop_pagecache_sb() -> invalidate_mapping_pages()):
+    /// every clean, unmapped page-cache page of every file leaves the cache (drop_pagecache).
+    public func dropCaches() {
+        for f in files { dropCache(f) }
+        counters.add(.dropPagecache, 1)
+    }
+
     /// fsync(): write back every dirty page (nr_dirty down, nr_written up).
     public func syncFile(_ f: SimFile) {
         for case let pfn? in f.cache where frames[pfn].pointee.flags.contains(.dirty) {

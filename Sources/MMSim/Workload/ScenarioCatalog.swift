@@ -51,6 +51,7 @@ public enum ScenarioCatalog {
         ("/sys/kernel/mm/transparent_hugepage/enabled", ["always", "madvise", "never"]),
         ("/sys/kernel/mm/transparent_hugepage/defrag", ["always", "defer", "defer+madvise", "madvise", "never"]),
         ("/sys/kernel/mm/transparent_hugepage/use_zero_page", ["0", "1"]),
+        ("/sys/kernel/mm/swap/vma_ra_enabled", ["true", "false"]),
         ("/sys/kernel/mm/transparent_hugepage/shmem_enabled", ["always", "within_size", "advise", "never", "deny", "force"]),
         ("/sys/kernel/mm/transparent_hugepage/khugepaged/defrag", ["0", "1"]),
         ("/sys/kernel/mm/transparent_hugepage/khugepaged/max_ptes_none", nil),

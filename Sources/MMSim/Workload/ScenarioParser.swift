@@ -506,7 +506,7 @@ public struct ScenarioParser {
         "kernel.threads-max": 20...0x3fff_ffff,
         "vm.overcommit_kbytes": 0...Int64.max, "vm.min_free_kbytes": 0...Int64(Int32.max),
         "vm.watermark_scale_factor": 1...3000, "vm.max_map_count": 0...Int64(Int32.max),
-        "vm.nr_hugepages": 0...Int64.max, "vm.swappiness": 0...200, "vm.drop_caches": 1...4,
+        "vm.nr_hugepages": 0...Int64.max, "vm.swappiness": 0...200, "vm.drop_caches": 1...4, "vm.page-cluster": 0...31,
         "kernel.randomize_va_space": 0...2, "vm.lowmem_reserve_ratio": 0...Int64(Int32.max),
         "vm.hugetlb_optimize_vmemmap": 0...1, "vm.memory_failure_early_kill": 0...1, "vm.nr_overcommit_hugepages": 0...Int64.max, "vm.compact_memory": 1...1, "vm.stat_refresh": 0...Int64.max,
         "vm.panic_on_oom": 0...2, "vm.user_reserve_kbytes": 0...Int64.max, "vm.admin_reserve_kbytes": 0...Int64.max,

@@ -178,6 +178,15 @@ extension ScenarioRunner {
             machine.minFreeKbytes = UInt64(values[0])
             machine.setupPerZoneWatermarks()
             return true
+        case "vm.swappiness":
+            machine.vmSwappiness = Int(values[0])
+            return true
+        case "vm.page-cluster":
+            machine.swap.pageCluster = Int(values[0])
+            return true
+        case "vm.drop_caches":
+            if values[0] & 1 != 0 { machine.dropCaches() }
+            return true
         default:
             return false
         }
@@ -223,6 +232,10 @@ extension ScenarioRunner {
     func modelSysfs(_ path: String, _ value: String) -> Bool {
         let v = value.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
         switch path {
+        case "/sys/kernel/mm/swap/vma_ra_enabled":
+            guard v == "true" || v == "false" else { return false }
+            machine.swap.vmaReadahead = v == "true"
+            return true
         case "/sys/kernel/mm/transparent_hugepage/use_zero_page":
             return v == "1"       // the huge zero page is always used for THP read faults
         case "/sys/kernel/mm/transparent_hugepage/shmem_enabled":
