@@ -159,3 +159,42 @@ import Testing
         try m.checkInvariants()
     }
 }
+
+/// cgroup v2's memory.high and memory.reclaim (mm/memcontrol.c memory_high_write(),
+/// mem_cgroup_handle_over_high(), memory_reclaim()).
+@Suite struct MemcgV2ReclaimTests {
+    /// Writing memory.high reclaims down to it; charges past it reclaim on the way back to
+    /// user space (memory.events high) and keep the group near its high mark; memory.reclaim
+    /// reclaims what it is asked, counted as proactive reclaim in the group only (cgroup
+    /// reclaim leaves the machine's pgsteal_proactive alone).
+    @Test func memoryHighAndMemoryReclaim() throws {
+        let r = try ScenarioRunner.run("""
+        machine preset=reference
+        swapon /swapfile 1G
+        spawn wl cpu=1
+        cgroup create g
+        cgroup attach g wl
+        wl: mlockall current
+        wl: buf = mmap 0x100000000000 32M rw private anon fixed_noreplace
+        wl: madvise buf 32M nohugepage
+        wl: write buf +32M
+        expect memcg.g.usage_kB >= 32768
+        cgroup set g memory.high=24M
+        expect memcg.g.usage_kB <= 24576
+        mark fresh
+        wl: b2 = mmap 0x100100000000 16M rw private anon fixed_noreplace
+        wl: madvise b2 16M nohugepage
+        wl: write b2 +16M
+        expect memcg.g.usage_kB <= 24832
+        expect memcg.g.events.high since fresh > 0
+        expect memcg.g.events.max since fresh == 0
+        mark r
+        cgroup set g memory.reclaim=8M
+        expect memcg.g.pgsteal_proactive since r >= 2048
+        expect memcg.g.pgsteal_direct since r == 0
+        expect vmstat.pgsteal_proactive since r == 0
+        expect memcg.g.usage_kB <= 16640
+        """, file: "t.mmsim", options: ScenarioOptions(checkInvariants: true))
+        #expect(r.passed, "\(r.summaryText())")
+    }
+}

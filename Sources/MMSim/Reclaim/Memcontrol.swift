@@ -307,6 +307,7 @@ extension Machine {
             switch pageCounterTryCharge(id, batch, memsw: memcg.v1 && swapAccounting) {
             case nil:
                 if batch > nrPages { refillStock(cpu, id, batch - nrPages) }
+                reclaimOverHigh(id, batch)       // memcg_nr_pages_over_high += batch
                 return .ok
             case let (g, viaMemsw)?:
                 overLimit = g
@@ -336,6 +337,23 @@ extension Machine {
             guard memcgOOM(over, gfp: gfp, order: 0) else { return .nomem }
             if let t = cpus[cpu].task, t.state == .dead || t.signals.contains(where: { $0.number == 9 }) { return .nomem }
             retries = MemcgReclaim.maxRetries
+        }
+    }
+
+    /// mem_cgroup_handle_over_high() -> reclaim_high() as the charging task returns to user
+    /// space: every group (or ancestor) over memory.high reclaims the charge's worth (at least
+    /// SWAP_CLUSTER_MAX) and counts memory.events high. The kernel then throttles the task
+    /// for a while (the overage penalty); the model has no clock, so only the reclaim is done.
+    @inline(__always) func reclaimOverHigh(_ id: Int, _ nrPages: Int64) {
+        var c = id
+        while c > 0 {
+            let d = memcg.d(c)
+            if d.pointee.memory.usage > d.pointee.memory.high {
+                let g = memcg.groups[c]
+                g.events[MemcgEvent.high.rawValue] += 1
+                tryToFreeMemCgroupPages(g, nrPages, gfp: .kernel, maySwap: true)
+            }
+            c = d.pointee.parent
         }
     }
 

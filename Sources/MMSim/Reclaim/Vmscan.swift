@@ -23,6 +23,8 @@ struct ScanControl {
     var mayUnmap = true
     var maySwap = true
     var kswapd = false
+    /// memory.reclaim (MEMCG_RECLAIM_PROACTIVE): counted as pgscan/pgsteal_proactive.
+    var proactive = false
     var mayDeactivate: (anon: Bool, file: Bool) = (false, false)
     var forceDeactivate = false
     var skippedDeactivate = false
@@ -51,9 +53,10 @@ extension Machine {
     /// SWAP_CLUSTER_MAX pages. Counted in pgscan_anon/file and pgsteal_anon/file and the
     /// memcg's own events, not in pgscan_direct/pgsteal_direct or pgrefill.
     @discardableResult
-    func tryToFreeMemCgroupPages(_ g: MemCgroup, _ nrPages: Int64, gfp: GFP, maySwap: Bool) -> Int64 {
+    func tryToFreeMemCgroupPages(_ g: MemCgroup, _ nrPages: Int64, gfp: GFP, maySwap: Bool, proactive: Bool = false) -> Int64 {
         var sc = ScanControl(nrToReclaim: max(nrPages, MemcgReclaim.clusterMax), gfp: gfp, target: g.id)
         sc.maySwap = maySwap
+        sc.proactive = proactive
         return doTryToFreePages(&sc)
     }
 
@@ -317,8 +320,10 @@ extension Machine {
         lruAddDrain()
         let (list, scanned) = isolateLRUFolios(n, lv, lru)
         let g = memcg.groups[lv.memcg]
-        if !sc.cgroupReclaim { counters.add(sc.kswapd ? .pgscanKswapd : .pgscanDirect, scanned) }
-        g.addEvent(sc.kswapd ? .pgscanKswapd : .pgscanDirect, scanned)
+        // reclaimer_offset(): kswapd, direct, or proactive.
+        let scanItem: VMStat = sc.kswapd ? .pgscanKswapd : sc.proactive ? .pgscanProactive : .pgscanDirect
+        if !sc.cgroupReclaim { counters.add(scanItem, scanned) }
+        g.addEvent(scanItem, scanned)
         counters.add(lru.isFile ? .pgscanFile : .pgscanAnon, scanned)
         g.addEvent(lru.isFile ? .pgscanFile : .pgscanAnon, scanned)
         sc.nrScanned += scanned
@@ -332,8 +337,9 @@ extension Machine {
         // disk outpaces the scan), so their folios rotate to the tail and the next batch
         // finds them clean.
         completeWrites()
-        if !sc.cgroupReclaim { counters.add(sc.kswapd ? .pgstealKswapd : .pgstealDirect, reclaimed) }
-        g.addEvent(sc.kswapd ? .pgstealKswapd : .pgstealDirect, reclaimed)
+        let stealItem: VMStat = sc.kswapd ? .pgstealKswapd : sc.proactive ? .pgstealProactive : .pgstealDirect
+        if !sc.cgroupReclaim { counters.add(stealItem, reclaimed) }
+        g.addEvent(stealItem, reclaimed)
         counters.add(lru.isFile ? .pgstealFile : .pgstealAnon, reclaimed)
         g.addEvent(lru.isFile ? .pgstealFile : .pgstealAnon, reclaimed)
         // lru_note_cost(): each page written costs SWAP_CLUSTER_MAX, each one rotated 1.

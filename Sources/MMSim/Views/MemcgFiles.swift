@@ -225,6 +225,32 @@ extension Machine {
             if pages < g.memory.max { throw .EINVAL }
             g.memsw.max = pages
         case "memory.swap.max": g.swap.max = pages
+        case "memory.high":
+            // memory_high_write(): the new high, then reclaim down to it.
+            g.memory.high = pages
+            drainAllStock(g.id)
+            var retries = MemcgReclaim.maxRetries
+            while g.memory.usage > pages {
+                if tryToFreeMemCgroupPages(g, g.memory.usage - pages, gfp: .kernel, maySwap: true) == 0 {
+                    if retries == 0 { break }
+                    retries -= 1
+                }
+            }
+        case "memory.reclaim":
+            // memory_reclaim(): proactive reclaim of the amount asked, in rounds of at most
+            // 4 x SWAP_CLUSTER_MAX, MAX_RECLAIM_RETRIES rounds without progress: EAGAIN.
+            guard value >= 0 else { throw .EINVAL }
+            let want = value / 4096
+            var got: Int64 = 0, retries = MemcgReclaim.maxRetries
+            while got < want {
+                let r = tryToFreeMemCgroupPages(g, min(want - got, 4 * MemcgReclaim.clusterMax), gfp: .kernel,
+                                                maySwap: true, proactive: true)
+                got += r
+                if r == 0 {
+                    if retries == 0 { throw .EAGAIN }
+                    retries -= 1
+                }
+            }
         case "memory.swappiness":
             guard (0...200).contains(value) else { throw .EINVAL }
             g.swappiness = Int(value)
