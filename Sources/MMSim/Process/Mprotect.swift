@@ -439,6 +439,13 @@ extension Machine {
                 off += span
                 continue
             }
+            // move_page_tables(): a huge PMD that cannot move whole is split first
+            // (split_huge_pmd()), then its PTEs move one by one.
+            if let pmd = mm.pageTable.slot(VirtAddr(src), level: .pmd),
+               case .leaf = PTEFormat.classify(pmd.pointee, level: .pmd, arch: arch),
+               let v = mm.vma(containing: src) {
+                splitHugePMD(mm, v, src & ~(span - 1), pmd)
+            }
             if let slot = mm.pageTable.slot(VirtAddr(src), level: .pte), slot.pointee != 0 {
                 let pte = slot.pointee
                 slot.pointee = 0
