@@ -6,21 +6,12 @@ import MMSimTestSupport
 
 @Suite struct Issue14RegressionTests {
     func run(_ text: String, trace: Bool = false) throws -> ScenarioReport {
-        try ScenarioRunner.run(text, file: "t.mmsim", options: ScenarioOptions(trace: trace, checkInvariants: true))
+        try runCheckedScenario(text, trace: trace)
     }
 
     /// The ScenarioError a scenario stops with (parsing or running).
     func scenarioError(_ text: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> ScenarioError? {
-        do {
-            _ = try run(text)
-        } catch let e as ScenarioError {
-            return e
-        } catch {
-            Issue.record("expected a ScenarioError, got \(error)", sourceLocation: sourceLocation)
-            return nil
-        }
-        Issue.record("expected a ScenarioError, got success", sourceLocation: sourceLocation)
-        return nil
+        expectScenarioError(sourceLocation: sourceLocation) { _ = try run(text) }
     }
 
     static let small = "machine preset=small\n"

@@ -10,16 +10,7 @@ import MMSimTestSupport
 
     /// The error a scenario is rejected with, as one printed line.
     func error(_ text: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> ScenarioError? {
-        do {
-            _ = try parse(text)
-        } catch let e as ScenarioError {
-            return e
-        } catch {
-            Issue.record("expected a ScenarioError, got \(error)", sourceLocation: sourceLocation)
-            return nil
-        }
-        Issue.record("expected a ScenarioError, got success", sourceLocation: sourceLocation)
-        return nil
+        expectScenarioError(sourceLocation: sourceLocation) { _ = try parse(text) }
     }
 
     /// Checks line, column and that the message contains `words`.

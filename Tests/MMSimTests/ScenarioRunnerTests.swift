@@ -10,20 +10,11 @@ import MMSimTestSupport
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func run(_ text: String, trace: Bool = false) throws -> ScenarioReport {
-        try ScenarioRunner.run(text, file: "t.mmsim", options: ScenarioOptions(trace: trace, checkInvariants: true))
+        try runCheckedScenario(text, trace: trace)
     }
 
     func runtimeError(_ text: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> ScenarioError? {
-        do {
-            _ = try run(text)
-        } catch let e as ScenarioError {
-            return e
-        } catch {
-            Issue.record("expected a ScenarioError, got \(error)", sourceLocation: sourceLocation)
-            return nil
-        }
-        Issue.record("expected a ScenarioError, got success", sourceLocation: sourceLocation)
-        return nil
+        expectScenarioError(sourceLocation: sourceLocation) { _ = try run(text) }
     }
 
     static let small = "machine preset=small\n"
